@@ -181,18 +181,28 @@ def ensure_built(database: Path = DATABASE, folder: Path = SHEETS_DIR) -> bool:
     """Build the shipped database if it is missing or stale; True if a build ran."""
     if not is_stale(database, folder):
         return False
-    build_file(read_sheet_dir(folder), database, origin=str(folder.relative_to(ROOT)))
+    origin = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+    build_file(read_sheet_dir(folder), database, origin=str(origin))
     return True
 
 
 def report(problems: list[Problem]) -> str:
-    return "\n".join(str(p) for p in problems) + f"\n{len(problems)} problem(s); nothing was written."
+    return (
+        "\n".join(str(p) for p in problems) + f"\n{len(problems)} problem(s); nothing was written."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evidence.build", description=__doc__.split("\n")[0])
-    parser.add_argument("--from", dest="source", type=Path, default=SHEETS_DIR,
-                        help="folder of extraction CSVs or an .xlsx workbook (default: data/extraction)")
+    parser = argparse.ArgumentParser(
+        prog="python -m evidence.build", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=SHEETS_DIR,
+        help="folder of extraction CSVs or an .xlsx workbook (default: data/extraction)",
+    )
     parser.add_argument("--out", type=Path, default=DATABASE, help="database file to write")
     parser.add_argument("--check", action="store_true", help="validate only, write nothing")
     args = parser.parse_args(argv)
@@ -216,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 def load_source(source: Path) -> dict[str, bytes]:
     """Raw sheets from a folder of CSVs (a workbook is converted by evidence.workbook)."""
     if source.is_file() and source.suffix.lower() in (".xlsx", ".zip"):
-        from evidence.workbook import read_upload  # noqa: PLC0415 - optional path, heavy import
+        from evidence.workbook import read_upload
 
         return read_upload(source.name, source.read_bytes())
     return read_sheet_dir(source)

@@ -107,9 +107,7 @@ STUDIES = Sheet(
         Column("year", "int"),
         _text("title", True),
         _text("venue"),
-        _vocab(
-            "publication_type", ("full_paper", "abstract", "letter", "registry", "news_report")
-        ),
+        _vocab("publication_type", ("full_paper", "abstract", "letter", "registry", "news_report")),
         Column("pmid", "int"),
         _text("doi"),
         _text("nct_id"),

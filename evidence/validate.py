@@ -113,7 +113,10 @@ def _parse_cell(column: Column, text: str) -> tuple[Any, str | None]:
         return text, None
     if column.kind == "id":
         if not re.match(ID_PATTERN, text):
-            return None, f"'{text}' is not a valid id (letters, digits, _ and -, starting with a letter)"
+            return (
+                None,
+                f"'{text}' is not a valid id (letters, digits, _ and -, starting with a letter)",
+            )
         return text, None
     if column.kind == "int":
         if not re.fullmatch(r"\d+", text):
@@ -184,7 +187,9 @@ def parse_sheet(sheet: Sheet, text: str) -> tuple[list[Row], list[Problem]]:
             column = sheet.column(name)
             cell = cell.strip()
             if len(cell) > MAX_CELL_CHARS:
-                problems.append(Problem(file, line, name, f"longer than {MAX_CELL_CHARS} characters"))
+                problems.append(
+                    Problem(file, line, name, f"longer than {MAX_CELL_CHARS} characters")
+                )
                 row[name] = None
                 continue
             if not cell:
@@ -244,7 +249,9 @@ def _check_keys_and_refs(tables: Mapping[str, list[Row]]) -> list[Problem]:
         for item in (row.get("sum_of") or "").split(";"):
             if item and item not in figure_ids:
                 problems.append(
-                    Problem("review_figures.csv", row["_row"], "sum_of", f"'{item}' is not a figure_id")
+                    Problem(
+                        "review_figures.csv", row["_row"], "sum_of", f"'{item}' is not a figure_id"
+                    )
                 )
     return problems
 
@@ -265,23 +272,40 @@ def _check_cohorts(rows: list[Row]) -> list[Problem]:
 
     for row in rows:
         for prefix in FACT_PREFIXES:
-            given = [c for c in FACT_VALUE_COLUMNS[prefix] if row.get(c) not in (None, "not_reported")]
+            given = [
+                c for c in FACT_VALUE_COLUMNS[prefix] if row.get(c) not in (None, "not_reported")
+            ]
             if not given:
                 continue
             for part in ("source_id", "locator", "quote"):
                 if not row.get(f"{prefix}_{part}"):
-                    add(row, f"{prefix}_{part}", f"{', '.join(given)} is given, so its {part} is required")
+                    add(
+                        row,
+                        f"{prefix}_{part}",
+                        f"{', '.join(given)} is given, so its {part} is required",
+                    )
         n, quote = row.get("n_patients"), row.get("n_quote")
         if n is not None and quote and not number_appears(quote, n):
             add(row, "n_quote", f"the quote does not contain the number {n}")
         counts = [row.get(c) for c in FACT_VALUE_COLUMNS["product"][:-1]]
         if n is not None and sum(c or 0 for c in counts) > n:
-            add(row, "n_axicel", f"product counts add up to {sum(c or 0 for c in counts)} > n_patients {n}")
-        for low, high in (("dose_mg_day_min", "dose_mg_day_max"), ("dose_mg_kg_day_min", "dose_mg_kg_day_max")):
+            add(
+                row,
+                "n_axicel",
+                f"product counts add up to {sum(c or 0 for c in counts)} > n_patients {n}",
+            )
+        for low, high in (
+            ("dose_mg_day_min", "dose_mg_day_max"),
+            ("dose_mg_kg_day_min", "dose_mg_kg_day_max"),
+        ):
             if row.get(low) is not None and row.get(high) is not None and row[low] > row[high]:
                 add(row, low, f"{low} {row[low]:g} is above {high} {row[high]:g}")
         if row.get("comparator_for") and row.get("arm") != "comparator":
-            add(row, "comparator_for", "only a comparator cohort (arm=comparator) names comparator_for")
+            add(
+                row,
+                "comparator_for",
+                "only a comparator cohort (arm=comparator) names comparator_for",
+            )
     return problems
 
 
@@ -306,9 +330,15 @@ def _check_outcomes(rows: list[Row]) -> list[Problem]:
         elif events is not None and quote and not number_appears(quote, events):
             add(row, "quote", f"the quote does not contain the number {events}")
         if row.get("value") is not None and quote and not number_appears(quote, row["value"]):
-            add(row, "quote", f"the quote does not contain the printed value {format_number(row['value'])}")
+            add(
+                row,
+                "quote",
+                f"the quote does not contain the printed value {format_number(row['value'])}",
+            )
         if row.get("use_in_analysis") and events is not None:
-            in_use[(row.get("cohort_id"), row.get("outcome"), row.get("timepoint"))].append(row["_row"])
+            in_use[(row.get("cohort_id"), row.get("outcome"), row.get("timepoint"))].append(
+                row["_row"]
+            )
     for (cohort, outcome, _), lines in in_use.items():
         for line in lines[1:]:
             problems.append(

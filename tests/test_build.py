@@ -1,0 +1,262 @@
+"""The build: good sheets make a queryable database; each malformed sheet gets its own message and
+leaves an existing database byte-identical."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from evidence import build
+from evidence.sheets import SHEETS
+from evidence.validate import number_appears
+
+FIXTURE = Path(__file__).parent / "fixtures" / "good"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _replace(sheet: str, old: str, new: str) -> Callable[[Path], None]:
+    def mutate(folder: Path) -> None:
+        path = folder / f"{sheet}.csv"
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"fixture no longer contains {old!r}"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    return mutate
+
+
+def _write_bytes(sheet: str, data: bytes) -> Callable[[Path], None]:
+    def mutate(folder: Path) -> None:
+        (folder / f"{sheet}.csv").write_bytes(data)
+
+    return mutate
+
+
+def _append_row(sheet: str, line: str) -> Callable[[Path], None]:
+    def mutate(folder: Path) -> None:
+        with (folder / f"{sheet}.csv").open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    return mutate
+
+
+# (rule, mutation, expected "file:row:column: message" fragment as a regex)
+BAD_INPUTS = [
+    (
+        "wrong header",
+        _replace("studies", "first_author", "author"),
+        r"studies\.csv:1:author: unknown column",
+    ),
+    (
+        "missing column",
+        _replace("sources", ",citation", ""),
+        r"sources\.csv:1:citation: required column is missing",
+    ),
+    (
+        "bad type",
+        _replace("cohorts", ",6,", ",six,"),
+        r"cohorts\.csv:2:n_\w+: 'six' is not a whole number",
+    ),
+    (
+        "events > total",
+        _replace(
+            "outcomes", "o2,Beta_icans,icans_response,11,14", "o2,Beta_icans,icans_response,15,14"
+        ),
+        r"outcomes\.csv:3:events: events 15 exceed total 14",
+    ),
+    (
+        "negative count",
+        _replace(
+            "outcomes",
+            "o3,Gamma_icans,icans_response,15,20",
+            "o3,Gamma_icans,icans_response,-15,20",
+        ),
+        r"outcomes\.csv:4:events: '-15' is not a whole number ≥ 0",
+    ),
+    (
+        "unknown product",
+        _replace("cohorts", "axi-cel;tisa-cel", "axi-cel;cilta-cel"),
+        r"cohorts\.csv:3:products: cilta-cel not among",
+    ),
+    (
+        "unknown grading system",
+        _replace("cohorts", ",CTCAE,", ",Lee2014,"),
+        r"cohorts\.csv:3:grading_system: 'Lee2014' is not one of",
+    ),
+    (
+        "unknown outcome code",
+        _replace("outcomes", "o5,Beta_icans,grade5_icans", "o5,Beta_icans,g5"),
+        r"outcomes\.csv:6:outcome: 'g5' is not one of",
+    ),
+    (
+        "duplicate id",
+        _replace("outcomes", "o4,Alpha_icans", "o1,Alpha_icans"),
+        r"outcomes\.csv:5:outcome_id: duplicate id 'o1' \(first used on row 2\)",
+    ),
+    (
+        "dangling reference",
+        _replace("cohorts", "Beta_icans,Beta2021", "Beta_icans,Beta2099"),
+        r"cohorts\.csv:3:study_id: 'Beta2099' does not exist in studies\.csv",
+    ),
+    ("empty file", _write_bytes("quality", b""), r"quality\.csv:-: the file is empty"),
+    (
+        "non-UTF-8 bytes",
+        _write_bytes("sources", "source_id,citation\nS1,Gr\u00e4fe\n".encode("latin-1")),
+        r"sources\.csv:2:-: not UTF-8 text \(byte 0xe4",
+    ),
+    (
+        "missing sheet",
+        lambda folder: (folder / "quality.csv").unlink(),
+        r"quality\.csv:-: sheet is missing",
+    ),
+    (
+        "ragged row",
+        _append_row("quality", "Alpha2020,JBI_case_series"),
+        r"quality\.csv:4:-: has 2 cells but the header has 5",
+    ),
+    (
+        "quote without its number",
+        _replace("outcomes", "4 of 6 patients", "3 of 6 patients"),
+        r"outcomes\.csv:2:quote: the quote does not contain the number 4",
+    ),
+    (
+        "derived without arithmetic",
+        _replace("outcomes", "10% of 30 = 3", ""),
+        r"outcomes\.csv:11:derivation: a derived number must state its arithmetic",
+    ),
+    (
+        "two rows used for one outcome",
+        _replace("outcomes", ",false,o10", ",true,o10"),
+        r"outcomes\.csv:12:use_in_analysis: grade3plus_icans of Delta_proph is already used",
+    ),
+    (
+        "fact without its quote",
+        _replace("cohorts", "6 patients were treated", ""),
+        r"cohorts\.csv:2:n_quote: n_patients is given, so its quote is required",
+    ),
+    (
+        "required value empty",
+        _replace("studies", "Fixture study Beta", ""),
+        r"studies\.csv:3:title: required value is empty",
+    ),
+    (
+        "bad boolean",
+        _replace(
+            "studies",
+            "true,likely,fixture,,numbers_extracted",
+            "yes,likely,fixture,,numbers_extracted",
+        ),
+        r"studies\.csv:2:in_review_window: 'yes' must be true or false",
+    ),
+]
+
+
+@pytest.fixture
+def sheets(tmp_path: Path) -> Path:
+    folder = tmp_path / "sheets"
+    shutil.copytree(FIXTURE, folder)
+    return folder
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_fixture_builds_a_queryable_database(sheets: Path, tmp_path: Path) -> None:
+    target = build.build_file(build.read_sheet_dir(sheets), tmp_path / "db.duckdb", origin="test")
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
+        rows = con.execute(
+            "SELECT study_id, outcome, events, total, locator, quote FROM outcomes "
+            "WHERE outcome_id = 'o1'"
+        ).fetchall()
+        assert rows == [("Alpha2020", "icans_response", 4, 6, "results", "4 of 6 patients")]
+        checks = dict(con.execute("SELECT figure_id, percent_check FROM review_figures").fetchall())
+        assert checks["grade5"] == "agrees" and checks["bad_percent"] == "disagrees"
+        info = dict(con.execute("SELECT key, value FROM build_info").fetchall())
+        assert info["sheets_sha256"] == build.sheets_checksum(build.read_sheet_dir(sheets))
+
+
+def test_same_sheets_same_content(sheets: Path, tmp_path: Path) -> None:
+    raw = build.read_sheet_dir(sheets)
+    dumps = []
+    for name in ("a.duckdb", "b.duckdb"):
+        with duckdb.connect(
+            str(build.build_file(raw, tmp_path / name, "t")), read_only=True
+        ) as con:
+            dumps.append(
+                [con.execute(f"SELECT * FROM {s.name} ORDER BY ALL").fetchall() for s in SHEETS]
+            )
+    assert dumps[0] == dumps[1]
+
+
+@pytest.mark.parametrize(("rule", "mutate", "expected"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_each_bad_input_has_its_own_message_and_changes_nothing(
+    rule: str,
+    mutate: Callable[[Path], None],
+    expected: str,
+    sheets: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = tmp_path / "existing.duckdb"
+    build.build_file(build.read_sheet_dir(FIXTURE), target, origin="before")
+    before = _digest(target)
+    mutate(sheets)
+    status = build.main(["--from", str(sheets), "--out", str(target)])
+    err = capsys.readouterr().err
+    assert status == 1, rule
+    assert re.search(expected, err), f"{rule}: expected /{expected}/ in:\n{err}"
+    assert "nothing was written" in err
+    assert _digest(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.duckdb", "sheets"]
+
+
+def test_all_problems_are_reported_at_once(
+    sheets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _, mutate, _ in BAD_INPUTS[3:10]:
+        mutate(sheets)
+    assert build.main(["--from", str(sheets), "--check"]) == 1
+    assert capsys.readouterr().err.count("\n") >= 7
+
+
+def test_stale_detection_follows_sheet_content(sheets: Path, tmp_path: Path) -> None:
+    target = tmp_path / "db.duckdb"
+    assert build.ensure_built(target, sheets) is True
+    assert build.ensure_built(target, sheets) is False
+    _replace("studies", "Fixture study Alpha", "Fixture study Alpha (corrected)")(sheets)
+    assert build.is_stale(target, sheets)
+
+
+def test_data_dictionary_documents_every_column() -> None:
+    readme = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    for sheet in SHEETS:
+        assert f"{sheet.name}.csv" in readme
+        for column in sheet.column_names:
+            stem = (
+                column.rsplit("_", 1)[0]
+                if column.startswith(("n_", "product_", "dose_", "grading_"))
+                else column
+            )
+            assert column in readme or stem in readme, f"{sheet.name}.{column} is not documented"
+
+
+@pytest.mark.parametrize(
+    ("quote", "value", "found"),
+    [
+        ("Four of 6 patients", 4, True),
+        ("in 40 patients", 4, False),
+        ("severe ICANS in 9.7%", 9.7, True),
+        ("Twenty three patients", 23, True),
+        ("4.7%", 4, False),
+        ("19%", 9, False),
+    ],
+)
+def test_number_appears(quote: str, value: float, found: bool) -> None:
+    assert number_appears(quote, value) is found
