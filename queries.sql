@@ -1,0 +1,154 @@
+-- Every query the app runs. Format (aiosql convention): `-- name: x`, one line saying what it is
+-- for, then the statement. Parameters are bound by DuckDB ($name), never pasted into the text.
+-- Empty list parameters mean "no restriction" for that filter.
+
+-- name: cohort_slice
+-- Anakinra cohorts that match the filters, one row each, with their study; the slice every page pools.
+SELECT
+    c.cohort_id, c.study_id, c.label, c.indication, c.sub_indication, c.disease, c.n_patients,
+    c.products, c.n_axicel, c.n_brexucel, c.n_tisacel, c.n_lisocel, c.n_other_product,
+    c.dose_mg_day_min, c.dose_mg_day_max, c.dose_mg_kg_day_min, c.dose_mg_kg_day_max,
+    c.dose_band, c.route, c.schedule, c.grading_system,
+    s.first_author, s.year, s.title, s.venue, s.publication_type, s.design, s.pmid, s.doi,
+    s.nct_id, s.url, s.in_review_window, s.review_inclusion, s.extraction_status,
+    s.same_patients_as
+FROM cohorts AS c
+JOIN studies AS s USING (study_id)
+WHERE c.arm = 'anakinra'
+  AND s.same_patients_as IS NULL
+  AND (NOT $review_window_only OR s.in_review_window)
+  AND (len($indication::VARCHAR[]) = 0
+       OR c.indication IN (SELECT unnest($indication::VARCHAR[]))
+       OR c.sub_indication IN (SELECT unnest($indication::VARCHAR[])))
+  AND (len($product::VARCHAR[]) = 0
+       OR EXISTS (SELECT 1 FROM cohort_products AS cp
+                  WHERE cp.cohort_id = c.cohort_id
+                    AND cp.product IN (SELECT unnest($product::VARCHAR[])))
+       OR (list_contains($product::VARCHAR[], 'mixed')
+           AND (SELECT count(*) FROM cohort_products AS cp WHERE cp.cohort_id = c.cohort_id) > 1)
+       OR (list_contains($product::VARCHAR[], 'not_reported')
+           AND NOT EXISTS (SELECT 1 FROM cohort_products AS cp WHERE cp.cohort_id = c.cohort_id)))
+  AND ($dose_min::DOUBLE IS NULL OR c.dose_mg_day_max >= $dose_min::DOUBLE)
+  AND ($dose_max::DOUBLE IS NULL OR c.dose_mg_day_min <= $dose_max::DOUBLE)
+  AND (len($dose_band::VARCHAR[]) = 0 OR c.dose_band IN (SELECT unnest($dose_band::VARCHAR[])))
+  AND (len($route::VARCHAR[]) = 0 OR c.route IN (SELECT unnest($route::VARCHAR[])))
+  AND (len($grading::VARCHAR[]) = 0
+       OR c.grading_system IN (SELECT unnest($grading::VARCHAR[])))
+  AND (len($design::VARCHAR[]) = 0
+       OR (CASE WHEN s.design LIKE 'prospective%' THEN 'prospective' ELSE s.design END)
+          IN (SELECT unnest($design::VARCHAR[])))
+  AND (len($pubtype::VARCHAR[]) = 0
+       OR s.publication_type IN (SELECT unnest($pubtype::VARCHAR[])))
+  AND ($year_min::INTEGER IS NULL OR s.year >= $year_min::INTEGER)
+  AND ($year_max::INTEGER IS NULL OR s.year <= $year_max::INTEGER)
+  AND ($min_n::INTEGER IS NULL OR c.n_patients >= $min_n::INTEGER)
+  AND NOT list_contains($exclude::VARCHAR[], c.study_id)
+ORDER BY s.year NULLS LAST, c.label;
+
+-- name: poolable_outcomes
+-- Counts (events of total) chosen for analysis for one outcome in the given cohorts: the pooling input.
+SELECT o.outcome_id, o.cohort_id, o.study_id, c.label, o.events, o.total, o.definition,
+       o.timepoint, o.status, o.locator, o.quote, src.citation AS source, src.kind AS source_kind,
+       src.url AS source_url, c.dose_mg_day_min, c.dose_mg_day_max, c.dose_band, c.products,
+       c.grading_system, c.sub_indication, c.indication
+FROM outcomes AS o
+JOIN cohorts AS c USING (cohort_id)
+JOIN sources AS src USING (source_id)
+WHERE o.outcome = $outcome
+  AND o.use_in_analysis
+  AND o.events IS NOT NULL AND o.total IS NOT NULL AND o.total > 0
+  AND o.cohort_id IN (SELECT unnest($cohort_ids::VARCHAR[]))
+ORDER BY c.label;
+
+-- name: outcome_rows
+-- Every extracted number (counts, percents, medians) in the given cohorts, with its provenance.
+SELECT o.outcome_id, o.cohort_id, o.study_id, c.label, c.indication, c.arm, o.outcome,
+       o.events, o.total, o.value, o.value_low, o.value_high, o.unit, o.statistic, o.definition,
+       o.timepoint, o.status, o.derivation, o.use_in_analysis, o.conflict_note, o.locator,
+       o.quote, src.citation AS source, src.kind AS source_kind, src.url AS source_url
+FROM outcomes AS o
+JOIN cohorts AS c USING (cohort_id)
+JOIN sources AS src USING (source_id)
+WHERE o.cohort_id IN (SELECT unnest($cohort_ids::VARCHAR[]))
+ORDER BY c.label, o.outcome, o.use_in_analysis DESC;
+
+-- name: comparator_outcomes
+-- Outcomes of comparator cohorts (patients without anakinra) paired with the anakinra cohorts given.
+SELECT comp.comparator_for AS cohort_id, comp.cohort_id AS comparator_id,
+       comp.label AS comparator_label, o.outcome, o.events, o.total, o.value, o.unit,
+       o.statistic, o.definition, o.status, o.locator, o.quote, src.citation AS source
+FROM cohorts AS comp
+JOIN outcomes AS o ON o.cohort_id = comp.cohort_id
+JOIN sources AS src USING (source_id)
+WHERE comp.arm = 'comparator'
+  AND comp.comparator_for IN (SELECT unnest($cohort_ids::VARCHAR[]))
+  AND o.use_in_analysis
+ORDER BY comp.label, o.outcome;
+
+-- name: studies_table
+-- One row per report (every study, pooled or not), for the Studies page and the downloads.
+SELECT s.study_id, s.first_author, s.year, s.title, s.venue, s.publication_type, s.pmid, s.doi,
+       s.nct_id, s.url, s.centres, s.country, s.design, s.enrolment_period, s.in_review_window,
+       s.review_inclusion, s.review_inclusion_reason, s.same_patients_as, s.extraction_status,
+       s.notes,
+       (SELECT count(*) FROM cohorts AS c WHERE c.study_id = s.study_id) AS n_cohorts,
+       (SELECT count(*) FROM outcomes AS o WHERE o.study_id = s.study_id) AS n_numbers
+FROM studies AS s
+ORDER BY s.year NULLS LAST, s.study_id;
+
+-- name: cohort_facts
+-- A cohort's descriptive facts with where each was read (the provenance of n, products, dose, grading).
+SELECT c.*, ns.citation AS n_source, ps.citation AS product_source, ds.citation AS dose_source,
+       gs.citation AS grading_source
+FROM cohorts AS c
+LEFT JOIN sources AS ns ON ns.source_id = c.n_source_id
+LEFT JOIN sources AS ps ON ps.source_id = c.product_source_id
+LEFT JOIN sources AS ds ON ds.source_id = c.dose_source_id
+LEFT JOIN sources AS gs ON gs.source_id = c.grading_source_id
+WHERE c.study_id IN (SELECT unnest($study_ids::VARCHAR[]))
+ORDER BY c.study_id, c.arm, c.label;
+
+-- name: quality_items
+-- Quality checklist judgements for the given studies.
+SELECT study_id, tool, item, judgement, reason
+FROM quality
+WHERE study_id IN (SELECT unnest($study_ids::VARCHAR[]))
+ORDER BY study_id, item;
+
+-- name: review_figures
+-- The review's headline figures with the build's recomputation of each.
+SELECT figure_id, description, quote, numerator, denominator, reported_percent, sum_of, note,
+       computed_percent, percent_check, components_total, sum_check, check_message
+FROM review_figures
+ORDER BY figure_id;
+
+-- name: filter_options
+-- The values present in the data, to offer in the sidebar (one row per dimension and value).
+SELECT 'product' AS dimension, product AS value FROM cohort_products
+UNION SELECT 'grading', grading_system FROM cohorts WHERE arm = 'anakinra'
+UNION SELECT 'route', route FROM cohorts WHERE arm = 'anakinra'
+UNION SELECT 'indication', indication FROM cohorts WHERE arm = 'anakinra'
+UNION SELECT 'sub_indication', sub_indication FROM cohorts WHERE arm = 'anakinra'
+UNION SELECT 'pubtype', publication_type FROM studies
+UNION SELECT 'outcome', outcome FROM outcomes
+ORDER BY dimension, value;
+
+-- name: data_ranges
+-- Ranges for the sliders: anakinra mg/day, publication year and cohort size.
+SELECT min(c.dose_mg_day_min) AS dose_min, max(c.dose_mg_day_max) AS dose_max,
+       min(s.year) AS year_min, max(s.year) AS year_max, max(c.n_patients) AS n_max
+FROM cohorts AS c JOIN studies AS s USING (study_id)
+WHERE c.arm = 'anakinra';
+
+-- name: build_info
+-- The data version: build time, origin and sheet checksums.
+SELECT key, value FROM build_info ORDER BY key;
+
+-- name: table_counts
+-- Row counts per table, for the Methods & data page.
+SELECT 'studies' AS table_name, count(*) AS n_rows FROM studies
+UNION ALL SELECT 'sources', count(*) FROM sources
+UNION ALL SELECT 'cohorts', count(*) FROM cohorts
+UNION ALL SELECT 'outcomes', count(*) FROM outcomes
+UNION ALL SELECT 'review_figures', count(*) FROM review_figures
+UNION ALL SELECT 'quality', count(*) FROM quality;
