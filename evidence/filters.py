@@ -117,7 +117,7 @@ SPECS_BY_NAME = {s.name: s for s in SPECS}
 
 @dataclass(frozen=True)
 class Filters:
-    """A slice of the evidence. Empty tuples and None mean "no restriction"; hashable for caching."""
+    """A slice of the evidence; empty tuples and None mean "no restriction"; a cache key."""
 
     indication: tuple[str, ...] = ()
     product: tuple[str, ...] = ()
@@ -141,7 +141,7 @@ class Filters:
     def from_query_params(
         cls, params: Mapping[str, str | Sequence[str]]
     ) -> tuple[Filters, list[str]]:
-        """Read filters from query params (repeated keys for several values); list what was ignored."""
+        """Read filters from URL params (repeated key = several values); list what was dropped."""
         values: dict[str, Any] = {}
         notices: list[str] = []
         for key, raw in params.items():
