@@ -205,8 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DATABASE, help="database file to write")
     parser.add_argument("--check", action="store_true", help="validate only, write nothing")
+    parser.add_argument(
+        "--if-stale", action="store_true", help="build only if the file is missing or out of date"
+    )
     args = parser.parse_args(argv)
     try:
+        if args.if_stale and args.source.is_dir() and not is_stale(args.out, args.source):
+            print(f"{args.out} is up to date with {args.source}")
+            return 0
         raw = load_source(args.source)
         if args.check:
             validated_tables(raw)

@@ -1,0 +1,59 @@
+# Tasks for the anakinra-for-ICANS evidence dashboard. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+SYSTEM_PACKAGES := chromium r-cran-metafor r-cran-lme4 r-cran-jsonlite
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format data check-data system-deps reference bench docker clean
+
+help: ## List the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+data: $(VENV)/.runtime ## Build data/anakinra.duckdb if it is missing or older than the sheets
+	$(PY) -m evidence.build --if-stale
+
+check-data: $(VENV)/.runtime ## Validate the extraction sheets without writing anything
+	$(PY) -m evidence.build --check
+
+run: data ## Start the dashboard on http://localhost:$(PORT) (make run PORT=8600 for another port)
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+system-deps: ## Install Chromium and R metafor/lme4 from Debian when missing (as root), else say what to install
+	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
+
+lint: $(VENV)/.dev ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: $(VENV)/.dev system-deps lint data ## Everything CI runs: lint, unit, metafor reference, AppTest and browser tests
+	$(PY) -m pytest
+
+reference: system-deps ## Regenerate the metafor golden files in tests/reference/
+	Rscript tests/reference/iv_reference.R tests/reference/golden_iv.json
+	Rscript tests/reference/glmm_reference.R tests/reference/golden_glmm.json
+
+bench: data ## Print the benchmark figures quoted in the README
+	$(PY) bench/bench_meta.py
+	$(PY) bench/bench_app.py
+
+docker: ## Build the container image (needs a Docker engine)
+	docker build -t anakinra-dashboard .
+
+clean: ## Remove the virtual environment, the built database and test artifacts
+	rm -rf $(VENV) data/anakinra.duckdb artifacts .pytest_cache .ruff_cache
