@@ -1,0 +1,468 @@
+"""Pooling single proportions (response, toxicity, incidence) across single-arm cohorts.
+
+The binomial-normal GLMM is the primary model (methods.md §1: Stijnen et al. 2010; Lin & Chu
+2020); when it fails to converge the logit inverse-variance REML fit is shown instead and the
+reason is recorded in ``fallback_reason`` — never silently. Inverse-variance fits reproduce
+``metafor::rma.uni`` 3.8-1 (see ``heterogeneity.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from .effect_sizes import (
+    as_counts,
+    clopper_pearson,
+    freeman_tukey,
+    harmonic_mean,
+    ilogit,
+    ipft_hm,
+    logit_proportion,
+)
+from .heterogeneity import Z_CRIT, FitError, RmaFit, fit_rma, predict
+from .results import LeaveOneOutRow, PoolResult, StudyEstimate, clean
+
+POOL_METHODS = ("GLMM", "REML", "DL", "ML", "PM")
+TRANSFORMS = ("logit", "freeman-tukey")
+CI_METHODS = ("z", "hksj", "hksj-adhoc")
+
+#: dashboard ci name -> metafor ``test=`` value (metafor 3.8-1 supports both "knha" and "adhoc").
+TEST_FOR_CI = {"z": "z", "hksj": "knha", "hksj-adhoc": "adhoc"}
+
+NOTE_NO_STUDIES = "No studies: nothing to pool."
+NOTE_ONE_STUDY = (
+    "Only one study: its own estimate is shown (Wald interval on the model scale); nothing "
+    "is pooled and heterogeneity cannot be estimated."
+)
+NOTE_FEW = (
+    "Fewer than 3 studies: tau², I² and the prediction interval are very imprecise "
+    "(Cochrane Handbook ch. 10)."
+)
+NOTE_FEW_PI = "Fewer than 5 studies: the prediction interval is wide and imprecise."
+NOTE_ALL_ZERO = (
+    "All studies have 0 events: the logit estimate rests on the 0.5 continuity correction "
+    "(metafor escalc to='only0'); read it as 'below about 1/(2n)', not as a rate."
+)
+NOTE_ALL_EVENTS = (
+    "Every patient in every study had the event: the logit estimate rests on the 0.5 "
+    "continuity correction (metafor escalc to='only0')."
+)
+NOTE_PFT = (
+    "Freeman-Tukey back-transformation uses the harmonic mean of the sample sizes (metafor "
+    "transf.ipft.hm) and can be seriously misleading (Schwarzer et al. 2019, Res Synth "
+    "Methods 10:476); show it only as a sensitivity analysis next to the GLMM."
+)
+NOTE_GLMM_CI = (
+    "HKSJ is not defined for the binomial-normal GLMM (metafor rma.glmm); a z-based "
+    "interval is shown."
+)
+NOTE_GLMM_TRANSFORM = "The GLMM works on the logit scale; the Freeman-Tukey option was ignored."
+NOTE_ZERO_STUDIES = "{n} of {k} studies have 0 events; the logit model adds 0.5 to those studies."
+
+
+def _validate(method: str, transform: str, ci: str) -> None:
+    if method not in POOL_METHODS:
+        raise ValueError(f"method must be one of {POOL_METHODS}, not {method!r}")
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
+
+
+def _labels(labels: Sequence[str] | None, k: int) -> list[str]:
+    if labels is None:
+        return [f"Study {i + 1}" for i in range(k)]
+    out = [str(s) for s in labels]
+    if len(out) != k:
+        raise ValueError(f"{len(out)} labels for {k} studies")
+    return out
+
+
+def _model_values(x: np.ndarray, n: np.ndarray, transform: str) -> tuple[np.ndarray, np.ndarray]:
+    if transform == "logit":
+        return logit_proportion(x, n)
+    return freeman_tukey(x, n)
+
+
+def _back(z: float | None, transform: str, n_hm: float | None) -> float | None:
+    """Back-transform one model-scale value to a proportion (ilogit or ipft.hm)."""
+    z = clean(z)
+    if z is None:
+        return None
+    if transform == "logit":
+        return ilogit(z)
+    return ipft_hm(z, n_hm if n_hm is not None else math.nan)
+
+
+def _studies(
+    labels: list[str],
+    x: np.ndarray,
+    n: np.ndarray,
+    yi: np.ndarray,
+    vi: np.ndarray,
+    weights: np.ndarray | None,
+) -> tuple[StudyEstimate, ...]:
+    out = []
+    for i, lab in enumerate(labels):
+        lo, hi = clopper_pearson(x[i], n[i])
+        out.append(
+            StudyEstimate(
+                label=lab,
+                events=int(x[i]),
+                total=int(n[i]),
+                proportion=float(x[i] / n[i]),
+                ci_low=lo,
+                ci_high=hi,
+                yi=float(yi[i]),
+                vi=float(vi[i]),
+                weight=None if weights is None else float(weights[i]),
+            )
+        )
+    return tuple(out)
+
+
+def _data_notes(x: np.ndarray, n: np.ndarray, transform: str) -> list[str]:
+    notes: list[str] = []
+    k = x.size
+    if k == 1:
+        notes.append(NOTE_ONE_STUDY)
+    elif k < 3:
+        notes.append(NOTE_FEW)
+    elif k < 5:
+        notes.append(NOTE_FEW_PI)
+    if k and np.all(x == 0):
+        notes.append(NOTE_ALL_ZERO)
+    elif k and np.all(x == n):
+        notes.append(NOTE_ALL_EVENTS)
+    elif transform == "logit" and np.any(x == 0):
+        notes.append(NOTE_ZERO_STUDIES.format(n=int(np.sum(x == 0)), k=k))
+    if transform == "freeman-tukey":
+        notes.append(NOTE_PFT)
+    return notes
+
+
+def _empty(method: str, transform: str, ci: str) -> PoolResult:
+    return PoolResult(
+        estimate=None,
+        ci_low=None,
+        ci_high=None,
+        pi_low=None,
+        pi_high=None,
+        estimate_model=None,
+        se_model=None,
+        ci_low_model=None,
+        ci_high_model=None,
+        pi_low_model=None,
+        pi_high_model=None,
+        statistic=None,
+        p_value=None,
+        df=None,
+        tau2=None,
+        tau2_se=None,
+        i2=None,
+        h2=None,
+        q=None,
+        q_df=None,
+        q_p=None,
+        q_lrt=None,
+        q_lrt_p=None,
+        k=0,
+        n_total=0,
+        events_total=0,
+        method=method,
+        method_requested=method,
+        transform=transform,
+        ci_method=ci,
+        converged=True,
+        fallback_reason=None,
+        notes=(NOTE_NO_STUDIES,),
+        studies=(),
+    )
+
+
+def _from_single(
+    labels: list[str],
+    x: np.ndarray,
+    n: np.ndarray,
+    method: str,
+    transform: str,
+    notes: list[str],
+) -> PoolResult:
+    """k = 1: the study's own model-scale Wald interval, as ``rma(..., test="z")`` with k = 1."""
+    yi, vi = _model_values(x, n, transform)
+    n_hm = harmonic_mean(n) if transform == "freeman-tukey" else None
+    est = float(yi[0])
+    se = math.sqrt(float(vi[0]))
+    lo, hi = est - Z_CRIT * se, est + Z_CRIT * se
+    zval = est / se
+    return PoolResult(
+        estimate=_back(est, transform, n_hm),
+        ci_low=_back(lo, transform, n_hm),
+        ci_high=_back(hi, transform, n_hm),
+        pi_low=None,
+        pi_high=None,
+        estimate_model=est,
+        se_model=se,
+        ci_low_model=lo,
+        ci_high_model=hi,
+        pi_low_model=None,
+        pi_high_model=None,
+        statistic=zval,
+        p_value=float(2 * stats.norm.sf(abs(zval))),
+        df=None,
+        tau2=None,
+        tau2_se=None,
+        i2=None,
+        h2=None,
+        q=None,
+        q_df=None,
+        q_p=None,
+        q_lrt=None,
+        q_lrt_p=None,
+        k=1,
+        n_total=int(n.sum()),
+        events_total=int(x.sum()),
+        method="single study",
+        method_requested=method,
+        transform=transform,
+        ci_method="z",
+        converged=True,
+        fallback_reason=None,
+        notes=tuple(notes),
+        studies=_studies(labels, x, n, yi, vi, np.array([100.0])),
+        n_harmonic=n_hm,
+    )
+
+
+def _from_rma(
+    fit: RmaFit,
+    labels: list[str],
+    x: np.ndarray,
+    n: np.ndarray,
+    yi: np.ndarray,
+    vi: np.ndarray,
+    method: str,
+    method_requested: str,
+    transform: str,
+    ci: str,
+    notes: list[str],
+    converged: bool,
+    fallback_reason: str | None,
+) -> PoolResult:
+    n_hm = harmonic_mean(n) if transform == "freeman-tukey" else None
+    _pred, _se, _lo, _hi, pi_lo, pi_hi = predict(fit, np.ones((1, 1)))
+    est = clean(fit.beta[0])
+    return PoolResult(
+        estimate=_back(est, transform, n_hm),
+        ci_low=_back(fit.ci_lb[0], transform, n_hm),
+        ci_high=_back(fit.ci_ub[0], transform, n_hm),
+        pi_low=_back(pi_lo[0], transform, n_hm),
+        pi_high=_back(pi_hi[0], transform, n_hm),
+        estimate_model=est,
+        se_model=clean(fit.se[0]),
+        ci_low_model=clean(fit.ci_lb[0]),
+        ci_high_model=clean(fit.ci_ub[0]),
+        pi_low_model=clean(pi_lo[0]),
+        pi_high_model=clean(pi_hi[0]),
+        statistic=clean(fit.zval[0]),
+        p_value=clean(fit.pval[0]),
+        df=fit.ddf,
+        tau2=fit.tau2,
+        tau2_se=clean(fit.se_tau2),
+        i2=fit.i2,
+        h2=fit.h2,
+        q=fit.qe,
+        q_df=fit.qe_df,
+        q_p=fit.qe_p,
+        q_lrt=None,
+        q_lrt_p=None,
+        k=fit.k,
+        n_total=int(n.sum()),
+        events_total=int(x.sum()),
+        method=method,
+        method_requested=method_requested,
+        transform=transform,
+        ci_method=ci,
+        converged=converged,
+        fallback_reason=fallback_reason,
+        notes=tuple(notes),
+        studies=_studies(labels, x, n, yi, vi, fit.weights),
+        n_harmonic=n_hm,
+    )
+
+
+def _fit_iv(
+    labels: list[str],
+    x: np.ndarray,
+    n: np.ndarray,
+    method: str,
+    method_requested: str,
+    transform: str,
+    ci: str,
+    notes: list[str],
+    converged: bool = True,
+    fallback_reason: str | None = None,
+) -> PoolResult:
+    yi, vi = _model_values(x, n, transform)
+    try:
+        fit = fit_rma(yi, vi, method=method, test=TEST_FOR_CI[ci])
+    except FitError as err:
+        # metafor stops with an error here; we show DL instead and say so.
+        reason = f"{method} did not converge ({err}); DerSimonian-Laird shown instead."
+        fit = fit_rma(yi, vi, method="DL", test=TEST_FOR_CI[ci])
+        return _from_rma(
+            fit, labels, x, n, yi, vi, "DL", method_requested, transform, ci,
+            [*notes, reason], False, reason,
+        )  # fmt: skip
+    return _from_rma(
+        fit, labels, x, n, yi, vi, method, method_requested, transform, ci,
+        notes, converged, fallback_reason,
+    )  # fmt: skip
+
+
+def _from_glmm(
+    g: object, labels: list[str], x: np.ndarray, n: np.ndarray, notes: list[str]
+) -> PoolResult:
+    """Wrap the GLMM fit (``evidence.meta.glmm.GlmmFit``) in a PoolResult.
+
+    CI and PI as metafor ``rma.glmm`` + ``predict``: mu ± z·se and mu ± z·sqrt(se² + tau²).
+    rma.glmm has no study weights; the ones shown are inverse-variance weights 1/(vi + tau²)
+    with the GLMM's tau², marked approximate in the notes.
+    """
+    mu = float(g.estimate)  # type: ignore[attr-defined]
+    se = float(g.se)  # type: ignore[attr-defined]
+    tau2 = float(g.tau2)  # type: ignore[attr-defined]
+    lo, hi = mu - Z_CRIT * se, mu + Z_CRIT * se
+    pi_lo = mu - Z_CRIT * math.sqrt(se**2 + tau2)
+    pi_hi = mu + Z_CRIT * math.sqrt(se**2 + tau2)
+    zval = mu / se if se > 0 else None
+    yi, vi = logit_proportion(x, n)
+    w = 1 / (vi + tau2)
+    weights = 100 * w / w.sum()
+    notes = [
+        *notes,
+        "GLMM study weights are approximate (inverse-variance with the GLMM tau²); "
+        "metafor gives none for rma.glmm.",
+    ]
+    return PoolResult(
+        estimate=ilogit(mu),
+        ci_low=ilogit(lo),
+        ci_high=ilogit(hi),
+        pi_low=ilogit(pi_lo),
+        pi_high=ilogit(pi_hi),
+        estimate_model=mu,
+        se_model=se,
+        ci_low_model=lo,
+        ci_high_model=hi,
+        pi_low_model=pi_lo,
+        pi_high_model=pi_hi,
+        statistic=clean(zval),
+        p_value=None if zval is None else float(2 * stats.norm.sf(abs(zval))),
+        df=None,
+        tau2=tau2,
+        tau2_se=None,
+        i2=clean(g.i2),  # type: ignore[attr-defined]
+        h2=clean(g.h2),  # type: ignore[attr-defined]
+        q=clean(g.qe_wald),  # type: ignore[attr-defined]
+        q_df=int(g.qe_df),  # type: ignore[attr-defined]
+        q_p=clean(g.qe_wald_p),  # type: ignore[attr-defined]
+        q_lrt=clean(g.qe_lrt),  # type: ignore[attr-defined]
+        q_lrt_p=clean(g.qe_lrt_p),  # type: ignore[attr-defined]
+        k=int(x.size),
+        n_total=int(n.sum()),
+        events_total=int(x.sum()),
+        method="GLMM",
+        method_requested="GLMM",
+        transform="logit",
+        ci_method="z",
+        converged=True,
+        fallback_reason=None,
+        notes=tuple(notes),
+        studies=_studies(labels, x, n, yi, vi, weights),
+    )
+
+
+def pool_proportions(
+    events: ArrayLike,
+    totals: ArrayLike,
+    method: str = "GLMM",
+    transform: str = "logit",
+    ci: str = "z",
+    labels: Sequence[str] | None = None,
+) -> PoolResult:
+    """Pool single proportions across cohorts.
+
+    method: "GLMM" (binomial-normal, ML; falls back visibly to logit REML when it does not
+    converge), or an inverse-variance tau² estimator "REML", "DL", "ML", "PM" (rma.uni).
+    transform: "logit" (escalc PLO) or "freeman-tukey" (escalc PFT; sensitivity only).
+    ci: "z" (Wald), "hksj" (metafor test="knha") or "hksj-adhoc" (test="adhoc", variance
+    factor truncated at 1 as Röver, Knapp & Friede 2015 recommend for few, unequal studies).
+    """
+    _validate(method, transform, ci)
+    x, n = as_counts(events, totals)
+    k = x.size
+    if k == 0:
+        return _empty(method, transform, ci)
+    labs = _labels(labels, k)
+
+    if method == "GLMM":
+        pre: list[str] = []
+        if transform != "logit":
+            pre.append(NOTE_GLMM_TRANSFORM)
+        notes = _data_notes(x, n, "logit") + pre
+        if k == 1:
+            return _from_single(labs, x, n, method, "logit", notes)
+        ci_glmm_note = [NOTE_GLMM_CI] if ci != "z" else []
+        try:
+            from .glmm import fit_glmm_logit
+        except ImportError as err:
+            reason = f"GLMM not available ({err}); logit inverse-variance REML shown instead."
+            return _fit_iv(labs, x, n, "REML", "GLMM", "logit", ci, [*notes, reason], False, reason)
+        try:
+            g = fit_glmm_logit(x.astype(int), n.astype(int))
+        except Exception as err:  # the contract says it never raises; be safe in a meeting
+            g = None
+            failure = f"GLMM raised {type(err).__name__}: {err}"
+        else:
+            failure = g.message or "GLMM did not converge"
+        if g is not None and g.converged:
+            return _from_glmm(g, labs, x, n, notes + ci_glmm_note)
+        reason = f"{failure}; logit inverse-variance REML shown instead."
+        return _fit_iv(labs, x, n, "REML", "GLMM", "logit", ci, [*notes, reason], False, reason)
+
+    notes = _data_notes(x, n, transform)
+    if k == 1:
+        return _from_single(labs, x, n, method, transform, notes)
+    return _fit_iv(labs, x, n, method, method, transform, ci, notes)
+
+
+def leave_one_out(
+    events: ArrayLike,
+    totals: ArrayLike,
+    method: str = "REML",
+    transform: str = "logit",
+    ci: str = "z",
+    labels: Sequence[str] | None = None,
+) -> tuple[LeaveOneOutRow, ...]:
+    """Refit with each study left out in turn (metafor ``leave1out``).
+
+    Each refit is a full ``pool_proportions`` call, so a Freeman-Tukey row back-transforms with
+    the harmonic mean n of the studies it contains.
+    """
+    _validate(method, transform, ci)
+    x, n = as_counts(events, totals)
+    labs = _labels(labels, x.size)
+    rows = []
+    for i in range(x.size):
+        keep = np.arange(x.size) != i
+        res = pool_proportions(
+            x[keep], n[keep], method=method, transform=transform, ci=ci,
+            labels=[lab for j, lab in enumerate(labs) if j != i],
+        )  # fmt: skip
+        rows.append(LeaveOneOutRow(omitted=labs[i], result=res))
+    return tuple(rows)

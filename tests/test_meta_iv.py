@@ -1,0 +1,350 @@
+"""Agreement of evidence.meta with R metafor 3.8-1 on the golden grid (tests/reference).
+
+Tolerances (all far tighter than the 1e-6 the guideline panel needs):
+
+* ``TOL_IV`` (abs 1e-9 + rel 1e-9) for every inverse-variance / MH quantity on the model and
+  proportion scales: the Python code replays metafor's own algorithm (same HE start, Fisher
+  scoring steps and 1e-5 stopping rule, R's Brent zeroin for PM), so the only differences are
+  floating-point summation order; measured differences are < 1e-12.
+* ``TOL_P`` (rel 1e-7, abs 1e-15) for p-values: scipy's and R's tail-probability routines agree
+  to ~1e-10 relative, and p-values as small as 1e-93 must be compared relatively.
+* ``TOL_CP`` (rel 1e-9) for Clopper-Pearson limits: scipy ``beta.ppf`` vs R ``qbeta``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evidence.meta.effect_sizes import clopper_pearson, freeman_tukey, harmonic_mean, ipft_hm
+from evidence.meta.heterogeneity import fit_rma, predict
+from evidence.meta.proportions import leave_one_out, pool_proportions
+
+REF_DIR = Path(__file__).parent / "reference"
+GOLDEN = json.loads((REF_DIR / "golden_iv.json").read_text())
+
+TOL_IV = {"rel": 1e-9, "abs": 1e-9}
+TOL_P = {"rel": 1e-7, "abs": 1e-15}
+TOL_CP = {"rel": 1e-9, "abs": 1e-12}
+
+
+def assert_close(actual: Any, expected: Any, tol: dict[str, float], what: str) -> None:
+    """None on our side must match null (NA) in R; numbers must agree within tol."""
+    if expected is None:
+        assert actual is None or not math.isfinite(actual), f"{what}: R gives NA, got {actual}"
+        return
+    assert actual is not None, f"{what}: expected {expected}, got None"
+    assert actual == pytest.approx(expected, rel=tol["rel"], abs=tol["abs"]), (
+        f"{what}: {actual!r} vs metafor {expected!r} (diff {abs(actual - expected):.3g})"
+    )
+
+
+def _as_list(v: Any) -> list[Any]:
+    """jsonlite writes length-1 R vectors as scalars."""
+    return v if isinstance(v, list) else [v]
+
+
+def case_id(case: dict[str, Any]) -> str:
+    return str(case["name"])
+
+
+# ---------------------------------------------------------------------------------------------
+# pool_proportions vs rma.uni + predict.rma
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", GOLDEN["pool"], ids=case_id)
+def test_pool_matches_metafor(case: dict[str, Any]) -> None:
+    events, totals = _as_list(case["events"]), _as_list(case["totals"])
+    res = pool_proportions(
+        events, totals, method=case["method"], transform=case["transform"], ci=case["ci"]
+    )
+    exp = case["expected"]
+    single = len(events) == 1
+    pairs = {
+        "estimate": res.estimate_model,
+        "se": res.se_model,
+        "ci_lb": res.ci_low_model,
+        "ci_ub": res.ci_high_model,
+        "zval": res.statistic,
+        "bt_estimate": res.estimate,
+        "bt_ci_lb": res.ci_low,
+        "bt_ci_ub": res.ci_high,
+    }
+    if not single:  # k = 1: nothing pooled, heterogeneity and PI deliberately None
+        pairs |= {
+            "pi_lb": res.pi_low_model,
+            "pi_ub": res.pi_high_model,
+            "tau2": res.tau2,
+            "se_tau2": res.tau2_se,
+            "I2": res.i2,
+            "H2": res.h2,
+            "QE": res.q,
+            "bt_pi_lb": res.pi_low,
+            "bt_pi_ub": res.pi_high,
+        }
+        assert res.k == exp["k"]
+    else:
+        assert res.tau2 is None and res.pi_low is None and res.notes
+    for key, actual in pairs.items():
+        if key == "zval" and exp[key] is not None and not math.isfinite(exp[key]):
+            continue
+        assert_close(actual, exp[key], TOL_IV, key)
+    assert_close(res.p_value, exp["pval"], TOL_P, "pval")
+    if not single:
+        assert_close(res.q_p, exp["QEp"], TOL_P, "QEp")
+    weights = _as_list(exp["weights"])
+    for s, w, yi, vi in zip(
+        res.studies, weights, _as_list(case["studies"]["yi"]), _as_list(case["studies"]["vi"]),
+        strict=True,
+    ):  # fmt: skip
+        assert_close(s.weight, w, TOL_IV, "weight")
+        assert_close(s.yi, yi, TOL_IV, "yi")
+        assert_close(s.vi, vi, TOL_IV, "vi")
+    for s, lo, hi in zip(
+        res.studies, _as_list(case["studies"]["cp_low"]), _as_list(case["studies"]["cp_high"]),
+        strict=True,
+    ):  # fmt: skip
+        assert_close(s.ci_low, lo, TOL_CP, "Clopper-Pearson low")
+        assert_close(s.ci_high, hi, TOL_CP, "Clopper-Pearson high")
+
+
+# ---------------------------------------------------------------------------------------------
+# rma.uni on given yi/vi (published statsmodels / PyMARE cases and EE)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", GOLDEN["generic"], ids=case_id)
+def test_generic_rma_matches_metafor(case: dict[str, Any]) -> None:
+    fit = fit_rma(np.array(case["yi"]), np.array(case["vi"]), method=case["method"],
+                  test=case["test"])  # fmt: skip
+    exp = case["expected"]
+    _, _, _, _, pi_lb, pi_ub = predict(fit, np.ones((1, 1)))
+    for key, actual in {
+        "estimate": fit.beta[0],
+        "se": fit.se[0],
+        "ci_lb": fit.ci_lb[0],
+        "ci_ub": fit.ci_ub[0],
+        "zval": fit.zval[0],
+        "tau2": fit.tau2,
+        "I2": fit.i2,
+        "H2": fit.h2,
+        "QE": fit.qe,
+        "pi_lb": pi_lb[0],
+        "pi_ub": pi_ub[0],
+    }.items():
+        assert_close(float(actual), exp[key], TOL_IV, key)
+    if exp["se_tau2"] is not None:
+        assert_close(fit.se_tau2, exp["se_tau2"], TOL_IV, "se_tau2")
+    assert_close(float(fit.pval[0]), exp["pval"], TOL_P, "pval")
+    assert_close(fit.qe_p, exp["QEp"], TOL_P, "QEp")
+
+
+# ---------------------------------------------------------------------------------------------
+# leave1out
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", GOLDEN["leave1out"], ids=case_id)
+def test_leave_one_out_matches_metafor(case: dict[str, Any]) -> None:
+    rows = leave_one_out(case["events"], case["totals"], method=case["method"],
+                         transform=case["transform"], ci=case["ci"])  # fmt: skip
+    exp = case["expected"]
+    assert len(rows) == len(case["events"])
+    for i, row in enumerate(rows):
+        r = row.result
+        for key, actual in {
+            "estimate": r.estimate_model,
+            "se": r.se_model,
+            "ci_lb": r.ci_low_model,
+            "ci_ub": r.ci_high_model,
+            "Q": r.q,
+            "tau2": r.tau2,
+            "I2": r.i2,
+            "H2": r.h2,
+            "bt_estimate": r.estimate,
+            "bt_ci_lb": r.ci_low,
+            "bt_ci_ub": r.ci_high,
+        }.items():
+            assert_close(actual, exp[key][i], TOL_IV, f"{key}[{i}]")
+        assert_close(r.q_p, exp["Qp"][i], TOL_P, f"Qp[{i}]")
+        assert row.omitted == f"Study {i + 1}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Published values at their printed precision
+# ---------------------------------------------------------------------------------------------
+
+
+def _rounds_to(actual: float, printed: str) -> bool:
+    """True if ``actual`` printed with as many decimals as ``printed`` gives the same number."""
+    if "e" in printed.lower():
+        return actual == pytest.approx(float(printed), rel=1e-12)
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
+    return abs(actual - float(printed)) <= 0.5 * 10**-decimals + 1e-12
+
+
+PUBLISHED = {p["name"]: p for p in GOLDEN["published"]}
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, p in PUBLISHED.items() if p["kind"] in ("pool", "pft_ee", "generic")]
+)
+def test_published_values(name: str) -> None:
+    pub = PUBLISHED[name]
+    values: dict[str, str] = pub["values"]
+    if pub["kind"] == "pool":
+        d = GOLDEN["datasets"]["prop"][pub["data"]]
+        r = pool_proportions(d["x"], d["n"], method=pub["method"], transform=pub["transform"],
+                             ci=pub["ci"])  # fmt: skip
+        got = {
+            "estimate": r.estimate_model,
+            "se": r.se_model,
+            "tau2": r.tau2,
+            "bt_estimate": r.estimate,
+            "bt_ci_lb": r.ci_low,
+            "bt_ci_ub": r.ci_high,
+        }
+    elif pub["kind"] == "pft_ee":
+        x = np.asarray(pub["x"], dtype=float)
+        n = np.asarray(pub["n"], dtype=float)
+        yi, vi = freeman_tukey(x, n)
+        fit = fit_rma(yi, vi, method="EE")
+        nh = harmonic_mean(n)
+        got = {
+            "bt_estimate": ipft_hm(float(fit.beta[0]), nh),
+            "bt_ci_lb": ipft_hm(float(fit.ci_lb[0]), nh),
+            "bt_ci_ub": ipft_hm(float(fit.ci_ub[0]), nh),
+        }
+        assert_close(got["bt_estimate"], pub["metafor"]["bt_estimate"], TOL_IV, "metafor EE")
+    else:
+        d = GOLDEN["datasets"]["generic"][pub["data"]]
+        fit = fit_rma(np.array(d["yi"]), np.array(d["vi"]), method=pub["method"],
+                      test=pub["test"])  # fmt: skip
+        got = {
+            "estimate": float(fit.beta[0]),
+            "se": float(fit.se[0]),
+            "ci_lb": float(fit.ci_lb[0]),
+            "ci_ub": float(fit.ci_ub[0]),
+            "tau2": fit.tau2,
+            "se_tau2": fit.se_tau2,
+            "QE": fit.qe,
+            "QEp": fit.qe_p,
+            "I2": fit.i2,
+            "H2": fit.h2,
+            "pval": float(fit.pval[0]),
+        }
+    for key, printed in values.items():
+        actual = got[key]
+        assert actual is not None
+        if len(printed.replace("-", "").replace(".", "").lstrip("0")) >= 12:
+            # full-precision values printed by statsmodels/PyMARE from metafor: 1e-9 relative
+            assert actual == pytest.approx(float(printed), rel=1e-9, abs=1e-12), key
+        else:
+            assert _rounds_to(actual, printed), (
+                f"{name} {key}: {actual} does not print as {printed}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases that must never crash or produce NaN
+# ---------------------------------------------------------------------------------------------
+
+
+def _no_nan(obj: Any) -> None:
+    for name, value in vars(obj).items():
+        if isinstance(value, float):
+            assert math.isfinite(value), f"{name} is {value}"
+
+
+@pytest.mark.parametrize("method", ["REML", "DL", "ML", "PM"])
+@pytest.mark.parametrize("transform", ["logit", "freeman-tukey"])
+@pytest.mark.parametrize("ci", ["z", "hksj", "hksj-adhoc"])
+def test_edge_cases_never_nan(method: str, transform: str, ci: str) -> None:
+    for events, totals in [([], []), ([0], [10]), ([0, 0, 0], [5, 9, 12]), ([7, 7], [7, 7])]:
+        r = pool_proportions(events, totals, method=method, transform=transform, ci=ci)
+        _no_nan(r)
+        if not events:
+            assert r.estimate is None and r.tau2 is None and "no studies" in r.notes[0].lower()
+        if len(events) == 1:
+            assert r.tau2 is None and r.k == 1 and r.estimate is not None
+        if events and sum(events) == 0:
+            assert any("0 events" in n for n in r.notes)
+
+
+def test_pft_note_and_frame() -> None:
+    r = pool_proportions([2, 5, 9], [10, 12, 20], method="REML", transform="freeman-tukey")
+    assert any("Schwarzer" in n for n in r.notes)
+    frame = r.to_frame()
+    assert list(frame["row_type"]) == ["study", "study", "study", "pooled"]
+    assert frame["weight"].iloc[:3].sum() == pytest.approx(100)
+
+
+def test_clopper_pearson_extremes() -> None:
+    assert clopper_pearson(0, 10)[0] == 0.0
+    assert clopper_pearson(10, 10)[1] == 1.0
+
+
+def test_invalid_inputs_raise() -> None:
+    with pytest.raises(ValueError):
+        pool_proportions([3], [2], method="REML")
+    with pytest.raises(ValueError):
+        pool_proportions([1, 2], [5, 6], method="XYZ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-run R and compare with the committed golden file
+# ---------------------------------------------------------------------------------------------
+
+
+def _numbers_equal(a: Any, b: Any, path: str = "") -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys differ"
+        for key in a:
+            _numbers_equal(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), f"{path}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _numbers_equal(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        # same R and metafor: identical to the last printed digit; 1e-12 allows for a BLAS change
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-14), f"{path}: {a} vs {b}"
+    else:
+        assert a == b, f"{path}: {a!r} vs {b!r}"
+
+
+@pytest.mark.r_reference
+class TestGoldenRegeneratesFromR:
+    """Fails (does not skip) in CI when Rscript or metafor is missing or disagrees."""
+
+    def test_regenerated_equals_committed(self, tmp_path: Path) -> None:
+        rscript = shutil.which("Rscript")
+        if rscript is None:
+            if os.environ.get("CI"):
+                pytest.fail(
+                    "Rscript not found but CI is set: the metafor reference cannot be checked"
+                )
+            pytest.skip("Rscript not installed (outside CI)")
+        out = tmp_path / "golden_iv.json"
+        proc = subprocess.run(
+            [rscript, str(REF_DIR / "iv_reference.R"), str(out)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        fresh = json.loads(out.read_text())
+        committed = dict(GOLDEN)
+        assert fresh["versions"]["metafor"] == committed["versions"]["metafor"], (
+            "metafor version differs from the one the golden file was made with"
+        )
+        _numbers_equal(
+            {k: v for k, v in fresh.items() if k != "versions"},
+            {k: v for k, v in committed.items() if k != "versions"},
+        )
