@@ -16,7 +16,7 @@ FROM cohorts AS c
 JOIN studies AS s USING (study_id)
 WHERE c.arm = 'anakinra'
   AND s.same_patients_as IS NULL
-  AND (NOT $review_window_only OR s.in_review_window)
+  AND (NOT $review_window_only OR coalesce(s.in_review_window, false))
   AND (len($indication::VARCHAR[]) = 0
        OR c.indication IN (SELECT unnest($indication::VARCHAR[]))
        OR c.sub_indication IN (SELECT unnest($indication::VARCHAR[])))
@@ -152,3 +152,18 @@ UNION ALL SELECT 'cohorts', count(*) FROM cohorts
 UNION ALL SELECT 'outcomes', count(*) FROM outcomes
 UNION ALL SELECT 'review_figures', count(*) FROM review_figures
 UNION ALL SELECT 'quality', count(*) FROM quality;
+
+-- name: holdings
+-- What the database holds per indication and review window, for comparison with the review's totals.
+SELECT c.indication, s.in_review_window,
+       count(DISTINCT s.study_id) AS studies,
+       count(*) AS cohorts,
+       sum(c.n_patients) AS patients,
+       count(*) FILTER (WHERE c.n_patients IS NULL) AS cohorts_without_n,
+       count(DISTINCT s.study_id) FILTER (WHERE s.extraction_status = 'identified_only')
+           AS studies_without_numbers
+FROM cohorts AS c
+JOIN studies AS s USING (study_id)
+WHERE c.arm = 'anakinra' AND s.same_patients_as IS NULL
+GROUP BY ALL
+ORDER BY c.indication, s.in_review_window DESC;

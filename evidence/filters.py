@@ -66,6 +66,7 @@ PUBTYPES = {
     "letter": "letters",
     "registry": "registry records",
     "news_report": "news reports",
+    "not_reported": "publication type not reported",
 }
 WINDOWS = {"all": "all evidence to date", "review": "as reviewed (to April 2022)"}
 # Pooling methods offered; the values are the arguments of evidence.meta.pool_proportions.

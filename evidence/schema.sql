@@ -9,7 +9,8 @@ CREATE TABLE studies (
     title VARCHAR NOT NULL,
     venue VARCHAR,
     publication_type VARCHAR NOT NULL
-        CHECK (publication_type IN ('full_paper', 'abstract', 'letter', 'registry', 'news_report')),
+        CHECK (publication_type IN ('full_paper', 'abstract', 'letter', 'registry', 'news_report',
+            'not_reported')),
     pmid BIGINT,
     doi VARCHAR,
     nct_id VARCHAR,
@@ -17,9 +18,9 @@ CREATE TABLE studies (
     centres VARCHAR,
     country VARCHAR,
     design VARCHAR NOT NULL CHECK (design IN ('retrospective', 'prospective_single_arm',
-        'prospective_phase1', 'prospective_phase2', 'registry_only')),
+        'prospective_phase1', 'prospective_phase2', 'registry_only', 'not_reported')),
     enrolment_period VARCHAR,
-    in_review_window BOOLEAN NOT NULL,
+    in_review_window BOOLEAN,  -- NULL: the report's date could not be read
     review_inclusion VARCHAR NOT NULL
         CHECK (review_inclusion IN ('likely', 'possible', 'unlikely', 'excluded')),
     review_inclusion_reason VARCHAR NOT NULL,

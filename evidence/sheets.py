@@ -31,6 +31,7 @@ OUTCOMES = (
     "anakinra_discontinuation",
     "lymphoma_orr",
     "lymphoma_cr",
+    "carhlh_response",
 )
 OUTCOME_LABELS = {
     "icans_response": "Neurological response / improvement",
@@ -51,6 +52,7 @@ OUTCOME_LABELS = {
     "anakinra_discontinuation": "Anakinra stopped for side effects",
     "lymphoma_orr": "Lymphoma overall response",
     "lymphoma_cr": "Lymphoma complete response",
+    "carhlh_response": "carHLH response",
 }
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
@@ -122,10 +124,11 @@ STUDIES = Sheet(
                 "prospective_phase1",
                 "prospective_phase2",
                 "registry_only",
+                "not_reported",
             ),
         ),
         _text("enrolment_period"),
-        Column("in_review_window", "bool", True),
+        Column("in_review_window", "bool"),
         _vocab("review_inclusion", ("likely", "possible", "unlikely", "excluded")),
         _text("review_inclusion_reason", True),
         Column("same_patients_as", "ref", ref="studies"),
