@@ -1,0 +1,211 @@
+"""Downloads that are safe to open in a spreadsheet, and exports that load back unchanged.
+
+Anything the dashboard offers for download may be opened in Excel or LibreOffice, and the text it
+contains came from people (a panel's upload, a quote copied from a PDF). A cell that starts with
+`=`, `+`, `-`, `@`, a tab or a carriage return can be run as a formula there (CSV/formula
+injection), so every text cell goes through `safe_cell`, which prefixes such a cell with one single
+quote as the OWASP CSV-injection guidance recommends. Numbers are left alone (a plain negative
+number is not a formula), so a download still sorts and sums as numbers.
+
+The prefix is reversible: `unescape_cell` (used by `evidence.workbook` on upload) removes exactly
+one leading quote when it precedes one of those characters, and `safe_cell` also escapes a text that
+already begins with quotes before such a character (one more quote), so that
+`unescape_cell(safe_cell(text)) == text` for every text. An export therefore loads back unchanged.
+
+`export_workbook` and `export_csv_zip` write the database in use in the upload format (one sheet or
+CSV per table, the sheet columns only: computed columns such as review_figures' checks and
+outcomes.study_id are rebuilt on load), so a panel can edit and load it back.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+import re
+import zipfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+
+from evidence.sheets import SHEETS, Sheet
+from evidence.template import CSV_README_NAME, ZIP_DATE_TIME, csv_readme, write_workbook
+
+# The characters OWASP lists as able to start a formula in a spreadsheet.
+INJECTION_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPE = "'"
+# A number written the way people write numbers ("-3", "+2.5", "1e-3"): never a formula.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _needs_escape(text: str) -> bool:
+    """True if a spreadsheet could read `text` as a formula, or it looks like an escaped one."""
+    unquoted = text.lstrip(ESCAPE)
+    if not unquoted.startswith(INJECTION_CHARACTERS):
+        return False
+    # A plain number is data, not a formula; but "'-5" must still gain a quote to round-trip.
+    return unquoted != text or not _PLAIN_NUMBER.fullmatch(text)
+
+
+def safe_cell(value: Any) -> Any:
+    """`value` made safe for a spreadsheet: risky text gets one leading `'`; other types pass.
+
+    Only `str` is changed: numbers, booleans, dates and None are returned as they are, so a
+    negative number stays a number. See the module docstring for why the quote is reversible.
+    """
+    if isinstance(value, str) and _needs_escape(value):
+        return ESCAPE + value
+    return value
+
+
+def unescape_cell(text: str) -> str:
+    """The inverse of `safe_cell` for text: drop one `'` that precedes `= + - @`, tab or CR.
+
+    Spreadsheets use the same convention (a leading apostrophe means "this is text"), so a panel
+    that typed `'=...` by hand gets the same result as a cell that `safe_cell` escaped.
+    """
+    if text.startswith(ESCAPE) and text[1:].lstrip(ESCAPE).startswith(INJECTION_CHARACTERS):
+        return text[1:]
+    return text
+
+
+def _plain(value: Any) -> Any:
+    """A pandas/numpy value as a plain Python value that openpyxl and csv accept (NaN -> None)."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # numpy scalar
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.isoformat()  # Excel has no time zones; keep the text the page showed
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _xlsx_text(value: Any) -> Any:
+    """Text without the control characters XML cannot hold (openpyxl would refuse them)."""
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
+
+
+def frame_to_csv(df: pd.DataFrame) -> bytes:
+    """The frame as UTF-8 CSV with a byte-order mark, every text cell neutralised.
+
+    The BOM makes Excel read the file as UTF-8 (otherwise "≥" and en dashes come out garbled);
+    the extraction validator accepts it too. The index is not written: the download is exactly the
+    table shown.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([safe_cell(str(c)) for c in df.columns])
+    for record in df.itertuples(index=False, name=None):
+        writer.writerow(["" if (v := _plain(x)) is None else safe_cell(v) for x in record])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def frame_to_xlsx(df: pd.DataFrame, sheet_name: str = "data") -> bytes:
+    """The frame as a one-sheet XLSX (bold frozen header), every text cell neutralised.
+
+    Text is also stored as an explicit string cell, so even a value that slipped past
+    `safe_cell` could never become a formula in the file.
+    """
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet_name[:31]
+    ws.append([_xlsx_text(safe_cell(str(c))) for c in df.columns])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for record in df.itertuples(index=False, name=None):
+        ws.append([_xlsx_text(safe_cell(_plain(x))) for x in record])
+    _force_text_cells(ws.iter_rows(min_row=1))
+    ws.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+def _force_text_cells(rows: Iterable[Sequence[Any]]) -> None:
+    """Mark every str cell as a string: openpyxl turns a str starting with `=` into a formula."""
+    for row in rows:
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+
+
+def sheet_text(value: Any) -> str:
+    """A stored value as the sheet text the validator reads back as the same value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        return safe_cell(value)
+    return str(value)
+
+
+def _sheet_cell(value: Any) -> Any:
+    """A stored value as an XLSX cell: numbers stay numbers, booleans become the text true/false."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return _xlsx_text(safe_cell(value))
+    return value
+
+
+def export_rows(con: duckdb.DuckDBPyConnection, sheet: Sheet) -> list[tuple[Any, ...]]:
+    """A table's sheet columns in stored (insertion) order, i.e. the order of the loaded sheet."""
+    columns = ", ".join(sheet.column_names)  # names come from evidence.sheets, not from users
+    return con.execute(f"SELECT {columns} FROM {sheet.name}").fetchall()
+
+
+def export_workbook(con: duckdb.DuckDBPyConnection) -> bytes:
+    """The database in use as an upload-ready workbook (the template's layout, filled in)."""
+    data = {
+        sheet.name: [[_sheet_cell(v) for v in row] for row in export_rows(con, sheet)]
+        for sheet in SHEETS
+    }
+    return write_workbook(data)
+
+
+def export_csv_zip(con: duckdb.DuckDBPyConnection) -> bytes:
+    """The database in use as a zip of `<sheet>.csv` files plus the README, ready to edit and load.
+
+    CSVs are written without a BOM, like the sheets kept in git, so an exported set can be
+    committed to data/extraction as it is.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for sheet in SHEETS:
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(sheet.column_names)
+            for row in export_rows(con, sheet):
+                writer.writerow([sheet_text(v) for v in row])
+            zf.writestr(
+                zipfile.ZipInfo(f"{sheet.name}.csv", ZIP_DATE_TIME),
+                text.getvalue(),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
+        zf.writestr(
+            zipfile.ZipInfo(CSV_README_NAME, ZIP_DATE_TIME),
+            csv_readme(),
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
+    return buffer.getvalue()
