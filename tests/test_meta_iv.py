@@ -24,9 +24,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evidence.meta.effect_sizes import clopper_pearson, freeman_tukey, harmonic_mean, ipft_hm
+from evidence.meta.comparisons import compare_groups
+from evidence.meta.effect_sizes import (
+    clopper_pearson,
+    freeman_tukey,
+    harmonic_mean,
+    ipft_hm,
+    log_ratio,
+    two_by_two,
+)
 from evidence.meta.heterogeneity import fit_rma, predict
 from evidence.meta.proportions import leave_one_out, pool_proportions
+from evidence.meta.regression import meta_regression
+from evidence.meta.subgroups import subgroup_analysis
 
 REF_DIR = Path(__file__).parent / "reference"
 GOLDEN = json.loads((REF_DIR / "golden_iv.json").read_text())
@@ -149,6 +159,56 @@ def test_generic_rma_matches_metafor(case: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# compare_groups vs rma.mh and rma(measure="OR"/"RR")
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", GOLDEN["compare"], ids=case_id)
+def test_compare_matches_metafor(case: dict[str, Any]) -> None:
+    ea, na, eb, nb = (_as_list(case[key]) for key in ("ea", "na", "eb", "nb"))
+    res = compare_groups(
+        ea, na, eb, nb, measure=case["measure"], method=case["method"], ci=case["ci"]
+    )
+    exp = case["expected"]
+    single = len(ea) == 1
+    pairs = {
+        "estimate": res.estimate_model,
+        "se": res.se_model,
+        "ci_lb": res.ci_low_model,
+        "ci_ub": res.ci_high_model,
+        "zval": res.statistic,
+    }
+    if not single:
+        pairs |= {"QE": res.q, "I2": res.i2, "H2": res.h2}
+    if case["method"] == "MH":
+        pairs |= {"MH": res.cmh}
+        if case["measure"] == "OR":
+            assert_close(res.cmh_p, exp["MHp"], TOL_P, "MHp")
+    elif not single:
+        pairs |= {"tau2": res.tau2, "pi_lb": res.pi_low_model, "pi_ub": res.pi_high_model}
+    for key, actual in pairs.items():
+        assert_close(actual, exp[key], TOL_IV, key)
+    assert_close(res.p_value, exp["pval"], TOL_P, "pval")
+    if not single:
+        assert_close(res.q_p, exp["QEp"], TOL_P, "QEp")
+    for s, w, yi, vi in zip(
+        res.studies, _as_list(exp["weights"]), _as_list(exp["yi"]), _as_list(exp["vi"]),
+        strict=True,
+    ):  # fmt: skip
+        assert_close(s.weight, w, TOL_IV, "weight")
+        if case["method"] != "MH":
+            assert_close(s.yi, yi, TOL_IV, "yi")
+            assert_close(s.vi, vi, TOL_IV, "vi")
+        elif s.yi is None:  # rma.mh's escalc drops double-zero studies (drop00=TRUE)
+            assert s.events_a == s.events_b == 0 or (s.events_a, s.events_b) == (
+                s.total_a,
+                s.total_b,
+            )
+        else:
+            assert_close(s.yi, yi, TOL_IV, "yi")
+
+
+# ---------------------------------------------------------------------------------------------
 # leave1out
 # ---------------------------------------------------------------------------------------------
 
@@ -180,6 +240,100 @@ def test_leave_one_out_matches_metafor(case: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# subgroup_analysis vs rma(mods = ~ factor(g)) and per-subgroup rma
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", GOLDEN["subgroup"], ids=case_id)
+def test_subgroups_match_metafor(case: dict[str, Any]) -> None:
+    res = subgroup_analysis(
+        case["events"], case["totals"], case["groups"], method=case["method"],
+        transform=case["transform"], ci=case["ci"],
+    )  # fmt: skip
+    exp = case["expected"]
+    qmdf = _as_list(exp["QMdf"])
+    assert res.qm_df == qmdf[0]
+    assert res.qm_df2 == (qmdf[1] if len(qmdf) > 1 else None)
+    for key, actual in {
+        "QM": res.qm,
+        "tau2": res.tau2_common,
+        "I2": res.i2_residual,
+        "QE": res.qe_residual,
+        "Qb_separate": res.q_between_separate,
+    }.items():
+        assert_close(actual, exp[key], TOL_IV, key)
+    for key, actual in {
+        "QMp": res.qm_p,
+        "QEp": res.qe_residual_p,
+        "Qb_separate_p": res.q_between_separate_p,
+    }.items():
+        assert_close(actual, exp[key], TOL_P, key)
+    assert res.q_between_separate_df == exp["Qb_separate_df"]
+    for pool in res.subgroups:
+        g = exp["per_group"][pool.name]
+        r = pool.result
+        assert pool.single_study == (r.k == 1)
+        assert (r.fallback_reason is not None) == ("error" in g)  # REML failed in R too
+        for key, actual in {
+            "estimate": r.estimate_model,
+            "se": r.se_model,
+            "ci_lb": r.ci_low_model,
+            "ci_ub": r.ci_high_model,
+            "bt_estimate": r.estimate,
+            "bt_ci_lb": r.ci_low,
+            "bt_ci_ub": r.ci_high,
+        }.items():
+            assert_close(actual, g[key], TOL_IV, f"{pool.name}.{key}")
+        if r.k > 1:
+            assert_close(r.tau2, g["tau2"], TOL_IV, f"{pool.name}.tau2")
+            assert_close(r.pi_low, g["bt_pi_lb"], TOL_IV, f"{pool.name}.bt_pi_lb")
+
+
+# ---------------------------------------------------------------------------------------------
+# meta_regression vs rma(mods = ~ x) + predict(newmods =)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", GOLDEN["metareg"], ids=case_id)
+def test_meta_regression_matches_metafor(case: dict[str, Any]) -> None:
+    res = meta_regression(
+        case["events"], case["totals"], case["moderator"], method=case["method"],
+        transform=case["transform"], ci=case["ci"],
+    )  # fmt: skip
+    exp = case["expected"]
+    for key, actual in {
+        "beta": [res.intercept, res.slope],
+        "se": [res.se_intercept, res.se_slope],
+        "ci_lb": [res.ci_low_intercept, res.ci_low_slope],
+        "ci_ub": [res.ci_high_intercept, res.ci_high_slope],
+    }.items():
+        for a, e in zip(actual, exp[key], strict=True):
+            assert_close(a, e, TOL_IV, key)
+    for a, e in zip([res.p_intercept, res.p_slope], exp["pval"], strict=True):
+        assert_close(a, e, TOL_P, "pval")
+    for key, actual in {"tau2": res.tau2, "I2": res.i2, "H2": res.h2, "QE": res.qe,
+                        "QM": res.qm}.items():  # fmt: skip
+        assert_close(actual, exp[key], TOL_IV, key)
+    assert_close(res.qm_p, exp["QMp"], TOL_P, "QMp")
+    assert_close(res.qe_p, exp["QEp"], TOL_P, "QEp")
+    line = res.fitted_line(case["grid"])
+    for key, actual in {
+        "pred": line.estimate_model,
+        "pred_ci_lb": line.ci_low_model,
+        "pred_ci_ub": line.ci_high_model,
+        "pred_pi_lb": line.pi_low_model,
+        "pred_pi_ub": line.pi_high_model,
+        "bt_pred": line.estimate,
+        "bt_ci_lb": line.ci_low,
+        "bt_ci_ub": line.ci_high,
+        "bt_pi_lb": line.pi_low,
+        "bt_pi_ub": line.pi_high,
+    }.items():
+        for i, (a, e) in enumerate(zip(actual, exp[key], strict=True)):
+            assert_close(a, e, TOL_IV, f"{key}[{i}]")
+
+
+# ---------------------------------------------------------------------------------------------
 # Published values at their printed precision
 # ---------------------------------------------------------------------------------------------
 
@@ -196,7 +350,8 @@ PUBLISHED = {p["name"]: p for p in GOLDEN["published"]}
 
 
 @pytest.mark.parametrize(
-    "name", [n for n, p in PUBLISHED.items() if p["kind"] in ("pool", "pft_ee", "generic")]
+    "name",
+    [n for n, p in PUBLISHED.items() if p["kind"] in ("pool", "pft_ee", "generic", "compare")],
 )
 def test_published_values(name: str) -> None:
     pub = PUBLISHED[name]
@@ -225,6 +380,31 @@ def test_published_values(name: str) -> None:
             "bt_ci_ub": ipft_hm(float(fit.ci_ub[0]), nh),
         }
         assert_close(got["bt_estimate"], pub["metafor"]["bt_estimate"], TOL_IV, "metafor EE")
+    elif pub["kind"] == "compare":
+        d = GOLDEN["datasets"]["compare"][pub["data"]]
+        c = compare_groups(d["ea"], d["na"], d["eb"], d["nb"], measure=pub["measure"],
+                           method=pub["method"], ci=pub["ci"])  # fmt: skip
+        got = {
+            "estimate": c.estimate_model,
+            "se": c.se_model,
+            "ci_lb": c.ci_low_model,
+            "ci_ub": c.ci_high_model,
+            "tau2": c.tau2,
+            "I2": c.i2,
+            "H2": c.h2,
+            "QE": c.q,
+            "zval": c.statistic,
+            "pi_lb": c.pi_low_model,
+            "pi_ub": c.pi_high_model,
+            "bt_estimate": c.estimate,
+            "bt_ci_lb": c.ci_low,
+            "bt_ci_ub": c.ci_high,
+            "bt_pi_lb": c.pi_low,
+            "bt_pi_ub": c.pi_high,
+        }
+        if pub["name"] == "bcg_logRR_REML":  # se of tau² printed by metafor
+            yi, vi = log_ratio("RR", *two_by_two(d["ea"], d["na"], d["eb"], d["nb"]))
+            got["se_tau2"] = fit_rma(yi, vi, method="REML").se_tau2
     else:
         d = GOLDEN["datasets"]["generic"][pub["data"]]
         fit = fit_rma(np.array(d["yi"]), np.array(d["vi"]), method=pub["method"],

@@ -1,0 +1,317 @@
+"""Two-group comparisons (odds ratio, risk ratio), e.g. ICANS with vs without prophylaxis.
+
+Mantel-Haenszel is the default for rare events: it pools without any continuity correction
+(Cochrane Handbook v5.1 §16.9; methods.md §1). Inverse-variance random effects are offered to
+reproduce published analyses. Both follow metafor 3.8-1 (``rma.mh``, ``rma.uni``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from .effect_sizes import log_ratio, two_by_two
+from .heterogeneity import Z_CRIT, FitError, fit_rma, predict
+from .results import ComparisonResult, StudyComparison, clean
+
+COMPARE_METHODS = ("MH", "REML", "DL")
+MEASURES = ("OR", "RR")
+TEST_FOR_CI = {"z": "z", "hksj": "knha", "hksj-adhoc": "adhoc"}
+
+
+def _exp(v: float | None) -> float | None:
+    v = clean(v)
+    if v is None:
+        return None
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return None
+
+
+def _study_rows(
+    labels: list[str],
+    ai: np.ndarray,
+    bi: np.ndarray,
+    ci: np.ndarray,
+    di: np.ndarray,
+    yi: np.ndarray,
+    vi: np.ndarray,
+    weights: np.ndarray | None,
+) -> tuple[StudyComparison, ...]:
+    rows = []
+    for i, lab in enumerate(labels):
+        y, v = clean(yi[i]), clean(vi[i])
+        se = None if v is None else math.sqrt(v)
+        rows.append(
+            StudyComparison(
+                label=lab,
+                events_a=int(ai[i]),
+                total_a=int(ai[i] + bi[i]),
+                events_b=int(ci[i]),
+                total_b=int(ci[i] + di[i]),
+                ratio=_exp(y),
+                ci_low=None if y is None or se is None else _exp(y - Z_CRIT * se),
+                ci_high=None if y is None or se is None else _exp(y + Z_CRIT * se),
+                yi=y,
+                vi=v,
+                weight=None if weights is None else clean(weights[i]),
+            )
+        )
+    return tuple(rows)
+
+
+def mantel_haenszel(
+    measure: str, ai: np.ndarray, bi: np.ndarray, ci: np.ndarray, di: np.ndarray
+) -> dict[str, float | None]:
+    """MH pooled log OR (Robins-Breslow-Greenland 1986 variance) or log RR (Greenland-Robins
+    1985 variance), no continuity correction, exactly as ``rma.mh`` (add = c(1/2, 0))."""
+    n1, n2 = ai + bi, ci + di
+    nn = n1 + n2
+    out: dict[str, float | None] = {"beta": None, "se": None, "cmh": None, "cmh_p": None}
+    if measure == "OR":
+        pi_ = ai / nn + di / nn
+        qi = bi / nn + ci / nn
+        ri = (ai / nn) * di
+        si = (bi / nn) * ci
+        r, s = float(ri.sum()), float(si.sum())
+        if r > 0 and s > 0:
+            out["beta"] = math.log(r / s)
+            out["se"] = math.sqrt(
+                0.5
+                * (
+                    float(np.sum(pi_ * ri)) / r**2
+                    + float(np.sum(pi_ * si + qi * ri)) / (r * s)
+                    + float(np.sum(qi * si)) / s**2
+                )
+            )
+        xt, yt = ai + ci, bi + di
+        if xt.sum() > 0 and yt.sum() > 0:
+            # Cochran-Mantel-Haenszel test with continuity correction (rma.mh correct=TRUE)
+            num = (abs(float(np.sum(ai - (n1 / nn) * xt))) - 0.5) ** 2
+            den = float(np.sum((n1 / nn) * (n2 / nn) * (xt * (yt / (nn - 1)))))
+            if den > 0:
+                out["cmh"] = num / den
+                out["cmh_p"] = float(stats.chi2.sf(out["cmh"], 1))
+    else:
+        r = float(np.sum(ai * (n2 / nn)))
+        s = float(np.sum(ci * (n1 / nn)))
+        if ai.sum() > 0 and ci.sum() > 0:
+            out["beta"] = math.log(r / s)
+            out["se"] = math.sqrt(
+                float(np.sum((n1 / nn) * (n2 / nn) * (ai + ci) - (ai / nn) * ci)) / (r * s)
+            )
+    return out
+
+
+def compare_groups(
+    events_a: ArrayLike,
+    totals_a: ArrayLike,
+    events_b: ArrayLike,
+    totals_b: ArrayLike,
+    measure: str = "OR",
+    method: str = "MH",
+    labels: Sequence[str] | None = None,
+    ci: str = "z",
+) -> ComparisonResult:
+    """Pool OR or RR of group A vs group B across studies.
+
+    ``method="MH"``: ``rma.mh`` — no correction for pooling; heterogeneity Q is Cochran's Q of
+    the escalc log ratios (1/2 added to zero-cell studies, double-zero studies dropped) around
+    the MH estimate, I² = (Q - df)/Q, as rma.mh reports. ``method="REML"/"DL"``:
+    ``rma(measure=..., method=...)`` with escalc's add=1/2 to="only0" (double-zero studies kept,
+    as escalc's drop00=FALSE default). ``ci`` applies to the inverse-variance methods only.
+    """
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}")
+    if method not in COMPARE_METHODS:
+        raise ValueError(f"method must be one of {COMPARE_METHODS}, not {method!r}")
+    if ci not in TEST_FOR_CI:
+        raise ValueError(f"ci must be one of {tuple(TEST_FOR_CI)}, not {ci!r}")
+    ai, bi, ci_, di = two_by_two(events_a, totals_a, events_b, totals_b)
+    k = ai.size
+    labs = [f"Study {i + 1}" for i in range(k)] if labels is None else [str(s) for s in labels]
+    if len(labs) != k:
+        raise ValueError(f"{len(labs)} labels for {k} studies")
+    notes: list[str] = []
+    if k == 0:
+        return _empty_comparison(measure, method, ci)
+    if k == 1:
+        notes.append("Only one study: its own comparison is shown; nothing is pooled.")
+    elif k < 3:
+        notes.append("Fewer than 3 studies: heterogeneity estimates are very imprecise.")
+    double_zero = ((ai == 0) & (ci_ == 0)) | ((bi == 0) & (di == 0))
+    if np.any(double_zero):
+        notes.append(
+            f"{int(double_zero.sum())} studies have no events (or only events) in both groups; "
+            + (
+                "they carry no information for the MH odds/risk ratio."
+                if method == "MH"
+                else "the inverse-variance model keeps them with 0.5 added to every cell."
+            )
+        )
+    if method == "MH":
+        return _mh_result(measure, labs, ai, bi, ci_, di, notes)
+    return _iv_result(measure, method, ci, labs, ai, bi, ci_, di, notes)
+
+
+def _mh_result(
+    measure: str,
+    labs: list[str],
+    ai: np.ndarray,
+    bi: np.ndarray,
+    ci_: np.ndarray,
+    di: np.ndarray,
+    notes: list[str],
+) -> ComparisonResult:
+    mh = mantel_haenszel(measure, ai, bi, ci_, di)
+    beta, se = mh["beta"], mh["se"]
+    yi, vi = log_ratio(measure, ai, bi, ci_, di, drop00=True)
+    ok = np.isfinite(yi) & np.isfinite(vi)
+    k_yi = int(ok.sum())
+    q = q_p = i2 = h2 = None
+    q_df: int | None = None
+    if beta is None:
+        notes.append(
+            "The Mantel-Haenszel estimate does not exist (no events in one group across all "
+            "studies)."
+        )
+    elif k_yi > 1:
+        w = 1 / vi[ok]
+        q = max(0.0, float(np.sum(w * (yi[ok] - beta) ** 2)))
+        q_df = k_yi - 1
+        q_p = float(stats.chi2.sf(q, q_df))
+        i2 = max(0.0, 100 * (q - q_df) / q) if q > 0 else 0.0
+        h2 = q / q_df
+    else:
+        q, q_df, q_p, i2, h2 = 0.0, 0, 1.0, 0.0, 1.0
+    zval = None if beta is None or not se else beta / se
+    lo = None if beta is None or se is None else beta - Z_CRIT * se
+    hi = None if beta is None or se is None else beta + Z_CRIT * se
+    # MH weights as metafor weights.rma.mh: OR b*c/N, RR c*n1/N (unadjusted counts)
+    nn = ai + bi + ci_ + di
+    raw = (bi / nn) * ci_ if measure == "OR" else (ci_ / nn) * (ai + bi)
+    wts = 100 * raw / raw.sum() if raw.sum() > 0 else None
+    return ComparisonResult(
+        measure=measure,
+        method="MH",
+        estimate=_exp(beta),
+        ci_low=_exp(lo),
+        ci_high=_exp(hi),
+        pi_low=None,
+        pi_high=None,
+        estimate_model=beta,
+        se_model=se,
+        ci_low_model=lo,
+        ci_high_model=hi,
+        pi_low_model=None,
+        pi_high_model=None,
+        statistic=zval,
+        p_value=None if zval is None else float(2 * stats.norm.sf(abs(zval))),
+        df=None,
+        tau2=0.0 if beta is not None else None,
+        i2=i2,
+        h2=h2,
+        q=q,
+        q_df=q_df,
+        q_p=q_p,
+        cmh=mh["cmh"],
+        cmh_p=mh["cmh_p"],
+        k=int(ai.size),
+        ci_method="z",
+        notes=tuple(notes),
+        studies=_study_rows(labs, ai, bi, ci_, di, yi, vi, wts),
+    )
+
+
+def _iv_result(
+    measure: str,
+    method: str,
+    ci: str,
+    labs: list[str],
+    ai: np.ndarray,
+    bi: np.ndarray,
+    ci_: np.ndarray,
+    di: np.ndarray,
+    notes: list[str],
+) -> ComparisonResult:
+    yi, vi = log_ratio(measure, ai, bi, ci_, di, drop00=False)
+    k = int(yi.size)
+    test = TEST_FOR_CI[ci] if k > 1 else "z"
+    used = method
+    try:
+        fit = fit_rma(yi, vi, method=method, test=test)
+    except FitError as err:
+        notes.append(f"{method} did not converge ({err}); DerSimonian-Laird shown instead.")
+        used = "DL"
+        fit = fit_rma(yi, vi, method="DL", test=test)
+    _p, _s, _l, _h, pi_lo, pi_hi = predict(fit, np.ones((1, 1)))
+    single = k == 1
+    beta = clean(fit.beta[0])
+    return ComparisonResult(
+        measure=measure,
+        method=used,
+        estimate=_exp(beta),
+        ci_low=_exp(fit.ci_lb[0]),
+        ci_high=_exp(fit.ci_ub[0]),
+        pi_low=None if single else _exp(pi_lo[0]),
+        pi_high=None if single else _exp(pi_hi[0]),
+        estimate_model=beta,
+        se_model=clean(fit.se[0]),
+        ci_low_model=clean(fit.ci_lb[0]),
+        ci_high_model=clean(fit.ci_ub[0]),
+        pi_low_model=None if single else clean(pi_lo[0]),
+        pi_high_model=None if single else clean(pi_hi[0]),
+        statistic=clean(fit.zval[0]),
+        p_value=clean(fit.pval[0]),
+        df=fit.ddf,
+        tau2=None if single else fit.tau2,
+        i2=None if single else fit.i2,
+        h2=None if single else fit.h2,
+        q=None if single else fit.qe,
+        q_df=None if single else fit.qe_df,
+        q_p=None if single else fit.qe_p,
+        cmh=None,
+        cmh_p=None,
+        k=k,
+        ci_method=ci if k > 1 else "z",
+        notes=tuple(notes),
+        studies=_study_rows(labs, ai, bi, ci_, di, yi, vi, fit.weights),
+    )
+
+
+def _empty_comparison(measure: str, method: str, ci: str) -> ComparisonResult:
+    return ComparisonResult(
+        measure=measure,
+        method=method,
+        estimate=None,
+        ci_low=None,
+        ci_high=None,
+        pi_low=None,
+        pi_high=None,
+        estimate_model=None,
+        se_model=None,
+        ci_low_model=None,
+        ci_high_model=None,
+        pi_low_model=None,
+        pi_high_model=None,
+        statistic=None,
+        p_value=None,
+        df=None,
+        tau2=None,
+        i2=None,
+        h2=None,
+        q=None,
+        q_df=None,
+        q_p=None,
+        cmh=None,
+        cmh_p=None,
+        k=0,
+        ci_method=ci,
+        notes=("No studies: nothing to compare.",),
+        studies=(),
+    )

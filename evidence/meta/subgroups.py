@@ -1,0 +1,128 @@
+"""Subgroup analysis (e.g. by CAR-T product, by ICANS grading scale, by dose schedule).
+
+Two tests for subgroup differences are reported because they answer slightly different
+questions and published reviews use both:
+
+* ``qm`` — metafor's mixed-effects moderator test, ``rma(yi, vi, mods = ~ factor(g))``: one
+  tau² *common to all subgroups* (residual heterogeneity) is estimated, then the subgroup
+  coefficients are tested jointly (chi² with G-1 df for ``ci="z"``, F(G-1, k-G) for HKSJ).
+* ``q_between_separate`` — each subgroup pooled on its own (its own tau²), then Cochran's Q of
+  the subgroup estimates with 1/SE² weights, chi² with G-1 df (R meta's default,
+  ``tau.common = FALSE``; Borenstein et al. 2009, ch. 19).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from .effect_sizes import as_counts, freeman_tukey, logit_proportion
+from .heterogeneity import FitError, fit_rma
+from .proportions import TEST_FOR_CI, _validate, pool_proportions
+from .results import SubgroupPool, SubgroupResult, clean
+
+
+def subgroup_analysis(
+    events: ArrayLike,
+    totals: ArrayLike,
+    groups: Sequence[object],
+    method: str = "REML",
+    transform: str = "logit",
+    ci: str = "z",
+    labels: Sequence[str] | None = None,
+) -> SubgroupResult:
+    """Pool each subgroup and test whether the subgroups differ.
+
+    The mixed-effects test (``qm``) assumes one tau² shared by all subgroups, as metafor
+    does; with method="GLMM" the subgroup pools are GLMMs but this test is fitted with logit
+    inverse-variance REML (rma.glmm moderators are not part of this engine), which the notes
+    say. Subgroups with a single study are flagged (``single_study``) and shown unpooled.
+    """
+    _validate(method, transform, ci)
+    x, n = as_counts(events, totals)
+    g = [str(v) for v in groups]
+    if len(g) != x.size:
+        raise ValueError(f"{len(g)} group labels for {x.size} studies")
+    labs = [f"Study {i + 1}" for i in range(x.size)] if labels is None else list(labels)
+    levels = list(dict.fromkeys(g))  # order of first appearance, for display
+    notes: list[str] = []
+
+    pools = []
+    for level in levels:
+        idx = [i for i, v in enumerate(g) if v == level]
+        res = pool_proportions(
+            x[idx], n[idx], method=method, transform=transform, ci=ci,
+            labels=[labs[i] for i in idx],
+        )  # fmt: skip
+        pools.append(SubgroupPool(name=level, result=res, single_study=len(idx) == 1))
+        if len(idx) == 1:
+            notes.append(f"Subgroup '{level}' has one study: shown unpooled.")
+
+    # --- separate-tau² Q between subgroup estimates ---
+    est = [p.result.estimate_model for p in pools]
+    se = [p.result.se_model for p in pools]
+    qb = qb_p = None
+    qb_df: int | None = None
+    if len(pools) >= 2 and all(e is not None for e in est) and all(s for s in se):
+        e_arr = np.asarray(est, dtype=float)
+        w = 1 / np.asarray(se, dtype=float) ** 2
+        mean = float(np.sum(w * e_arr) / np.sum(w))
+        qb = float(np.sum(w * (e_arr - mean) ** 2))
+        qb_df = len(pools) - 1
+        qb_p = float(stats.chi2.sf(qb, qb_df))
+
+    # --- metafor mixed-effects moderator test (common tau²) ---
+    iv_method = "REML" if method == "GLMM" else method
+    iv_transform = "logit" if method == "GLMM" else transform
+    if method == "GLMM":
+        notes.append(
+            "Test for subgroup differences (common tau²) fitted with logit inverse-variance "
+            "REML; the subgroup pools themselves are GLMMs."
+        )
+    yi, vi = logit_proportion(x, n) if iv_transform == "logit" else freeman_tukey(x, n)
+    k, n_levels = x.size, len(levels)
+    qm = qm_p = tau2 = i2 = qe = qe_p = None
+    qm_df = qm_df2 = qe_df = None
+    qm_test = "F" if ci != "z" else "chi2"
+    if n_levels < 2:
+        notes.append("Only one subgroup: no test for subgroup differences.")
+    elif k <= n_levels:
+        notes.append("Too few studies per subgroup to estimate a common tau² and test.")
+    else:
+        design = np.column_stack(
+            [np.ones(k)] + [np.array([v == lev for v in g], dtype=float) for lev in levels[1:]]
+        )
+        test = TEST_FOR_CI[ci]
+        try:
+            fit = fit_rma(yi, vi, design, method=iv_method, test=test)
+        except FitError as err:
+            notes.append(f"{iv_method} did not converge ({err}); DL used for the test.")
+            fit = fit_rma(yi, vi, design, method="DL", test=test)
+        qm, qm_p = clean(fit.qm), clean(fit.qm_p)
+        qm_df, qm_df2 = fit.qm_df
+        tau2, i2 = fit.tau2, fit.i2
+        qe, qe_df, qe_p = fit.qe, fit.qe_df, fit.qe_p
+
+    return SubgroupResult(
+        subgroups=tuple(pools),
+        qm=qm,
+        qm_df=qm_df,
+        qm_df2=qm_df2,
+        qm_p=qm_p,
+        qm_test=qm_test,
+        tau2_common=tau2,
+        i2_residual=i2,
+        qe_residual=qe,
+        qe_residual_df=qe_df,
+        qe_residual_p=qe_p,
+        q_between_separate=qb,
+        q_between_separate_df=qb_df,
+        q_between_separate_p=qb_p,
+        method=method,
+        transform=transform,
+        ci_method=ci,
+        notes=tuple(notes),
+    )
