@@ -113,16 +113,21 @@ def test_pool_matches_metafor(case: dict[str, Any]) -> None:
         assert_close(res.q_p, exp["QEp"], TOL_P, "QEp")
     weights = _as_list(exp["weights"])
     for s, w, yi, vi in zip(
-        res.studies, weights, _as_list(case["studies"]["yi"]), _as_list(case["studies"]["vi"]),
+        res.studies,
+        weights,
+        _as_list(case["studies"]["yi"]),
+        _as_list(case["studies"]["vi"]),
         strict=True,
-    ):  # fmt: skip
+    ):
         assert_close(s.weight, w, TOL_IV, "weight")
         assert_close(s.yi, yi, TOL_IV, "yi")
         assert_close(s.vi, vi, TOL_IV, "vi")
     for s, lo, hi in zip(
-        res.studies, _as_list(case["studies"]["cp_low"]), _as_list(case["studies"]["cp_high"]),
+        res.studies,
+        _as_list(case["studies"]["cp_low"]),
+        _as_list(case["studies"]["cp_high"]),
         strict=True,
-    ):  # fmt: skip
+    ):
         assert_close(s.ci_low, lo, TOL_CP, "Clopper-Pearson low")
         assert_close(s.ci_high, hi, TOL_CP, "Clopper-Pearson high")
 
@@ -134,8 +139,9 @@ def test_pool_matches_metafor(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", GOLDEN["generic"], ids=case_id)
 def test_generic_rma_matches_metafor(case: dict[str, Any]) -> None:
-    fit = fit_rma(np.array(case["yi"]), np.array(case["vi"]), method=case["method"],
-                  test=case["test"])  # fmt: skip
+    fit = fit_rma(
+        np.array(case["yi"]), np.array(case["vi"]), method=case["method"], test=case["test"]
+    )
     exp = case["expected"]
     _, _, _, _, pi_lb, pi_ub = predict(fit, np.ones((1, 1)))
     for key, actual in {
@@ -192,9 +198,12 @@ def test_compare_matches_metafor(case: dict[str, Any]) -> None:
     if not single:
         assert_close(res.q_p, exp["QEp"], TOL_P, "QEp")
     for s, w, yi, vi in zip(
-        res.studies, _as_list(exp["weights"]), _as_list(exp["yi"]), _as_list(exp["vi"]),
+        res.studies,
+        _as_list(exp["weights"]),
+        _as_list(exp["yi"]),
+        _as_list(exp["vi"]),
         strict=True,
-    ):  # fmt: skip
+    ):
         assert_close(s.weight, w, TOL_IV, "weight")
         if case["method"] != "MH":
             assert_close(s.yi, yi, TOL_IV, "yi")
@@ -215,8 +224,13 @@ def test_compare_matches_metafor(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", GOLDEN["leave1out"], ids=case_id)
 def test_leave_one_out_matches_metafor(case: dict[str, Any]) -> None:
-    rows = leave_one_out(case["events"], case["totals"], method=case["method"],
-                         transform=case["transform"], ci=case["ci"])  # fmt: skip
+    rows = leave_one_out(
+        case["events"],
+        case["totals"],
+        method=case["method"],
+        transform=case["transform"],
+        ci=case["ci"],
+    )
     exp = case["expected"]
     assert len(rows) == len(case["events"])
     for i, row in enumerate(rows):
@@ -247,9 +261,13 @@ def test_leave_one_out_matches_metafor(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", GOLDEN["subgroup"], ids=case_id)
 def test_subgroups_match_metafor(case: dict[str, Any]) -> None:
     res = subgroup_analysis(
-        case["events"], case["totals"], case["groups"], method=case["method"],
-        transform=case["transform"], ci=case["ci"],
-    )  # fmt: skip
+        case["events"],
+        case["totals"],
+        case["groups"],
+        method=case["method"],
+        transform=case["transform"],
+        ci=case["ci"],
+    )
     exp = case["expected"]
     qmdf = _as_list(exp["QMdf"])
     assert res.qm_df == qmdf[0]
@@ -297,9 +315,13 @@ def test_subgroups_match_metafor(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", GOLDEN["metareg"], ids=case_id)
 def test_meta_regression_matches_metafor(case: dict[str, Any]) -> None:
     res = meta_regression(
-        case["events"], case["totals"], case["moderator"], method=case["method"],
-        transform=case["transform"], ci=case["ci"],
-    )  # fmt: skip
+        case["events"],
+        case["totals"],
+        case["moderator"],
+        method=case["method"],
+        transform=case["transform"],
+        ci=case["ci"],
+    )
     exp = case["expected"]
     for key, actual in {
         "beta": [res.intercept, res.slope],
@@ -311,8 +333,13 @@ def test_meta_regression_matches_metafor(case: dict[str, Any]) -> None:
             assert_close(a, e, TOL_IV, key)
     for a, e in zip([res.p_intercept, res.p_slope], exp["pval"], strict=True):
         assert_close(a, e, TOL_P, "pval")
-    for key, actual in {"tau2": res.tau2, "I2": res.i2, "H2": res.h2, "QE": res.qe,
-                        "QM": res.qm}.items():  # fmt: skip
+    for key, actual in {
+        "tau2": res.tau2,
+        "I2": res.i2,
+        "H2": res.h2,
+        "QE": res.qe,
+        "QM": res.qm,
+    }.items():
         assert_close(actual, exp[key], TOL_IV, key)
     assert_close(res.qm_p, exp["QMp"], TOL_P, "QMp")
     assert_close(res.qe_p, exp["QEp"], TOL_P, "QEp")
@@ -358,8 +385,9 @@ def test_published_values(name: str) -> None:
     values: dict[str, str] = pub["values"]
     if pub["kind"] == "pool":
         d = GOLDEN["datasets"]["prop"][pub["data"]]
-        r = pool_proportions(d["x"], d["n"], method=pub["method"], transform=pub["transform"],
-                             ci=pub["ci"])  # fmt: skip
+        r = pool_proportions(
+            d["x"], d["n"], method=pub["method"], transform=pub["transform"], ci=pub["ci"]
+        )
         got = {
             "estimate": r.estimate_model,
             "se": r.se_model,
@@ -382,8 +410,15 @@ def test_published_values(name: str) -> None:
         assert_close(got["bt_estimate"], pub["metafor"]["bt_estimate"], TOL_IV, "metafor EE")
     elif pub["kind"] == "compare":
         d = GOLDEN["datasets"]["compare"][pub["data"]]
-        c = compare_groups(d["ea"], d["na"], d["eb"], d["nb"], measure=pub["measure"],
-                           method=pub["method"], ci=pub["ci"])  # fmt: skip
+        c = compare_groups(
+            d["ea"],
+            d["na"],
+            d["eb"],
+            d["nb"],
+            measure=pub["measure"],
+            method=pub["method"],
+            ci=pub["ci"],
+        )
         got = {
             "estimate": c.estimate_model,
             "se": c.se_model,
@@ -407,8 +442,7 @@ def test_published_values(name: str) -> None:
             got["se_tau2"] = fit_rma(yi, vi, method="REML").se_tau2
     else:
         d = GOLDEN["datasets"]["generic"][pub["data"]]
-        fit = fit_rma(np.array(d["yi"]), np.array(d["vi"]), method=pub["method"],
-                      test=pub["test"])  # fmt: skip
+        fit = fit_rma(np.array(d["yi"]), np.array(d["vi"]), method=pub["method"], test=pub["test"])
         got = {
             "estimate": float(fit.beta[0]),
             "se": float(fit.se[0]),
@@ -516,8 +550,11 @@ class TestGoldenRegeneratesFromR:
         out = tmp_path / "golden_iv.json"
         proc = subprocess.run(
             [rscript, str(REF_DIR / "iv_reference.R"), str(out)],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         fresh = json.loads(out.read_text())
         committed = dict(GOLDEN)

@@ -1,0 +1,107 @@
+"""Meta-analysis engine of the anakinra-for-ICANS evidence dashboard.
+
+Pooled numbers from this package are read aloud in guideline meetings, so every
+inverse-variance and Mantel-Haenszel result reproduces R ``metafor`` 3.8-1 to floating-point
+precision (checked against ``tests/reference/golden_iv.json``, produced by
+``tests/reference/iv_reference.R``). Where metafor would stop with an error, this package shows
+a clearly labelled fallback instead of crashing, and says why.
+
+Vocabulary
+----------
+study
+    One publication or report. It may contain several cohorts.
+cohort
+    A group of patients analysed together (e.g. "axi-cel, prophylactic anakinra"). The unit
+    of analysis: one row = one cohort, called a "study" in the functions below, as in metafor.
+event
+    A patient with the outcome of interest (ICANS response, grade ≥ 3 ICANS, death...).
+proportion
+    events / total in a cohort. Shown per cohort with an exact Clopper-Pearson 95% CI.
+tau² (tau2)
+    Between-cohort variance of the true (model-scale) proportions: how much the true rates
+    differ beyond chance. On the logit scale for the GLMM and logit models.
+I²
+    Percentage of total variability due to between-cohort heterogeneity, computed as metafor
+    does: 100·tau² / (tau² + typical within-study variance). Not an absolute measure; with few
+    cohorts it is very uncertain.
+prediction interval
+    Where the true proportion of a *new* comparable cohort is expected to lie (95%). metafor's
+    definition: estimate ± crit·sqrt(SE² + tau²), crit = z for Wald intervals, t with k-1 df
+    for HKSJ (not the k-2 of Higgins et al. 2009 used by R meta).
+
+Interfaces
+----------
+``pool_proportions(events, totals, method="GLMM"|"REML"|"DL"|"ML"|"PM",
+transform="logit"|"freeman-tukey", ci="z"|"hksj"|"hksj-adhoc", labels=None) -> PoolResult``
+    Pooled single proportion. ``PoolResult.to_frame()`` gives studies + pooled row.
+``leave_one_out(events, totals, method, transform, ci, labels) -> tuple[LeaveOneOutRow, ...]``
+    As metafor ``leave1out``.
+``compare_groups(events_a, totals_a, events_b, totals_b, measure="OR"|"RR",
+method="MH"|"REML"|"DL", labels=None, ci="z") -> ComparisonResult``
+    Two-group OR/RR, ``rma.mh`` or ``rma(measure=...)``.
+``subgroup_analysis(events, totals, groups, method, transform, ci, labels) -> SubgroupResult``
+    Per-subgroup pools, metafor's moderator test (common tau²) and the separate-tau² Q between.
+``meta_regression(events, totals, moderator, method="REML", transform="logit", ci="z",
+labels=None) -> MetaRegressionResult``
+    ``rma(yi, vi, mods = ~ x)``; ``.fitted_line(x_grid)`` as ``predict(newmods=)``.
+
+Method choices (see /work/shared/methods.md)
+--------------------------------------------
+* Primary model for a single proportion: binomial-normal GLMM (``rma.glmm(measure="PLO")``,
+  implemented in ``glmm.py``); no continuity correction, best in simulations for rare events
+  and small cohorts (Stijnen et al. 2010; Lin & Chu 2020). If it does not converge the result
+  is logit inverse-variance REML and ``fallback_reason`` says so.
+* Secondary: logit inverse-variance with REML tau² and HKSJ interval (Cochrane's 2025
+  defaults); the ad hoc HKSJ (variance factor ≥ 1, metafor ``test="adhoc"``) when cohorts are
+  few and of very different size (Röver, Knapp & Friede 2015).
+* Freeman-Tukey only as a labelled sensitivity analysis (Schwarzer et al. 2019).
+* DL is kept to reproduce published analyses.
+* Two-group comparisons: Mantel-Haenszel (no correction for pooling) by default.
+"""
+
+from .comparisons import compare_groups
+from .effect_sizes import CONTINUITY_CORRECTION, LEVEL
+from .heterogeneity import MAXITER, THRESHOLD, TOL
+from .proportions import leave_one_out, pool_proportions
+from .regression import meta_regression
+from .results import (
+    ComparisonResult,
+    FittedLine,
+    LeaveOneOutRow,
+    MetaRegressionResult,
+    PoolResult,
+    StudyComparison,
+    StudyEstimate,
+    SubgroupPool,
+    SubgroupResult,
+)
+from .subgroups import subgroup_analysis
+
+#: metafor's Fisher-scoring stopping rule for REML/ML: |Δtau²| < 1e-5 (rma.uni control threshold).
+FISHER_THRESHOLD = THRESHOLD
+#: Maximum Fisher-scoring / uniroot iterations (rma.uni control maxiter).
+FISHER_MAXITER = MAXITER
+#: uniroot tolerance for Paule-Mandel, .Machine$double.eps^0.25 (rma.uni control tol).
+PM_TOLERANCE = TOL
+
+__all__ = [
+    "CONTINUITY_CORRECTION",
+    "FISHER_MAXITER",
+    "FISHER_THRESHOLD",
+    "LEVEL",
+    "PM_TOLERANCE",
+    "ComparisonResult",
+    "FittedLine",
+    "LeaveOneOutRow",
+    "MetaRegressionResult",
+    "PoolResult",
+    "StudyComparison",
+    "StudyEstimate",
+    "SubgroupPool",
+    "SubgroupResult",
+    "compare_groups",
+    "leave_one_out",
+    "meta_regression",
+    "pool_proportions",
+    "subgroup_analysis",
+]

@@ -61,6 +61,10 @@ NOTE_GLMM_CI = (
     "HKSJ is not defined for the binomial-normal GLMM (metafor rma.glmm); a z-based "
     "interval is shown."
 )
+NOTE_HKSJ_ZERO = (
+    "All study estimates are identical, so the HKSJ scale factor is 0 and the HKSJ interval "
+    "collapses to a point (as in metafor); use 'hksj-adhoc' or 'z' for a usable interval."
+)
 NOTE_GLMM_TRANSFORM = "The GLMM works on the logit scale; the Freeman-Tukey option was ignored."
 NOTE_ZERO_STUDIES = "{n} of {k} studies have 0 events; the logit model adds 0.5 to those studies."
 
@@ -256,6 +260,8 @@ def _from_rma(
 ) -> PoolResult:
     n_hm = harmonic_mean(n) if transform == "freeman-tukey" else None
     _pred, _se, _lo, _hi, pi_lo, pi_hi = predict(fit, np.ones((1, 1)))
+    if fit.test != "z" and fit.s2w == 0:
+        notes = [*notes, NOTE_HKSJ_ZERO]
     est = clean(fit.beta[0])
     return PoolResult(
         estimate=_back(est, transform, n_hm),
@@ -316,13 +322,35 @@ def _fit_iv(
         reason = f"{method} did not converge ({err}); DerSimonian-Laird shown instead."
         fit = fit_rma(yi, vi, method="DL", test=TEST_FOR_CI[ci])
         return _from_rma(
-            fit, labels, x, n, yi, vi, "DL", method_requested, transform, ci,
-            [*notes, reason], False, reason,
-        )  # fmt: skip
+            fit,
+            labels,
+            x,
+            n,
+            yi,
+            vi,
+            "DL",
+            method_requested,
+            transform,
+            ci,
+            [*notes, reason],
+            False,
+            reason,
+        )
     return _from_rma(
-        fit, labels, x, n, yi, vi, method, method_requested, transform, ci,
-        notes, converged, fallback_reason,
-    )  # fmt: skip
+        fit,
+        labels,
+        x,
+        n,
+        yi,
+        vi,
+        method,
+        method_requested,
+        transform,
+        ci,
+        notes,
+        converged,
+        fallback_reason,
+    )
 
 
 def _from_glmm(
@@ -461,8 +489,12 @@ def leave_one_out(
     for i in range(x.size):
         keep = np.arange(x.size) != i
         res = pool_proportions(
-            x[keep], n[keep], method=method, transform=transform, ci=ci,
+            x[keep],
+            n[keep],
+            method=method,
+            transform=transform,
+            ci=ci,
             labels=[lab for j, lab in enumerate(labs) if j != i],
-        )  # fmt: skip
+        )
         rows.append(LeaveOneOutRow(omitted=labs[i], result=res))
     return tuple(rows)

@@ -54,9 +54,13 @@ def subgroup_analysis(
     for level in levels:
         idx = [i for i, v in enumerate(g) if v == level]
         res = pool_proportions(
-            x[idx], n[idx], method=method, transform=transform, ci=ci,
+            x[idx],
+            n[idx],
+            method=method,
+            transform=transform,
+            ci=ci,
             labels=[labs[i] for i in idx],
-        )  # fmt: skip
+        )
         pools.append(SubgroupPool(name=level, result=res, single_study=len(idx) == 1))
         if len(idx) == 1:
             notes.append(f"Subgroup '{level}' has one study: shown unpooled.")

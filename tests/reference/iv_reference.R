@@ -382,7 +382,34 @@ published <- list(
                      ci_lb = "0.235347059333852", ci_ub = "0.623693678062684",
                      tau2 = "0.0016783981912744", QE = "16.181374262823"))
 )
-# Not copied on purpose: the GLMM cases (owned by tests/test_meta_glmm.py), kacker2004 PM
+glmm_published <- list(
+  list(name = "stijnen2010_ctrl_GLMM", kind = "glmm", data = "nielweise_ctrl",
+       source = "Stijnen, Hamza & Ozdemir 2010, Stat Med 29:3046, Table II",
+       values = list(estimate = "-3.4964", se = "0.2570", tau2 = "0.8124",
+                     bt_estimate = "0.0294", bt_ci_lb = "0.0180", bt_ci_ub = "0.0478")),
+  list(name = "stijnen2010_trt_GLMM_zero_events", kind = "glmm", data = "nielweise_trt",
+       source = "Stijnen, Hamza & Ozdemir 2010, Stat Med 29:3046, Table II",
+       values = list(estimate = "-4.8121", se = "0.3555", tau2 = "0.8265",
+                     bt_estimate = "0.0081", bt_ci_lb = "0.0040", bt_ci_ub = "0.0161")),
+  list(name = "debruin2009_GLMM", kind = "glmm", data = "debruin2009",
+       source = "metafor rma.glmm documentation example (dat.debruin2009)",
+       values = list(bt_estimate = "0.4721", bt_ci_lb = "0.3822", bt_ci_ub = "0.5638",
+                     bt_pi_lb = "0.2021", bt_pi_ub = "0.7594"))
+)
+# rma.glmm's own full-precision values (lme4 inside), for the end-to-end GLMM dispatch check
+for (i in seq_along(glmm_published)) {
+  d <- prop_data[[glmm_published[[i]]$data]]
+  res <- rma.glmm(measure = "PLO", xi = d$x, ni = d$n)
+  pr <- pi_of(predict(res))
+  glmm_published[[i]]$metafor <- list(
+    estimate = num(res$beta[1]), se = num(res$se), tau2 = num(res$tau2), I2 = num(res$I2),
+    H2 = num(res$H2), QE_Wld = num(res$QE.Wld), QE_LRT = num(res$QE.LRT),
+    ci_lb = num(res$ci.lb), ci_ub = num(res$ci.ub), pi_lb = num(pr$pi.lb),
+    pi_ub = num(pr$pi.ub))
+}
+published <- c(published, glmm_published)
+
+# Not copied on purpose: the GLMM cases of pritz1997 (owned by tests/test_meta_glmm.py), kacker2004 PM
 # (statsmodels ran it with control tol=1e-9, not metafor's default), and meta's I² fraction /
 # k-2 prediction interval for the metabin case (R meta conventions, not metafor's).
 
