@@ -23,6 +23,7 @@ import io
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,8 +55,11 @@ _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 _FORMULA_HINT = "formulas are read as text and never calculated: type or paste the value itself"
 
 
-class UploadError(Exception):
-    """The uploaded file itself cannot be read (before any sheet is checked); lists every reason."""
+class UploadError(ValueError):
+    """The uploaded file itself cannot be read (before any sheet is checked); lists every reason.
+
+    A ValueError, so `python -m evidence.build --from file.xlsx` reports it like other bad input.
+    """
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
@@ -269,7 +273,14 @@ def read_member_bounded(
                     chunks.append(chunk)
     except UploadError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        ValueError,
+    ) as err:
         raise UploadError(
             [
                 _problem(
@@ -309,6 +320,11 @@ def _is_readme(name: str) -> bool:
 
 def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
     """`<sheet>.csv` members (at the top level or in one folder) as raw sheets."""
+    names = zf.namelist()
+    if "[Content_Types].xml" in names or any(n.startswith("xl/") for n in names):
+        raise UploadError(
+            [_problem(filename, "this is an Excel workbook renamed to .zip: rename it to .xlsx")]
+        )
     problems: list[Problem] = []
     members: list[tuple[str, zipfile.ZipInfo]] = []
     folders: set[str] = set()
@@ -337,14 +353,6 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
         if _is_readme(name):
             continue
         if _extension(name) != ".csv":
-            if name.startswith("xl/") or name == "[Content_Types].xml":
-                problems.append(
-                    _problem(
-                        filename,
-                        "this is an Excel workbook renamed to .zip: rename it back to .xlsx",
-                    )
-                )
-                break
             problems.append(
                 _problem(
                     filename,
@@ -540,7 +548,7 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
         ) from err
     raw: dict[str, bytes] = {}
     notes: list[Problem] = []
-    problems: list[Problem] = []
+    sheet_problems: list[Problem] = []
     titles: dict[str, str] = {}
     try:
         for title in wb.sheetnames:
@@ -548,7 +556,7 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
             if key in HELPER_SHEETS:
                 continue
             if key not in SHEETS_BY_NAME:
-                problems.append(
+                sheet_problems.append(
                     _problem(
                         filename,
                         f"sheet '{title}' is not one of the tables "
@@ -558,20 +566,20 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
                 )
                 continue
             if key in titles:
-                problems.append(
+                sheet_problems.append(
                     _problem(filename, f"sheets '{titles[key]}' and '{title}' are the same table")
                 )
                 continue
             titles[key] = title
             ws = wb[title]
             if not hasattr(ws, "iter_rows"):  # a chart sheet
-                problems.append(_problem(filename, f"sheet '{title}' is a chart, not a table"))
+                sheet_problems.append(
+                    _problem(filename, f"sheet '{title}' is a chart, not a table")
+                )
                 continue
-            raw[key], sheet_notes = _worksheet_csv(key, ws)
-            notes += sheet_notes
-    except UploadError:
-        raise
-    except Exception as err:
+            raw[key], cell_notes = _worksheet_csv(key, ws)
+            notes += cell_notes
+    except Exception as err:  # openpyxl raises many types for malformed sheet XML
         raise UploadError(
             [
                 _problem(
@@ -583,20 +591,20 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
         ) from err
     finally:
         wb.close()
-    if not raw and not problems:
-        problems.append(
-            _problem(
-                filename,
-                "the workbook has no recognised sheets: name one sheet per table ("
-                + ", ".join(s.name for s in SHEETS)
-                + "), or start from the template",
-            )
+    if not raw:
+        raise UploadError(
+            [
+                _problem(
+                    filename,
+                    "the workbook has no recognised sheets: name one sheet per table ("
+                    + ", ".join(s.name for s in SHEETS)
+                    + "), or start from the template",
+                ),
+                *sheet_problems,
+            ]
         )
-    elif not raw:
-        problems.insert(0, _problem(filename, "the workbook has no recognised sheets"))
-    if problems:
-        raise UploadError(problems)
-    return raw, notes
+    # Unknown sheets are reported with the cell problems, so the whole list comes at once.
+    return raw, sheet_problems + notes
 
 
 def inspect_upload(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Problem]]:

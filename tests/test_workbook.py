@@ -1,0 +1,386 @@
+"""Uploads: every malformed file in the corpus gets its own message and changes nothing on disk; a
+good extraction loads in memory; an export loads back unchanged; the template matches the contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import random
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from openpyxl import load_workbook
+
+from evidence import build, template, workbook
+from evidence.exports import export_csv_zip, export_workbook
+from evidence.sheets import SHEETS, SHEETS_BY_NAME
+from evidence.validate import Problem
+from evidence.workbook import (
+    MAX_COMPRESSION_RATIO,
+    MAX_UPLOAD_BYTES,
+    UploadError,
+    load_upload,
+    read_upload,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+GOOD = FIXTURES / "good"
+CORPUS = FIXTURES / "bad_uploads"
+SHIPPED = ROOT / "data" / "anakinra.duckdb"
+
+
+def _expected() -> list[tuple[str, str]]:
+    with (CORPUS / "expected.csv").open(encoding="utf-8", newline="") as handle:
+        return [(row["file"], row["expected_fragment"]) for row in csv.DictReader(handle)]
+
+
+EXPECTED = _expected()
+
+
+def _digests() -> dict[str, str]:
+    """Hashes of everything an upload must never change: the shipped database and the fixtures."""
+    paths = [SHIPPED, *sorted(GOOD.glob("*")), *sorted(CORPUS.glob("*"))]
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+def _good_raw() -> dict[str, bytes]:
+    return build.read_sheet_dir(GOOD)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def good_con() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = build.build_in_memory(_good_raw(), origin="tests/fixtures/good")
+    yield con
+    con.close()
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's rows in stored order (all columns, computed ones included)."""
+    return {s.name: con.execute(f"SELECT * FROM {s.name}").fetchall() for s in SHEETS}
+
+
+# The corpus -----------------------------------------------------------------------------------
+
+
+def test_corpus_is_complete_and_large_enough() -> None:
+    listed = {name for name, _ in EXPECTED}
+    present = {p.name for p in CORPUS.iterdir() if p.name != "expected.csv"}
+    assert listed == present
+    assert len(listed) >= 40
+
+
+@pytest.mark.parametrize(("name", "fragment"), EXPECTED, ids=[n for n, _ in EXPECTED])
+def test_each_bad_upload_is_refused_with_its_message(name: str, fragment: str) -> None:
+    before = _digests()
+    con, problems = load_upload(name, (CORPUS / name).read_bytes())  # must not raise
+    assert con is None
+    assert problems and all(isinstance(p, Problem) for p in problems)
+    shown = [str(p) for p in problems]
+    assert any(fragment in line for line in shown), f"{name}: {fragment!r} not in {shown}"
+    assert _digests() == before
+
+
+def test_oversize_upload_is_refused_before_reading() -> None:
+    data = _zip({"studies.csv": b"x"}) + bytes(MAX_UPLOAD_BYTES)
+    con, problems = load_upload("big.zip", data)
+    assert con is None
+    assert "over the 5 MB limit" in str(problems[0])
+    with pytest.raises(UploadError):
+        read_upload("big.zip", data)
+
+
+def test_upload_limit_matches_streamlit_config() -> None:
+    config = (ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8")
+    match = re.search(r"maxUploadSize\s*=\s*(\d+)", config)
+    assert match and int(match.group(1)) * 1024 * 1024 == MAX_UPLOAD_BYTES
+
+
+def test_container_problems_raise_upload_error_with_every_reason() -> None:
+    data = _zip({"../studies.csv": b"a", "run.exe": b"b", "a/b/c.csv": b"c"})
+    with pytest.raises(UploadError) as caught:
+        read_upload("panel.zip", data)
+    messages = " | ".join(str(p) for p in caught.value.problems)
+    assert "unsafe path" in messages
+    assert "not a CSV file" in messages
+    assert "folder inside a folder" in messages
+
+
+def test_all_sheet_problems_are_listed_at_once() -> None:
+    wb = load_workbook(io.BytesIO(export_workbook(build.build_in_memory(_good_raw(), "t"))))
+    wb.create_sheet("Sheet1")["A1"] = "scratch"
+    wb["studies"]["C2"] = "MMXX"  # year
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    con, problems = load_upload("many.xlsx", buffer.getvalue())
+    assert con is None
+    assert [p.file for p in problems] == ["many.xlsx", "studies sheet"], problems
+    raw = _good_raw()
+    raw["outcomes"] = raw["outcomes"].replace(b"icans_response,11,14", b"icans_response,15,14")
+    raw["cohorts"] = raw["cohorts"].replace(b",CTCAE,", b",Lee2014,")
+    del raw["quality"]
+    con, problems = load_upload("many.zip", _zip({f"{k}.csv": v for k, v in raw.items()}))
+    assert con is None
+    assert {p.file for p in problems} == {"cohorts.csv", "outcomes.csv", "quality.csv"}
+
+
+def test_lying_sizes_are_enforced_while_reading() -> None:
+    """Even when the declared sizes are not checked first, unpacking stops at the limits."""
+    data = _zip({"studies.csv": b" " * (4 * 1024 * 1024)})
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.infolist()[0]
+        assert info.file_size > MAX_COMPRESSION_RATIO * info.compress_size
+        with pytest.raises(UploadError, match="zip bomb"):
+            workbook.read_member_bounded("x.zip", zf, info, workbook._Budget())
+        small = _zip({"studies.csv": b"study_id\n" * 1000})
+    with (
+        zipfile.ZipFile(io.BytesIO(small)) as zf,
+        pytest.raises(UploadError, match="unpacks to more than"),
+    ):
+        workbook.read_member_bounded("x.zip", zf, zf.infolist()[0], workbook._Budget(100))
+
+
+def test_damaged_uploads_never_raise() -> None:
+    """Random byte damage to a good workbook and zip: always a problem list, never an exception."""
+    rng = random.Random(20221)
+    con = build.build_in_memory(_good_raw(), "t")
+    for name, data in (("a.xlsx", export_workbook(con)), ("a.zip", export_csv_zip(con))):
+        for _ in range(40):
+            damaged = bytearray(data)
+            for _ in range(rng.randint(1, 8)):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            result, problems = load_upload(name, bytes(damaged))
+            assert (result is None) == bool(problems)
+
+
+def test_only_in_memory_databases_are_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    real_connect = duckdb.connect
+
+    def spy(database: str = ":memory:", *args: object, **kwargs: object) -> object:
+        opened.append(str(database))
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", spy)
+    before = _digests()
+    con, problems = load_upload("good.zip", _zip({f"{k}.csv": v for k, v in _good_raw().items()}))
+    assert problems == [] and con is not None
+    assert opened == [":memory:"]
+    assert _digests() == before
+
+
+# Good uploads ---------------------------------------------------------------------------------
+
+
+def test_good_csv_zip_in_one_folder_with_junk_loads() -> None:
+    members = {f"extraction/{k}.csv": v for k, v in _good_raw().items()}
+    members |= {"__MACOSX/extraction/._studies.csv": b"\x00", "extraction/README.txt": b"hi"}
+    members |= {"extraction/.DS_Store": b"\x00\x01"}
+    con, problems = load_upload("Panel Extraction.ZIP", _zip(members))
+    assert problems == []
+    assert con is not None
+    assert con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
+    origin = con.execute("SELECT value FROM build_info WHERE key = 'origin'").fetchone()
+    assert origin == ("upload: Panel Extraction.ZIP",)
+
+
+def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
+    data = (CORPUS / "formula_in_count.xlsx").read_bytes()
+    # Give the formula a cached result, as Excel would: it must still not be used.
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        parts = {i.filename: src.read(i) for i in src.infolist()}
+    sheet = parts["xl/worksheets/sheet3.xml"]
+    assert b"<f>3+3</f><v />" in sheet
+    parts["xl/worksheets/sheet3.xml"] = sheet.replace(b"<f>3+3</f><v />", b"<f>3+3</f><v>6</v>")
+    raw = read_upload("f.xlsx", _zip(parts))
+    records = list(csv.reader(io.StringIO(raw["cohorts"].decode("utf-8"))))
+    row = dict(zip(records[0], records[1], strict=True))
+    assert row["n_patients"] == "=3+3"
+    _, problems = load_upload("f.xlsx", _zip(parts))
+    assert any("is a formula (=3+3)" in str(p) for p in problems)
+
+
+def test_workbook_cells_become_validator_text() -> None:
+    import datetime as dt
+
+    assert workbook.cell_text(True) == "true"
+    assert workbook.cell_text(False) == "false"
+    assert workbook.cell_text(200.0) == "200"
+    assert workbook.cell_text(0.1) == "0.1"
+    assert workbook.cell_text(7) == "7"
+    assert workbook.cell_text(None) == ""
+    assert workbook.cell_text(dt.datetime(2021, 3, 4)) == "2021-03-04"
+    assert workbook.cell_text(dt.datetime(2021, 3, 4, 5, 6)) == "2021-03-04T05:06:00"
+    assert workbook.cell_text(dt.date(2021, 3, 4)) == "2021-03-04"
+    assert workbook.cell_text("'=1+1") == "=1+1"
+
+
+# Round trip -----------------------------------------------------------------------------------
+
+
+def _swap(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert old in data, old
+    return data.replace(old, new, 1)
+
+
+def _tricky_raw() -> dict[str, bytes]:
+    """The fixture with text that tests escaping, numbers-as-text, decimals and non-ASCII."""
+    raw = {k: v.replace(b"\r\n", b"\n") for k, v in _good_raw().items()}
+    studies = raw["studies"].decode("utf-8").splitlines()
+    notes = ["=1+1", "-3 days", "@home", "'=already quoted", "≥ 3 – grade, “quoted”", "+44 20"]
+    studies[1:] = [f'{line}"{note}"' for line, note in zip(studies[1:], notes, strict=True)]
+    raw["studies"] = ("\n".join(studies) + "\n").encode("utf-8")
+    raw["sources"] = _swap(raw["sources"], b"primary_abstract,,", b"primary_abstract,007,")
+    raw["cohorts"] = _swap(raw["cohorts"], b"axi-cel,100,200", b"axi-cel,100.5,200")
+    raw["cohorts"] = _swap(
+        raw["cohorts"],
+        b"12 patients were treated,,,,,,,,,,\n",
+        b'12 patients were treated,,,,,,,,,,"two\nlines"\n',
+    )
+    return raw
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "zip"])
+@pytest.mark.parametrize("source", ["fixture", "tricky"])
+def test_export_then_upload_changes_nothing(fmt: str, source: str) -> None:
+    raw = _good_raw() if source == "fixture" else _tricky_raw()
+    original = build.build_in_memory(raw, origin="t")
+    exported = export_workbook(original) if fmt == "xlsx" else export_csv_zip(original)
+    loaded, problems = load_upload(f"export.{fmt}", exported)
+    assert problems == []
+    assert loaded is not None
+    assert _tables(loaded) == _tables(original)
+    if fmt == "zip":  # a second export of the loaded copy is byte-identical
+        assert export_csv_zip(loaded) == exported
+
+
+def test_tricky_fixture_really_is_tricky() -> None:
+    con = build.build_in_memory(_tricky_raw(), origin="t")
+    notes = [r[0] for r in con.execute("SELECT notes FROM studies").fetchall()]
+    assert "=1+1" in notes and "'=already quoted" in notes
+    assert con.execute("SELECT count(*) FROM cohorts WHERE notes LIKE '%\n%'").fetchone() == (1,)
+
+
+def test_exported_workbook_has_no_formulas_and_only_sheet_columns() -> None:
+    con = build.build_in_memory(_tricky_raw(), origin="t")
+    wb = load_workbook(io.BytesIO(export_workbook(con)))
+    for sheet in SHEETS:
+        ws = wb[sheet.name]
+        assert tuple(c.value for c in ws[1]) == sheet.column_names
+        assert all(cell.data_type != "f" for row in ws.iter_rows() for cell in row)
+    studies = wb["studies"]
+    notes_col = SHEETS_BY_NAME["studies"].column_names.index("notes") + 1
+    assert studies.cell(2, notes_col).value == "'=1+1"
+
+
+# Template -------------------------------------------------------------------------------------
+
+
+def _resolve(wb: object, formula: str) -> list[str]:
+    match = re.fullmatch(r"(\w+)!\$([A-Z]+)\$(\d+):\$([A-Z]+)\$(\d+)", formula)
+    assert match, formula
+    sheet, col, first, _, last = match.groups()
+    ws = wb[sheet]  # type: ignore[index]
+    return [ws[f"{col}{row}"].value for row in range(int(first), int(last) + 1)]
+
+
+def test_template_has_a_dropdown_for_every_closed_vocabulary() -> None:
+    wb = load_workbook(io.BytesIO(template.template_workbook()))
+    assert wb.sheetnames[: len(SHEETS)] == [s.name for s in SHEETS]
+    for sheet in SHEETS:
+        ws = wb[sheet.name]
+        assert tuple(c.value for c in ws[1]) == sheet.column_names
+        assert ws.freeze_panes == "A2"
+        assert ws.max_row == 1
+        by_column: dict[str, list[str]] = {}
+        for validation in ws.data_validations.dataValidation:
+            assert validation.type == "list"
+            for cell_range in validation.sqref.ranges:
+                name = sheet.column_names[cell_range.min_col - 1]
+                assert cell_range.min_row == 2 and cell_range.max_row == template.LAST_ROW
+                by_column[name] = _resolve(wb, validation.formula1)
+        for column in sheet.columns:
+            if column.kind == "bool":
+                assert by_column.pop(column.name) == ["true", "false"]
+            elif column.vocab:
+                assert by_column.pop(column.name) == list(column.vocab), column.name
+        assert by_column == {}, f"dropdowns on open columns: {by_column}"
+    assert wb[template.LISTS_SHEET].sheet_state == "hidden"
+
+
+def test_template_notes_explain_every_column_from_the_readme() -> None:
+    wb = load_workbook(io.BytesIO(template.template_workbook()))
+    rows = [tuple(r) for r in wb[template.NOTES_SHEET].iter_rows(values_only=True)]
+    header = rows.index(("sheet", "column", "type", "required", "allowed values", "meaning"))
+    notes = {(r[0], r[1]): r for r in rows[header + 1 :] if r[1]}
+    for sheet in SHEETS:
+        for column in sheet.columns:
+            assert (sheet.name, column.name) in notes, column.name
+    assert notes[("studies", "pmid")][5] == "PubMed id"
+    assert notes[("outcomes", "events")][2] == "whole number ≥ 0"
+    assert notes[("cohorts", "n_quote")][3] == "when the fact is given"
+    assert notes[("cohorts", "dose_band")][4] == "le200, gt200, mixed, not_reported"
+    assert "trm = treatment-related mortality" in notes[("outcomes", "outcome")][5]
+    assert notes[("cohorts", "n_brexucel")][5]  # a README row that names several columns
+
+
+def test_blank_templates_load_as_empty_extractions() -> None:
+    for name, data in (
+        ("t.xlsx", template.template_workbook()),
+        ("t.zip", template.template_csv_zip()),
+    ):
+        con, problems = load_upload(name, data)
+        assert problems == [] and con is not None
+        assert con.execute("SELECT count(*) FROM studies").fetchone() == (0,)
+
+
+def test_csv_template_is_headers_and_readme() -> None:
+    with zipfile.ZipFile(io.BytesIO(template.template_csv_zip())) as zf:
+        names = sorted(zf.namelist())
+        assert names == sorted([f"{s.name}.csv" for s in SHEETS] + [template.CSV_README_NAME])
+        for sheet in SHEETS:
+            lines = zf.read(f"{sheet.name}.csv").decode("utf-8").splitlines()
+            assert lines == [",".join(sheet.column_names)]
+        readme = zf.read(template.CSV_README_NAME).decode("utf-8")
+    assert "review_inclusion_reason" in readme and "PubMed id" in readme
+    assert template.template_csv_zip() == template.template_csv_zip()
+
+
+def test_template_command_writes_both_forms(tmp_path: Path) -> None:
+    assert template.main(["--out", str(tmp_path)]) == 0
+    assert (tmp_path / "extraction_template.xlsx").stat().st_size > 0
+    assert (tmp_path / "extraction_template_csv.zip").read_bytes() == template.template_csv_zip()
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == sorted(
+        [f"{s.name}.csv" for s in SHEETS] + [template.CSV_README_NAME]
+    )
+
+
+def test_build_reads_an_exported_workbook(
+    tmp_path: Path, good_con: duckdb.DuckDBPyConnection
+) -> None:
+    source = tmp_path / "panel.xlsx"
+    source.write_bytes(export_workbook(good_con))
+    target = tmp_path / "panel.duckdb"
+    assert build.main(["--from", str(source), "--out", str(target)]) == 0
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert _tables(con) == _tables(good_con)
+
+
+def test_no_streamlit_in_library_code() -> None:
+    for module in ("workbook", "template", "exports"):
+        text = (ROOT / "evidence" / f"{module}.py").read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(import|from)\s+streamlit", text, re.M)
