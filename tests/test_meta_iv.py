@@ -191,6 +191,10 @@ def test_compare_matches_metafor(case: dict[str, Any]) -> None:
         pairs |= {"MH": res.cmh}
         if case["measure"] == "OR":
             assert_close(res.cmh_p, exp["MHp"], TOL_P, "MHp")
+            assert_close(res.breslow_day, exp["BD"], TOL_IV, "Breslow-Day")
+            assert_close(res.tarone, exp["TA"], TOL_IV, "Tarone")
+            assert_close(res.breslow_day_p, exp["BDp"], TOL_P, "Breslow-Day p")
+            assert_close(res.tarone_p, exp["TAp"], TOL_P, "Tarone p")
     elif not single:
         pairs |= {"tau2": res.tau2, "pi_lb": res.pi_low_model, "pi_ub": res.pi_high_model}
     for key, actual in pairs.items():

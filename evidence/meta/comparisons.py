@@ -97,6 +97,8 @@ def mantel_haenszel(
             if den > 0:
                 out["cmh"] = num / den
                 out["cmh_p"] = float(stats.chi2.sf(out["cmh"], 1))
+        if out["beta"] is not None:
+            out |= breslow_day_tarone(math.exp(out["beta"]), ai, bi, ci, di)
     else:
         r = float(np.sum(ai * (n2 / nn)))
         s = float(np.sum(ci * (n1 / nn)))
@@ -106,6 +108,39 @@ def mantel_haenszel(
                 float(np.sum((n1 / nn) * (n2 / nn) * (ai + ci) - (ai / nn) * ci)) / (r * s)
             )
     return out
+
+
+def breslow_day_tarone(
+    or_mh: float, ai: np.ndarray, bi: np.ndarray, ci: np.ndarray, di: np.ndarray
+) -> dict[str, float | None]:
+    """Breslow-Day (1980) test with Tarone's (1985) correction, as ``rma.mh`` computes them."""
+    n1, n2 = ai + bi, ci + di
+    nn = n1 + n2
+    xt, yt = ai + ci, bi + di
+    if or_mh == 1:
+        n11 = (n1 / nn) * xt
+    else:
+        a = or_mh * (n1 + xt) + (n2 - xt)
+        b = np.sqrt(a**2 - 4 * n1 * xt * or_mh * (or_mh - 1))
+        n11 = (a - b) / (2 * (or_mh - 1))
+    pos = (n11 > 0) & (xt > 0) & (yt > 0)
+    k_pos = int(pos.sum())
+    e11 = n11[pos]
+    e12 = n1[pos] - e11
+    e21 = xt[pos] - e11
+    e22 = e11 - n1[pos] - xt[pos] + nn[pos]
+    inv = 1 / (1 / e11 + 1 / e12 + 1 / e21 + 1 / e22)
+    resid = ai[pos] - e11
+    bd = max(0.0, float(np.sum(resid**2 / inv)))
+    ta = max(0.0, bd - float(np.sum(resid)) ** 2 / float(np.sum(inv)))
+    df = k_pos - 1
+    return {
+        "bd": bd,
+        "ta": ta,
+        "bd_df": float(df) if df > 0 else None,
+        "bd_p": float(stats.chi2.sf(bd, df)) if df > 0 else None,
+        "ta_p": float(stats.chi2.sf(ta, df)) if df > 0 else None,
+    }
 
 
 def compare_groups(
@@ -225,6 +260,11 @@ def _mh_result(
         ci_method="z",
         notes=tuple(notes),
         studies=_study_rows(labs, ai, bi, ci_, di, yi, vi, wts),
+        breslow_day=mh.get("bd"),
+        breslow_day_p=mh.get("bd_p"),
+        tarone=mh.get("ta"),
+        tarone_p=mh.get("ta_p"),
+        breslow_day_df=None if mh.get("bd_df") is None else int(mh["bd_df"] or 0),
     )
 
 

@@ -181,6 +181,12 @@ class ComparisonResult:
     ci_method: str
     notes: tuple[str, ...]
     studies: tuple[StudyComparison, ...]
+    # MH odds ratio only: Breslow-Day and Tarone tests of homogeneity, as rma.mh reports them
+    breslow_day: float | None = None
+    breslow_day_p: float | None = None
+    tarone: float | None = None
+    tarone_p: float | None = None
+    breslow_day_df: int | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Studies plus a pooled row, for forest plots and tables."""

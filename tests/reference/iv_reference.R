@@ -184,6 +184,7 @@ for (dname in names(cmp_data)) {
                       ci_ub = num(mh$ci.ub), zval = num(mh$zval), pval = num(mh$pval),
                       QE = num(mh$QE), QEp = num(mh$QEp), I2 = num(mh$I2), H2 = num(mh$H2),
                       MH = num(mh$MH), MHp = num(mh$MHp), k = mh$k,
+                      BD = num(mh$BD), BDp = num(mh$BDp), TA = num(mh$TA), TAp = num(mh$TAp),
                       weights = num(weights(mh)),
                       yi = num(es$yi), vi = num(es$vi)))
     for (method in c("REML", "DL")) {
