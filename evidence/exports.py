@@ -77,10 +77,8 @@ def unescape_cell(text: str) -> str:
 
 def _plain(value: Any) -> Any:
     """A pandas/numpy value as a plain Python value that openpyxl and csv accept (NaN -> None)."""
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None  # None, NaN, NaT and pd.NA all mean "no value": an empty cell
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()  # numpy scalar
     if isinstance(value, pd.Timestamp):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import io
 import random
 import re
@@ -384,3 +385,16 @@ def test_no_streamlit_in_library_code() -> None:
     for module in ("workbook", "template", "exports"):
         text = (ROOT / "evidence" / f"{module}.py").read_text(encoding="utf-8")
         assert not re.search(r"^\s*(import|from)\s+streamlit", text, re.M)
+
+
+@pytest.mark.slow
+def test_corpus_generator_reproduces_the_committed_files() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_bad_uploads", FIXTURES / "make_bad_uploads.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    corpus = module.build_corpus()
+    for name, (data, _, _) in corpus.items():
+        assert (FIXTURES / "bad_uploads" / name).read_bytes() == data, name
