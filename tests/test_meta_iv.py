@@ -34,7 +34,7 @@ from evidence.meta.effect_sizes import (
     log_ratio,
     two_by_two,
 )
-from evidence.meta.heterogeneity import fit_rma, predict
+from evidence.meta.heterogeneity import fit_rma, predict, tau2_ci_qprofile
 from evidence.meta.proportions import leave_one_out, pool_proportions
 from evidence.meta.regression import meta_regression
 from evidence.meta.subgroups import subgroup_analysis
@@ -101,6 +101,10 @@ def test_pool_matches_metafor(case: dict[str, Any]) -> None:
             "QE": res.q,
             "bt_pi_lb": res.pi_low,
             "bt_pi_ub": res.pi_high,
+            "tau2_lb": res.tau2_ci_low,
+            "tau2_ub": res.tau2_ci_high,
+            "I2_lb": res.i2_ci_low,
+            "I2_ub": res.i2_ci_high,
         }
         assert res.k == exp["k"]
     else:
@@ -161,6 +165,20 @@ def test_generic_rma_matches_metafor(case: dict[str, Any]) -> None:
         assert_close(float(actual), exp[key], TOL_IV, key)
     if exp["se_tau2"] is not None:
         assert_close(fit.se_tau2, exp["se_tau2"], TOL_IV, "se_tau2")
+    qp = tau2_ci_qprofile(np.array(case["yi"]), np.array(case["vi"]), None, fit)
+    if case["method"] == "EE":
+        assert qp is None
+    else:
+        assert qp is not None
+        for key, actual in {
+            "tau2_lb": qp.tau2_lb,
+            "tau2_ub": qp.tau2_ub,
+            "I2_lb": qp.i2_lb,
+            "I2_ub": qp.i2_ub,
+            "H2_lb": qp.h2_lb,
+            "H2_ub": qp.h2_ub,
+        }.items():
+            assert_close(actual, exp[key], TOL_IV, key)
     assert_close(float(fit.pval[0]), exp["pval"], TOL_P, "pval")
     assert_close(fit.qe_p, exp["QEp"], TOL_P, "QEp")
 

@@ -58,6 +58,7 @@ class RmaFit:
     qe_p: float
     i2: float
     h2: float
+    vt: float | None  # "typical" within-study variance, (k-p)/tr(P), used by I² and H²
     qm: float | None
     qm_df: tuple[int, int | None]
     qm_p: float | None
@@ -371,6 +372,7 @@ def fit_rma(
             h2 = tau2 / vt + 1
     else:
         qe, qe_p, i2, h2 = 0.0, 1.0, 0.0, 1.0
+        vt = None
 
     weights = 100 * wi / np.sum(wi)
     return RmaFit(
@@ -390,6 +392,7 @@ def fit_rma(
         qe_p=qe_p,
         i2=float(i2),
         h2=float(h2),
+        vt=vt,
         qm=qm,
         qm_df=qm_df,
         qm_p=qm_p,
@@ -426,3 +429,92 @@ def predict(
     pi_lb = pred - crit * np.sqrt(vpred + fit.tau2)
     pi_ub = pred + crit * np.sqrt(vpred + fit.tau2)
     return pred, se, ci_lb, ci_ub, pi_lb, pi_ub
+
+
+@dataclass(frozen=True)
+class Tau2Interval:
+    """Q-profile 95% CI for tau² (Viechtbauer 2007) with the matching I² and H² bounds."""
+
+    tau2_lb: float
+    tau2_ub: float
+    i2_lb: float | None
+    i2_ub: float | None
+    h2_lb: float | None
+    h2_ub: float | None
+    null_set: bool  # Q so small that even tau² = 0 lies above the interval (metafor: null set)
+    lb_below_min: bool  # metafor prints "<" : the bound is at tau2.min
+    ub_above_max: bool  # metafor prints ">" : the bound is beyond tau2.max
+
+
+def tau2_ci_qprofile(
+    yi: FloatArray, vi: FloatArray, x: FloatArray | None, fit: RmaFit
+) -> Tau2Interval | None:
+    """Q-profile CI for tau² exactly as ``confint.rma.uni`` (type="QP", its own uniroot with
+    tol .Machine$double.eps^0.25, maxiter 1000, search range [0, max(100, 10·tau²)])."""
+    yi = np.asarray(yi, dtype=float)
+    vi = np.asarray(vi, dtype=float)
+    k = yi.size
+    if x is None:
+        x = np.ones((k, 1))
+    p = x.shape[1]
+    if k <= p or fit.method == "EE" or fit.vt is None:
+        return None
+    t_min = min(0.0, fit.tau2)
+    t_max = max(100.0, fit.tau2 * 10, t_min * 10)
+    crit_u = float(stats.chi2.isf(0.025, k - p))
+    crit_l = float(stats.chi2.ppf(0.025, k - p))
+
+    def qe(t: float) -> float:
+        big_p = _p_matrix(x, 1 / (vi + t))
+        return float(yi @ big_p @ yi)
+
+    q_max, q_min = qe(t_max), qe(t_min)
+    lb = ub = math.nan
+    null_set = lb_below = ub_above = False
+
+    def root(objective: float) -> float:
+        value, it = r_zeroin2(
+            lambda t: qe(t) - objective,
+            t_min,
+            t_max,
+            q_min - objective,
+            q_max - objective,
+            TOL,
+            1000,
+        )
+        return value if it >= 0 else math.nan
+
+    if q_min < crit_l:
+        lb = ub = t_min
+        null_set = t_min <= 0
+        lb_below = True
+    elif q_max > crit_l:
+        ub, ub_above = t_max, True
+    else:
+        ub = root(crit_l)
+    if q_max > crit_u:
+        lb = ub = t_max
+        ub_above = True
+    elif q_min < crit_u:
+        lb = t_min
+        lb_below = lb_below or t_min > 0
+    else:
+        lb = root(crit_u)
+
+    def i2(t: float) -> float | None:
+        return None if math.isnan(t) else 100 * t / (fit.vt + t)  # type: ignore[operator]
+
+    def h2(t: float) -> float | None:
+        return None if math.isnan(t) else t / fit.vt + 1  # type: ignore[operator]
+
+    return Tau2Interval(
+        tau2_lb=lb,
+        tau2_ub=ub,
+        i2_lb=i2(lb),
+        i2_ub=i2(ub),
+        h2_lb=h2(lb),
+        h2_ub=h2(ub),
+        null_set=null_set,
+        lb_below_min=lb_below,
+        ub_above_max=ub_above,
+    )

@@ -24,7 +24,7 @@ from .effect_sizes import (
     ipft_hm,
     logit_proportion,
 )
-from .heterogeneity import Z_CRIT, FitError, RmaFit, fit_rma, predict
+from .heterogeneity import Z_CRIT, FitError, RmaFit, fit_rma, predict, tau2_ci_qprofile
 from .results import LeaveOneOutRow, PoolResult, StudyEstimate, clean
 
 POOL_METHODS = ("GLMM", "REML", "DL", "ML", "PM")
@@ -262,6 +262,7 @@ def _from_rma(
     _pred, _se, _lo, _hi, pi_lo, pi_hi = predict(fit, np.ones((1, 1)))
     if fit.test != "z" and fit.s2w == 0:
         notes = [*notes, NOTE_HKSJ_ZERO]
+    qp = tau2_ci_qprofile(yi, vi, None, fit)
     est = clean(fit.beta[0])
     return PoolResult(
         estimate=_back(est, transform, n_hm),
@@ -299,6 +300,10 @@ def _from_rma(
         notes=tuple(notes),
         studies=_studies(labels, x, n, yi, vi, fit.weights),
         n_harmonic=n_hm,
+        tau2_ci_low=None if qp is None else clean(qp.tau2_lb),
+        tau2_ci_high=None if qp is None else clean(qp.tau2_ub),
+        i2_ci_low=None if qp is None else clean(qp.i2_lb),
+        i2_ci_high=None if qp is None else clean(qp.i2_ub),
     )
 
 

@@ -83,6 +83,11 @@ class PoolResult:
     notes: tuple[str, ...]
     studies: tuple[StudyEstimate, ...]
     n_harmonic: float | None = None  # n used by the Freeman-Tukey back-transform
+    # Q-profile 95% CI (confint.rma.uni); inverse-variance models with k >= 2 only
+    tau2_ci_low: float | None = None
+    tau2_ci_high: float | None = None
+    i2_ci_low: float | None = None
+    i2_ci_high: float | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Studies plus a pooled row, tidy, for forest plots and tables."""

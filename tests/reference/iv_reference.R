@@ -80,9 +80,18 @@ pi_of <- function(pr) {
   pl
 }
 
+# Q-profile CI for tau² / I² / H² (confint.rma.uni default type="QP"); NA where not defined
+qp_ci <- function(res) {
+  if (res$k <= res$p || res$method == "EE") return(list())
+  ci <- suppressWarnings(confint(res))$random
+  list(tau2_lb = num(ci["tau^2", "ci.lb"]), tau2_ub = num(ci["tau^2", "ci.ub"]),
+       I2_lb = num(ci["I^2(%)", "ci.lb"]), I2_ub = num(ci["I^2(%)", "ci.ub"]),
+       H2_lb = num(ci["H^2", "ci.lb"]), H2_ub = num(ci["H^2", "ci.ub"]))
+}
+
 fit_summary <- function(res, measure, ni) {
   pr <- pi_of(predict(res))
-  list(
+  c(qp_ci(res), list(
     estimate = num(res$beta[1]), se = num(res$se[1]), ci_lb = num(res$ci.lb[1]),
     ci_ub = num(res$ci.ub[1]), zval = num(res$zval[1]), pval = num(res$pval[1]),
     pi_lb = num(pr$pi.lb), pi_ub = num(pr$pi.ub),
@@ -94,7 +103,7 @@ fit_summary <- function(res, measure, ni) {
     bt_ci_ub = num(backtransform(res$ci.ub[1], measure, ni)),
     bt_pi_lb = num(backtransform(pr$pi.lb, measure, ni)),
     bt_pi_ub = num(backtransform(pr$pi.ub, measure, ni))
-  )
+  ))
 }
 
 # ------------------------------------------------------------------------------------------
