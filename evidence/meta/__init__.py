@@ -20,6 +20,8 @@ proportion
 tau² (tau2)
     Between-cohort variance of the true (model-scale) proportions: how much the true rates
     differ beyond chance. On the logit scale for the GLMM and logit models.
+    ``PoolResult.tau2_ci_low/high`` is its Q-profile 95% CI (Viechtbauer 2007; metafor
+    ``confint``), which Cochrane now recommends reporting.
 I²
     Percentage of total variability due to between-cohort heterogeneity, computed as metafor
     does: 100·tau² / (tau² + typical within-study variance). Not an absolute measure; with few
