@@ -230,11 +230,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_source(source: Path) -> dict[str, bytes]:
-    """Raw sheets from a folder of CSVs (a workbook is converted by evidence.workbook)."""
-    if source.is_file() and source.suffix.lower() in (".xlsx", ".zip"):
-        from evidence.workbook import read_upload
+    """Raw sheets from a folder of CSVs, or an .xlsx / .zip converted by evidence.workbook.
 
-        return read_upload(source.name, source.read_bytes())
+    A workbook's formula and percent-formatted cells fail the build as they fail an upload, listed
+    with the sheets' other problems; a file that cannot be read raises UploadError (a ValueError).
+    """
+    if source.is_file() and source.suffix.lower() in (".xlsx", ".zip"):
+        from evidence.workbook import inspect_upload
+
+        raw, notes = inspect_upload(source.name, source.read_bytes())
+        if notes:
+            _, problems = validate_sheets(raw)
+            key = lambda p: (p.file, p.row or 0, p.column, p.message)  # noqa: E731
+            raise ValidationError(sorted(set(notes + problems), key=key))
+        return raw
     return read_sheet_dir(source)
 
 

@@ -25,9 +25,12 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
+from itertools import compress, repeat
+from operator import is_not
 from typing import Any
 
 import duckdb
+from openpyxl.cell.read_only import EMPTY_CELL
 
 from evidence.exports import unescape_cell
 from evidence.sheets import SHEETS, SHEETS_BY_NAME
@@ -48,6 +51,10 @@ RATIO_GRACE_BYTES = 1024 * 1024
 # An .xlsx holds about 10 parts plus one per sheet; a CSV zip holds 6 sheets and a README.
 MAX_ZIP_ENTRIES = 100
 READ_CHUNK = 64 * 1024
+# A workbook sheet is read no wider and no longer than this (the widest table has 36 columns);
+# they bound the time one upload can take, since Excel allows 16,384 x 1,048,576 cells.
+MAX_SHEET_COLUMNS = 200
+MAX_SCANNED_ROWS = 20 * MAX_ROWS_PER_SHEET
 
 ACCEPTED = "an Excel workbook (.xlsx) or a .zip of CSV sheets"
 # Files an operating system or an editor adds to a zip; skipped, never read.
@@ -466,7 +473,41 @@ def _worksheet_csv(sheet: str, ws: Any) -> tuple[bytes, list[Problem]]:
     writer = csv.writer(buffer, lineterminator="\n")
     blank_rows = 0
     records = 0
+    wide_reported = False
     for index, row in enumerate(_sheet_rows(ws), start=1):
+        if index > MAX_SCANNED_ROWS:
+            notes.append(
+                Problem(
+                    file,
+                    index,
+                    "",
+                    f"the sheet goes on past row {MAX_SCANNED_ROWS}: delete the unused rows "
+                    "below the data",
+                )
+            )
+            break
+        if len(row) > MAX_SHEET_COLUMNS:
+            # openpyxl makes a row as wide as its last stored cell, so row[-1] is a real cell;
+            # scan the rest only when that one is an empty, merely formatted cell.
+            spill = row[MAX_SHEET_COLUMNS:]
+            if not wide_reported and (
+                getattr(row[-1], "value", None) is not None
+                or any(
+                    getattr(c, "value", None) is not None
+                    for c in compress(spill, map(is_not, spill, repeat(EMPTY_CELL)))
+                )
+            ):
+                wide_reported = True
+                notes.append(
+                    Problem(
+                        file,
+                        index,
+                        "",
+                        f"has values beyond column {MAX_SHEET_COLUMNS} (later rows may too): "
+                        "delete them",
+                    )
+                )
+            row = row[:MAX_SHEET_COLUMNS]
         cells = []
         for position, cell in enumerate(row):
             value = getattr(cell, "value", None)

@@ -381,6 +381,21 @@ def test_build_reads_an_exported_workbook(
         assert _tables(con) == _tables(good_con)
 
 
+def test_build_refuses_a_workbook_with_formulas_or_a_damaged_zip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "panel.duckdb"
+    for name, expected in (
+        ("formula_in_text.xlsx", "studies sheet:3:notes: is a formula"),
+        ("truncated.zip", "error: truncated.zip:-: the archive is damaged"),
+    ):
+        source = tmp_path / name
+        source.write_bytes((CORPUS / name).read_bytes())
+        assert build.main(["--from", str(source), "--out", str(target)]) == 1
+        assert expected in capsys.readouterr().err
+        assert not target.exists()
+
+
 def test_no_streamlit_in_library_code() -> None:
     for module in ("workbook", "template", "exports"):
         text = (ROOT / "evidence" / f"{module}.py").read_text(encoding="utf-8")
