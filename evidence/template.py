@@ -30,7 +30,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from evidence.sheets import SHEETS, Column, Sheet
+from evidence.sheets import SHEETS, SHEETS_BY_NAME, Column, Sheet
 from evidence.validate import MAX_ROWS_PER_SHEET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,13 +165,17 @@ def _instructions() -> list[str]:
 
 
 def _add_dropdowns(ws: Worksheet, sheet: Sheet, lists: Worksheet) -> None:
-    """A list validation on every closed-vocabulary and true/false column of `ws`.
+    """A list validation on every closed-vocabulary, true/false and id-reference column of `ws`.
 
     The values live on the hidden vocabularies sheet because Excel caps an inline list at 255
     characters (the outcome vocabulary is longer). A `list` column (products) may hold several
     values separated by `;`, so its dropdown suggests but does not refuse other text.
     """
     for index, column in enumerate(sheet.columns, start=1):
+        letter = get_column_letter(index)
+        if column.kind == "ref" and column.ref:
+            ws.add_data_validation(_id_dropdown(column, f"{letter}2:{letter}{LAST_ROW}"))
+            continue
         values = allowed_values(column)
         if not values:
             continue
@@ -194,9 +198,30 @@ def _add_dropdowns(ws: Worksheet, sheet: Sheet, lists: Worksheet) -> None:
             ],
             showInputMessage=True,
         )
-        letter = get_column_letter(index)
         validation.add(f"{letter}2:{letter}{LAST_ROW}")
         ws.add_data_validation(validation)
+
+
+def _id_dropdown(column: Column, cells: str) -> DataValidation:
+    """A dropdown of the ids typed so far in the referenced sheet's key column.
+
+    It only suggests (an id may be typed before its row exists); the validator checks every
+    reference when the extraction is loaded.
+    """
+    target = SHEETS_BY_NAME[column.ref or ""]
+    key = get_column_letter(target.column_names.index(target.key or "") + 1)
+    validation = DataValidation(
+        type="list",
+        formula1=f"{target.name}!${key}$2:${key}${LAST_ROW}",
+        allow_blank=True,
+        showErrorMessage=False,
+        errorStyle="information",
+        promptTitle=column.name[:32],
+        prompt=f"An id from the {target.name} sheet",
+        showInputMessage=True,
+    )
+    validation.add(cells)
+    return validation
 
 
 def _mark_text(ws: Worksheet) -> None:

@@ -671,12 +671,17 @@ def read_upload(filename: str, data: bytes) -> dict[str, bytes]:
 
 
 def _workbook_labels(problems: list[Problem]) -> list[Problem]:
-    """Name a workbook's problems by its sheet ("studies sheet") rather than a CSV file."""
+    """Name a workbook's problems by its sheets ("studies sheet") rather than by CSV files."""
     relabelled = []
     for problem in problems:
         stem = problem.file.removesuffix(".csv")
         if problem.file.endswith(".csv") and stem in SHEETS_BY_NAME:
-            problem = Problem(f"{stem} sheet", problem.row, problem.column, problem.message)
+            message = re.sub(
+                r"\b(\w+)\.csv\b",
+                lambda m: f"the {m.group(1)} sheet" if m.group(1) in SHEETS_BY_NAME else m.group(0),
+                problem.message,
+            )
+            problem = Problem(f"{stem} sheet", problem.row, problem.column, message)
         relabelled.append(problem)
     return relabelled
 
