@@ -1,17 +1,14 @@
 """evidence.meta.glmm against metafor 3.8-1 rma.glmm(measure="PLO"): reference/golden_glmm.json.
 
-Tolerances, and why:
-- estimate, se, tau2 and every CI/PI bound on both scales: 1e-4 absolute (the project's target).
-  R itself is only located to within lme4's Nelder-Mead stopping rule (deviance change < 1e-5),
-  about 1e-5 in (theta, mu); this module finds the exact optimum.
-- I2: 2e-3 percentage points. I2 = 100 tau2 / (vt + tau2) multiplies a tau2 difference by
-  100 vt / (vt + tau2)^2, i.e. 20-40 for these data: 1e-5 in tau2 becomes 4e-4 in I2.
-- H2: relative 1e-4 (H2 = tau2 / vt + 1 divides the tau2 difference by vt, as small as 0.04).
-- QE.Wld, QE.LRT: 1e-5 absolute. They come from two glm fits that are reproduced iteration by
-  iteration; the remaining 2e-6 is R's Cholesky of a covariance matrix with entries of 1e11
-  when the reference (last) study has 0 events.
-- loglik: 1e-4 absolute. metafor's ll is ll.QE - deviance(glmer)/2, a conditional deviance that
-  moves at first order with the parameters (not stationary at the optimum).
+Tolerance: 1e-4 absolute for every compared number (estimate, se, tau2, CI and PI on both
+scales, I2 in percentage points, H2, QE statistics and p-values, log-likelihood), the
+project's target. The module replays lme4's algorithm (stage-1 PIRLS and Laplace, stage-2
+Nelder-Mead with lme4's stopping rule, PIRLS restarted from the same linear predictor,
+deriv12's Hessian), so it lands on R's stopping point rather than on the exact optimum: the
+largest differences over the golden cases are about 1e-6 (SE) and 1e-7 or less elsewhere.
+Without that, R's stopping point is only within about 1e-5 of the optimum, and where lme4's
+PIRLS noise enters deriv12's Hessian (k2_het: R's SE 0.200, the curvature's SE 1.28) no
+optimiser could match R's SE.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+from evidence.meta import glmm
 from evidence.meta.glmm import GlmmFit, fit_glmm_logit
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -34,25 +32,12 @@ GOLDEN = json.loads((REFERENCE / "golden_glmm.json").read_text())
 CASES = GOLDEN["cases"]
 Z975 = stats.norm.ppf(0.975)
 
-# metafor returns numbers here, but they are artefacts of where lme4 stopped, not an optimum:
-# the fit must say so (converged=False, a message) instead of returning different numbers.
-NOT_REPRODUCIBLE = {
-    "separated_k2": "not finite",  # 0/10 and 10/10: likelihood increases without bound in tau2
-    "separated_k4": "not finite",
-    "flat_zero_n": "too flat",  # tau2 ~ 76: R stops 0.03 from the optimum
-}
-# R's SE comes from lme4's finite-difference Hessian (deriv12, step 1e-4), which multiplies the
-# noise of glmer's PIRLS (stopped at a relative change of 1e-7 in the penalised deviance) by
-# 1e8: for these cases R's deviance is off by up to 5e-7 at some stencil points (checked by
-# evaluating lme4's devfun), so R's SE is not the SE of the model. k2_het: R 0.200 vs 1.277.
-KNOWN_NOISE: dict[str, dict[str, float]] = {
-    "k2_het": {"estimate": 2e-4, "tau2": 1e-3, "se": math.inf},
-    "zero_and_half": {"se": 3e-4},
-    "zeros_k7": {"se": 2e-4},
-}
-
+# metafor returns numbers here without a warning, but the likelihood is nearly flat (tau2 not
+# identified; separated data have no finite ML tau2): the fit gives R's numbers but
+# converged=False with a message, so the dashboard falls back visibly.
+NOT_IDENTIFIED = ("separated_k2", "separated_k4", "flat_zero_n")
 FIT_CASES = sorted(
-    name for name, c in CASES.items() if c["status"] == "ok" and name not in NOT_REPRODUCIBLE
+    name for name, c in CASES.items() if c["status"] == "ok" and name not in NOT_IDENTIFIED
 )
 ERROR_CASES = sorted(name for name, c in CASES.items() if c["status"] == "error")
 
@@ -80,19 +65,11 @@ def test_matches_metafor(name: str) -> None:
     fit, expected = _fit(name), CASES[name]["results"]
     assert fit.converged, fit.message
     assert fit.message == ""
-    tol = {"estimate": 1e-4, "se": 1e-4, "tau2": 1e-4} | KNOWN_NOISE.get(name, {})
     for key in ("estimate", "se", "tau2"):
-        assert getattr(fit, key) == pytest.approx(expected[key], abs=tol[key]), key
-    if name in KNOWN_NOISE:
-        return
-    assert fit.i2 == pytest.approx(expected["i2"], abs=2e-3)
-    assert fit.h2 == pytest.approx(expected["h2"], rel=1e-4)
-    for key in ("qe_wald", "qe_lrt"):
-        assert getattr(fit, key) == pytest.approx(expected[key], abs=1e-5), key
-    for key in ("qe_wald_p", "qe_lrt_p"):
-        assert getattr(fit, key) == pytest.approx(expected[key], abs=1e-6), key
+        assert getattr(fit, key) == pytest.approx(expected[key], abs=1e-4), key
+    for key in ("i2", "h2", "qe_wald", "qe_lrt", "qe_wald_p", "qe_lrt_p", "loglik"):
+        assert getattr(fit, key) == pytest.approx(expected[key], abs=1e-4), key
     assert fit.qe_df == expected["qe_df"]
-    assert fit.loglik == pytest.approx(expected["loglik"], abs=1e-4)
     for key, value in _derived(fit).items():
         assert value == pytest.approx(expected[key], abs=1e-4), key
 
@@ -114,11 +91,48 @@ def test_metafor_errors_become_not_converged(name: str) -> None:
     assert CASES[name]["error"].split(" (")[0] in fit.message
 
 
-@pytest.mark.parametrize("name", sorted(NOT_REPRODUCIBLE))
-def test_unreproducible_metafor_output_is_flagged(name: str) -> None:
+@pytest.mark.parametrize("name", NOT_IDENTIFIED)
+def test_unidentified_fits_are_flagged_with_r_numbers(name: str) -> None:
     fit = _fit(name)
     assert not fit.converged
-    assert NOT_REPRODUCIBLE[name] in fit.message
+    assert "likelihood nearly flat" in fit.message
+    assert fit.estimate == pytest.approx(CASES[name]["results"]["estimate"], abs=1e-4)
+
+
+# lme4 1.1-31, glmer(cbind(x, n - x) ~ 1 + (1 | study), binomial, nAGQ = 7, devFunOnly = TRUE)
+# for x = (1, 15), n = (20, 25): stage-1 theta, the linear predictor lp0 every stage-2 PIRLS
+# starts from, and the stage-2 deviance at R's optimum and at deriv12's points around it.
+R_THETA1 = 1.6179671273840872
+R_LP0 = (-2.48696408741085850, 0.31693992925911663)
+R_PAR = (1.641283, -1.191059)
+R_DEVFUN = {
+    (0, 0): 6.09731794047650,
+    (0, 1): 6.0973184210244504,  # PIRLS stopped early: 4.8e-7 above the smooth deviance
+    (0, -1): 6.09731796052411,
+    (1, 0): 6.09731797486585,
+    (-1, 0): 6.09731841322063,
+}
+
+
+def test_lme4_internals_match_glmer() -> None:
+    x, n = np.array([1.0, 15.0]), np.array([20.0, 25.0])
+    y = x / n
+    sat = 2 * (special.xlogy(x, y) + special.xlogy(n - x, 1 - y))
+    d = glmm._Data(x, n, y, 1 - y, sat, (n[:, None], y[:, None], 1 - y[:, None]))
+    theta1, s1 = glmm._stage1(d)
+    assert theta1 == pytest.approx(R_THETA1, abs=1e-7)
+    assert s1.eta == pytest.approx(np.array(R_LP0), abs=1e-7)
+    lp0 = np.array(R_LP0)
+    for (i, j), value in R_DEVFUN.items():
+        par = np.array(R_PAR) + 1e-4 * np.array([i, j])
+        assert glmm._devfun(par, lp0, d)[0] == pytest.approx(value, abs=1e-10), (i, j)
+
+
+def test_gauss_hermite_rule_is_lme4s() -> None:
+    """GHrule(7) in lme4 integrates polynomials up to degree 13 against N(0, 1) exactly."""
+    for power in range(0, 14, 2):
+        moment = math.prod(range(power - 1, 0, -2)) if power else 1
+        assert np.sum(glmm._GH_W * glmm._GH_Z**power) == pytest.approx(moment, rel=1e-13)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -135,7 +149,7 @@ def test_boundary_tau2_is_exactly_zero_with_pooled_logit() -> None:
     fit = _fit("k3_tau0")
     x, n = np.array(CASES["k3_tau0"]["x"]), np.array(CASES["k3_tau0"]["n"])
     assert fit.tau2 == 0.0 and fit.i2 == 0.0 and fit.h2 == 1.0
-    assert fit.estimate == pytest.approx(math.log(x.sum() / (n - x).sum()), abs=1e-12)
+    assert fit.estimate == pytest.approx(math.log(x.sum() / (n - x).sum()), abs=1e-8)
     assert fit.se == pytest.approx(
         1 / math.sqrt(n.sum() * x.sum() / n.sum() * (1 - x.sum() / n.sum())), abs=1e-6
     )
@@ -146,7 +160,8 @@ def test_study_order_does_not_matter() -> None:
     order = np.random.default_rng(1).permutation(len(x))
     a, b = fit_glmm_logit(x, n), fit_glmm_logit(np.array(x)[order], np.array(n)[order])
     for key in ("estimate", "se", "tau2", "i2", "qe_wald", "qe_lrt", "loglik"):
-        assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1e-7), key
+        # as in R, the order changes floating-point sums and so where Nelder-Mead stops
+        assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1e-5), key
 
 
 @pytest.mark.parametrize(

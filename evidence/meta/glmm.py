@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 # lme4 GHrule(7) exactly as stored in lme4 1.1-31 (fgq_rules[[7]], R/GHrule.R): the 7-point
 # Gauss-Hermite rule for the standard normal density, weights summing to 1 (centre node 1.7e-17).
@@ -48,6 +48,7 @@ _GH_W = np.array([
     0.24012317860501267, 0.030757123967586477, 0.00054826885597221789,
 ])  # fmt: skip
 _GH_LOGW = np.log(_GH_W) + 0.5 * _GH_Z**2  # log(w_k) - ldnorm(z_k) - log(sqrt(2 pi))
+_GH_Z6, _GH_LOGW6 = np.delete(_GH_Z, 3), np.delete(_GH_LOGW, 3)  # all but the centre node
 _NOT_FINITE = (
     "ML estimate of tau2 is not finite (the likelihood keeps increasing with tau2: studies are "
     "separated, e.g. some with 0 and some with all events); metafor returns wherever "
@@ -57,6 +58,7 @@ _NOT_FINITE = (
 # eigenvalue of the deviance Hessian is below 0.05 that leaves R's answer anywhere within about
 # sqrt(2e-5 / 0.05) = 0.02 of the optimum, so no implementation can reproduce it to 1e-4.
 _FLAT_EIGEN = 0.05
+_EPS = float(np.finfo(float).eps)
 _DELTA = 1e-4  # lme4 deriv12() default step (R/deriv.R)
 _THETA_MAX = 50.0  # tau2 = 2500 on the logit scale: beyond this the ML tau2 is taken as infinite
 _BOUNDARY_TOL = 1e-5  # glmerControl(boundary.tol) used by lme4:::check.boundary
@@ -84,9 +86,16 @@ class GlmmFit:
 
 @dataclass(frozen=True)
 class _Data:
-    x: np.ndarray
-    n: np.ndarray
-    sat: np.ndarray  # 2*(x log(x/n) + (n-x) log((n-x)/n)): devres = sat-free part + this
+    x: np.ndarray  # events
+    n: np.ndarray  # totals (glm prior weights)
+    y: np.ndarray  # x / n (glm response)
+    y1: np.ndarray  # 1 - y
+    sat: np.ndarray  # 2 (x log(x/n) + (n-x) log((n-x)/n)), twice the saturated log-lik kernel
+    cols: tuple[np.ndarray, np.ndarray, np.ndarray]  # n, y, 1 - y as columns (for AGQ nodes)
+
+
+class _FitError(Exception):
+    """An error lme4::glmer would stop with (rma.glmm then says 'Cannot fit ML model')."""
 
 
 def _failed(message: str, k: int, **known: float) -> GlmmFit:
@@ -99,130 +108,256 @@ def _failed(message: str, k: int, **known: float) -> GlmmFit:
     return GlmmFit(**values, qe_df=max(k - 1, 0), loglik=nan, converged=False, message=message)
 
 
-def _devres(eta: np.ndarray, d: _Data) -> np.ndarray:
-    """Binomial deviance residuals 2*wt*(y log(y/mu) + (1-y) log((1-y)/(1-mu))) (glmFamily.cpp)."""
-    return 2.0 * (d.x * np.logaddexp(0.0, -eta) + (d.n - d.x) * np.logaddexp(0.0, eta)) + d.sat
+def _linkinv(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """mu = exp(eta) / (1 + exp(eta)), variance mu (1 - mu) and d mu / d eta, clamped beyond
+    |eta| > 30 as R and lme4 do (stats family.c, lme4 glmFamily.cpp); d mu / d eta is the
+    variance array itself when nothing is clamped."""
+    if np.abs(eta).max() <= 30:
+        tmp = np.exp(eta)
+        mu = tmp / (1 + tmp)
+        var = mu * (1 - mu)
+        return mu, var, var
+    tmp = np.where(eta < -30, _EPS, np.where(eta > 30, 1 / _EPS, np.exp(np.clip(eta, -30, 30))))
+    mu = tmp / (1 + tmp)
+    var = mu * (1 - mu)
+    return mu, var, np.where(np.abs(eta) > 30, _EPS, var)
 
 
-def _modes(
-    theta: np.ndarray, beta: np.ndarray, d: _Data, u0: np.ndarray | None = None
-) -> np.ndarray:
-    """Conditional modes u of the spherical random effects (lme4 pwrssUpdate, uOnly = TRUE).
+def _devres(mu: np.ndarray, n: np.ndarray, y: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    """Binomial deviance residuals 2 n (y log(y/mu) + (1-y) log((1-y)/(1-mu))) (glmFamily.cpp)."""
+    return 2 * n * (special.xlogy(y, y / mu) + special.xlogy(y1, y1 / (1 - mu)))
 
-    Minimises devres(beta + theta u) + u^2 per study by Newton steps with step halving.
+
+@dataclass
+class _Pirls:
+    """State at the end of lme4's pwrssUpdate (src/external.cpp)."""
+
+    eta: np.ndarray  # linear predictor (offset included) after the last update
+    mu: np.ndarray  # fitted probabilities at eta
+    u: np.ndarray  # spherical random effects
+    beta: float  # fixed effect (delb; only updated when not uOnly)
+    lsq: np.ndarray  # L_ii^2 = 1 + theta^2 w_i from the last decomposition (previous iterate)
+    w: np.ndarray  # working weights of that decomposition
+    pdev: float  # resDev + ||u||^2
+
+
+def _pirls(theta: float, offset: float, eta: np.ndarray, d: _Data, u_only: bool) -> _Pirls:
+    """lme4 pwrssUpdate: IRLS steps for u (and beta unless u_only) from linear predictor eta.
+
+    One study per level, Z = I, Lambda = theta, u0 = beta0 = 0, so L = diag(sqrt(1 + theta^2 w))
+    and merPredD::solve()/solveU() reduce to the closed forms below (src/predModule.cpp).
+    Stops when |oldpdev - pdev| / pdev < tolPwrss = 1e-7, halving steps if pdev increases.
     """
-    shape = np.broadcast_shapes(theta.shape, beta.shape, d.x.shape)
-    u = np.zeros(shape) if u0 is None else np.broadcast_to(u0, shape).copy()
-    eta = beta + theta * u
-    obj = _devres(eta, d) + u**2
-    for _ in range(200):
-        mu = special.expit(eta)
-        step = (theta * (d.n * mu - d.x) + u) / (theta**2 * d.n * mu * (1.0 - mu) + 1.0)
-        new = u - step
-        eta_new = beta + theta * new
-        obj_new = _devres(eta_new, d) + new**2
-        bad = obj_new > obj + 1e-12 * (1.0 + obj)
-        for _ in range(60):
-            if not bad.any():
+    oldpdev, u, beta, (mu, var, mu_eta) = math.inf, 0.0 * d.y, 0.0, _linkinv(eta)
+    for _ in range(100):  # mkGlmerDevfun maxit = 100
+        w = d.n * var if mu_eta is var else d.n * mu_eta**2 / var  # sqrtWrkWt^2
+        wrk = eta - offset + (d.y - mu) / mu_eta  # glmResp::wrkResp
+        lsq = 1 + theta * theta * w
+        old_u, old_beta = u, beta
+        if u_only:
+            u = theta * w * wrk / lsq
+        else:
+            a = w / lsq
+            beta = float((a * wrk).sum() / a.sum())
+            u = theta * w * (wrk - beta) / lsq
+        eta = offset + beta + theta * u
+        mu, var, mu_eta = _linkinv(eta)
+        pdev = float(_devres(mu, d.n, d.y, d.y1).sum() + (u * u).sum())
+        if abs((oldpdev - pdev) / pdev) < 1e-7:
+            return _Pirls(eta, mu, u, beta, lsq, w, pdev)
+        for _ in range(20):  # step halving (maxstephalfit = 20)
+            if not (math.isnan(pdev) or pdev > oldpdev):
                 break
-            step = np.where(bad, step / 2.0, step)
-            new = u - step
-            eta_new = beta + theta * new
-            obj_new = _devres(eta_new, d) + new**2
-            bad &= obj_new > obj + 1e-12 * (1.0 + obj)
-        u, eta, obj = new, eta_new, obj_new
-        if np.max(np.abs(step)) < 1e-11:
-            break
-    return u
+            u = (old_u + u) / 2
+            beta = beta if u_only else (old_beta + beta) / 2
+            eta = offset + beta + theta * u
+            mu, var, mu_eta = _linkinv(eta)
+            pdev = float(_devres(mu, d.n, d.y, d.y1).sum() + (u * u).sum())
+        if math.isnan(pdev):
+            raise _FitError("PIRLS loop resulted in NaN value")
+        if pdev - oldpdev > 1e-7:
+            raise _FitError("PIRLS step-halvings failed to reduce deviance in pwrssUpdate")
+        oldpdev = pdev
+    raise _FitError("pwrssUpdate did not converge in (maxit) iterations")
 
 
-def _deviance(
-    theta: np.ndarray, beta: np.ndarray, d: _Data, u0: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """lme4 AGQ deviance (external.cpp glmerAGQ) at parameter points of shape (m, 1).
+def _agq_deviance(theta: float, offset: float, s: _Pirls, d: _Data) -> float:
+    """lme4 glmerAGQ (src/external.cpp): 7-point adaptive Gauss-Hermite deviance.
 
-    Returns the deviance (m,), the conditional deviance sum(devres) at the modes (m,), which is
-    what lme4's deviance() returns for a GLMM (deviance.merMod), and the modes (m, k).
+    devc0 = u^2 + devres at the modes, nodes u + z_k / L_ii, and
+    sum(devc0) + sum(log L_ii^2) - 2 sum_i log(sum_k w_k exp(z_k^2/2 - (devc_ik - devc0_i)/2)).
+    lme4's centre node z = 1.7e-17 contributes its weight times exp(~1e-17): taken as w exactly.
     """
-    u = _modes(theta, beta, d, u0)
-    eta = beta + theta * u
-    mu = special.expit(eta)
-    ldl2 = np.log1p(theta**2 * d.n * mu * (1.0 - mu))  # log L_ii^2
-    dr0 = _devres(eta, d)
-    devc0 = u**2 + dr0
-    unode = u[..., None] + _GH_Z / np.exp(0.5 * ldl2)[..., None]
-    devc = unode**2 + _devres(beta[..., None] + theta[..., None] * unode, _expand(d))
-    # exponents are <= log(w_k) + z_k^2/2 < 0 (the mode minimises devc); the z = 0 node is 1
-    mult = np.sum(np.exp(_GH_LOGW - 0.5 * (devc - devc0[..., None])), axis=-1)
-    dev = devc0.sum(-1) + ldl2.sum(-1) - 2.0 * np.log(mult).sum(-1)
-    return dev, dr0.sum(-1), u
+    devc0 = s.u * s.u + _devres(s.mu, d.n, d.y, d.y1)
+    unode = s.u[:, None] + _GH_Z6 / np.sqrt(s.lsq)[:, None]
+    devc = unode * unode + _devres(_linkinv(offset + theta * unode)[0], *d.cols)
+    mult = np.exp(_GH_LOGW6 - 0.5 * (devc - devc0[:, None])).sum(axis=1) + _GH_W[3]
+    return float(devc0.sum() + np.log(s.lsq).sum() - 2 * np.log(mult).sum())
 
 
-def _expand(d: _Data) -> _Data:
-    return _Data(d.x[:, None], d.n[:, None], d.sat[:, None])
+def _devfun(par: np.ndarray, lp0: np.ndarray, d: _Data) -> tuple[float, _Pirls]:
+    """Stage-2 glmer deviance (lme4 mkdevfun, nAGQ > 0): PIRLS for u from lp0, then AGQ."""
+    theta, beta = float(par[0]), float(par[1])
+    s = _pirls(theta, beta, lp0.copy(), d, u_only=True)
+    return _agq_deviance(theta, beta, s, d), s
 
 
-def _stencil(
-    par: np.ndarray, d: _Data, u0: np.ndarray | None = None, h: float = _DELTA
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Deviance, gradient and Hessian by central differences, as lme4 deriv12 (R/deriv.R).
+def _stage1(d: _Data) -> tuple[float, _Pirls]:
+    """glmer stage 1 (nAGQ0initStep): theta minimising the nAGQ = 0 Laplace deviance.
 
-    Also returns the modes at ``par`` (to warm-start the next evaluation).
+    lme4 uses bobyqa from theta = 1; here bounded Brent on the same objective (ldL2 + sqrL +
+    deviance), each evaluation starting from the linear predictor of the initial PIRLS at
+    theta = 1 from mustart = (n y + 0.5)/(n + 1), as mkGlmerDevfun does.
     """
-    e = np.eye(2) * h
-    ones, cross = [e[0], -e[0], e[1], -e[1]], [e[0] + e[1], e[0] - e[1], e[1] - e[0], -e[0] - e[1]]
-    pts = par + np.array([np.zeros(2), *ones, *cross])
-    f, _, u = _deviance(pts[:, :1], pts[:, 1:2], d, u0)
-    grad = np.array([f[1] - f[2], f[3] - f[4]]) / (2.0 * h)
-    hdiag = np.array([f[1] - 2 * f[0] + f[2], f[3] - 2 * f[0] + f[4]]) / h**2
-    hoff = (f[5] - f[6] - f[7] + f[8]) / (2.0 * h) ** 2
-    return float(f[0]), grad, np.array([[hdiag[0], hoff], [hoff, hdiag[1]]]), u[0]
+    eta0 = np.log((d.x + 0.5) / (d.n - d.x + 0.5))
+    lp_init = _pirls(1.0, 0.0, eta0, d, u_only=False).eta
+
+    def laplace(theta: float) -> float:
+        try:
+            s = _pirls(abs(theta), 0.0, lp_init, d, u_only=False)
+        except _FitError:
+            return 1e300
+        return float(np.log(s.lsq).sum() + s.pdev)
+
+    try:  # local search from theta = 1 like bobyqa; the objective is even in theta
+        theta = abs(float(optimize.minimize_scalar(laplace, bracket=(1.0, 1.2), tol=1e-10).x))
+    except (RuntimeError, ValueError, OverflowError):
+        theta = float(optimize.minimize_scalar(laplace, bounds=(0, 50), method="bounded").x)
+    return theta, _pirls(theta, 0.0, lp_init, d, u_only=False)
 
 
-def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
-    """Newton direction; eigenvalues floored when the Hessian is not positive definite."""
-    lam, vec = np.linalg.eigh(hess)
-    lam = np.maximum(np.abs(lam), 1e-3 * max(np.max(np.abs(lam)), 1e-8))
-    return -(vec @ ((vec.T @ grad) / lam))
+class _NelderMead:
+    """lme4's Nelder-Mead (src/optimizer.cpp, from NLopt nldrmd.c) step for step.
 
-
-def _start(d: _Data) -> np.ndarray:
-    """Starting values: pooled logit and DL tau2 on the 0.5-corrected logits (capped)."""
-    yi, vi = _escalc_plo(d.x, d.n)
-    wi = 1.0 / vi
-    ybar = np.sum(wi * yi) / wi.sum()
-    q = np.sum(wi * (yi - ybar) ** 2)
-    tau2 = max((q - (len(yi) - 1)) / (wi.sum() - np.sum(wi**2) / wi.sum()), 0.0)
-    return np.array([min(max(math.sqrt(tau2), 0.3), 3.0), ybar])
-
-
-def _optimise(d: _Data) -> tuple[np.ndarray, str, np.ndarray, np.ndarray]:
-    """Minimise the AGQ deviance over (theta, beta) by Newton steps with FD derivatives.
-
-    Returns the optimum, "" or why it was not found, and the gradient and Hessian there. A step
-    is accepted when the deviance at its end (the centre of the next stencil) does not
-    increase, otherwise it is halved.
+    glmer stage 2 runs it with xst = 0.2 (0.1, min(sd(beta), 10)), xt = 5e-4 xst and lower
+    bound 0 for theta (lme4 optwrap, Nelder_Mead); it stops only when every vertex lies within
+    xt of the centroid (nl_stop::x), or after 10000 evaluations. Points are Python lists.
     """
-    par = _start(d)
-    f0, grad, hess, u = _stencil(par, d)
-    step = _newton_step(grad, hess)
-    for _ in range(200):
-        trial = par + step
-        trial[0] = abs(trial[0])  # the deviance is even in theta
-        if trial[0] > _THETA_MAX or abs(trial[1]) > 50.0:
-            return trial, _NOT_FINITE, grad, hess
-        f1, grad1, hess1, u1 = _stencil(trial, d, u)
-        if f1 > f0 + 1e-10 * (1.0 + abs(f0)):
-            if np.max(np.abs(step)) < 1e-12:
-                return par, "", grad, hess
-            step = step / 2.0
-            continue
-        small = np.max(np.abs(step)) < 1e-7
-        par, f0, grad, hess, u = trial, f1, grad1, hess1, u1
-        if small:
-            return par, "", grad, hess
-        step = _newton_step(grad, hess)
-    return par, "Newton iterations for the ML estimate did not converge", grad, hess
+
+    def __init__(self, x0: list[float], xst: list[float], lb: list[float]) -> None:
+        self.n, self.lb, self.xt = len(x0), lb, [s * 5e-4 for s in xst]
+        self.pts = [list(x0) for _ in range(self.n + 1)]  # vertices (columns of d_pts)
+        for i in range(self.n):
+            self.pts[i + 1][i] += xst[i]
+            if self.pts[i + 1][i] < lb[i]:
+                far = x0[i] - lb[i] > abs(xst[i]) * 0.1
+                self.pts[i + 1][i] = lb[i] if far else x0[i] + abs(xst[i])
+        self.vals = [2.2250738585072014e-308] * (self.n + 1)  # DBL_MIN
+        self.x, self.minf, self.xeval = list(x0), math.inf, list(x0)
+        self.init_pos, self.stage, self.evals = 0, "restart", 0
+        self.c, self.xcur, self.fl, self.fh, self.f_old, self.il, self.ih = x0, x0, 0, 0, 0, 0, 0
+
+    def newf(self, f: float) -> str:
+        """Install f = fn(xeval); returns 'active', 'xcvg' or 'evals' (Nelder_Mead::newf)."""
+        self.evals += 1
+        if f < self.minf:
+            self.minf, self.x = f, list(self.xeval)
+        if self.evals > 10000:
+            return "evals"
+        if self.init_pos <= self.n:
+            self.vals[self.init_pos] = f
+            self.init_pos += 1
+            if self.init_pos > self.n:
+                return self.restart()
+            self.xeval = list(self.pts[self.init_pos])
+            return "active"
+        return getattr(self, self.stage)(f)
+
+    def restart(self, f: float = 0.0) -> str:
+        self.il = min(range(self.n + 1), key=self.vals.__getitem__)  # first minimum, as Eigen
+        self.ih = max(range(self.n + 1), key=self.vals.__getitem__)  # first maximum
+        self.fl, self.fh = self.vals[self.il], self.vals[self.ih]
+        rows = list(zip(*self.pts, strict=True))
+        self.c = [(sum(r) - r[self.ih]) / self.n for r in rows]
+        for r, ci, xt in zip(rows, self.c, self.xt, strict=True):
+            dev = max(abs(v - ci) for v in r)
+            if not (dev < xt or dev == 0):  # nl_stop::x, relstop(0, dev, 1e-7, xt)
+                break
+        else:
+            return "xcvg"
+        ok, self.xcur = self.reflect(self.c, 1.0, self.pts[self.ih])
+        if not ok:
+            return "xcvg"
+        self.xeval, self.stage = list(self.xcur), "postreflect"
+        return "active"
+
+    def postreflect(self, f: float) -> str:
+        if f < self.fl:
+            ok, self.xeval = self.reflect(self.c, 2.0, self.pts[self.ih])
+            self.stage, self.f_old = "postexpand", f
+            return "active" if ok else "xcvg"
+        if f < self.fh:
+            self.vals[self.ih], self.pts[self.ih] = f, list(self.xeval)
+            return self.restart()
+        ok, self.xcur = self.reflect(self.c, -0.5 if self.fh <= f else 0.5, self.pts[self.ih])
+        if not ok:
+            return "xcvg"
+        self.f_old, self.xeval, self.stage = f, list(self.xcur), "postcontract"
+        return "active"
+
+    def postexpand(self, f: float) -> str:
+        if f < self.vals[self.ih]:
+            self.pts[self.ih], self.vals[self.ih] = list(self.xeval), f
+        else:
+            self.pts[self.ih], self.vals[self.ih] = list(self.xcur), self.f_old
+        return self.restart()
+
+    def postcontract(self, f: float) -> str:
+        if f < self.f_old and f < self.fh:
+            self.pts[self.ih], self.vals[self.ih] = list(self.xeval), f
+            return self.restart()
+        for i in range(self.n + 1):
+            if i != self.il:
+                ok, self.xeval = self.reflect(self.pts[self.il], -0.5, self.pts[i])
+                if not ok:
+                    return "xcvg"
+                self.pts[i] = list(self.xeval)
+        self.init_pos, self.xeval = 0, list(self.pts[0])
+        return "active"
+
+    def reflect(self, c: list[float], scale: float, xold: list[float]) -> tuple[bool, list[float]]:
+        """reflectpt: c + scale (c - xold) pinned to the bounds; False if it coincides."""
+        xnew = [
+            max(ci + scale * (ci - xi), lb) for ci, xi, lb in zip(c, xold, self.lb, strict=True)
+        ]
+        equal_c = all(_close(a, b) for a, b in zip(xnew, c, strict=True))
+        equal_old = all(_close(a, b) for a, b in zip(xnew, xold, strict=True))
+        return not (equal_c or equal_old), xnew
+
+
+def _close(a: float, b: float) -> bool:
+    """optimizer.cpp close(): equal relative to floating-point precision."""
+    return abs(a - b) <= 1e-13 * (abs(a) + abs(b))
+
+
+def _stage2(d: _Data) -> tuple[np.ndarray, float, np.ndarray, str]:
+    """glmer stage 2: Nelder-Mead over (theta, beta) on the AGQ deviance, as lme4 runs it.
+
+    Returns the optimum, its deviance, lp0 (the stage-1 linear predictor every PIRLS starts
+    from) and the Nelder-Mead status.
+    """
+    theta1, s1 = _stage1(d)
+    beta_sd = math.sqrt(1 / float(np.sum(s1.w / s1.lsq)))  # sqrt(diag(pp$unsc()))
+    nm = _NelderMead([theta1, s1.beta], [0.02, 0.2 * min(beta_sd, 10.0)], [0.0, -math.inf])
+    status = "active"
+    while status == "active":
+        status = nm.newf(_devfun(np.array(nm.xeval), s1.eta, d)[0])
+    return np.array(nm.x), nm.minf, s1.eta, status
+
+
+def _deriv12(par: np.ndarray, lp0: np.ndarray, d: _Data) -> tuple[np.ndarray, np.ndarray]:
+    """lme4 deriv12 (R/deriv.R): central-difference gradient and Hessian, delta = 1e-4."""
+    h = _DELTA
+
+    def f(dt: float, db: float) -> float:
+        return _devfun(par + np.array([dt, db]), lp0, d)[0]
+
+    fx = f(0, 0)
+    fp, fm = np.array([f(h, 0), f(0, h)]), np.array([f(-h, 0), f(0, -h)])
+    hess = np.diag(fp / h**2 - 2 * fx / (h * h) + fm / h**2)
+    q = (2 * h) ** 2
+    hess[0, 1] = hess[1, 0] = f(h, h) / q - f(h, -h) / q - f(-h, h) / q + f(-h, -h) / q
+    return (fp - fm) / (2 * h), hess
 
 
 def _escalc_plo(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,21 +374,7 @@ def _heterogeneity_i2(x: np.ndarray, n: np.ndarray, tau2: float) -> tuple[float,
     return 100.0 * tau2 / (vt + tau2), tau2 / vt + 1.0
 
 
-def _glm_linkinv(eta: np.ndarray) -> np.ndarray:
-    """R binomial()$linkinv (src/library/stats/src/family.c), clamped at |eta| > 30."""
-    eps = np.finfo(float).eps
-    tmp = np.where(eta < -30, eps, np.where(eta > 30, 1 / eps, np.exp(np.clip(eta, -30, 30))))
-    return tmp / (1 + tmp)
-
-
-def _glm_deviance(y: np.ndarray, mu: np.ndarray, n: np.ndarray) -> float:
-    """R binomial()$dev.resids summed: 2 n (y log(y/mu) + (1-y) log((1-y)/(1-mu)))."""
-    return float(
-        np.sum(2 * n * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu))))
-    )
-
-
-def _glm_saturated(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _glm_saturated(d: _Data) -> tuple[np.ndarray, np.ndarray]:
     """R glm.fit IRLS for the saturated binomial model (one coefficient per study).
 
     Each study's WLS solution is its working response, so the iterations run per study but
@@ -261,17 +382,14 @@ def _glm_saturated(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray
     logits and the working weights of the last iteration, which summary.glm's vcov uses.
     Studies with 0 or n events have no finite estimate; R stops them wherever IRLS stops.
     """
-    y = x / n
-    eta = np.log((x + 0.5) / (n - x + 0.5))  # binomial()$initialize: mustart = (n y + .5)/(n + 1)
-    mu = _glm_linkinv(eta)
-    devold = _glm_deviance(y, mu, n)
-    w = n * mu * (1 - mu)
+    eta = np.log((d.x + 0.5) / (d.n - d.x + 0.5))  # initialize: mustart = (n y + .5)/(n + 1)
+    mu, var, mu_eta = _linkinv(eta)
+    devold, w = float(_devres(mu, d.n, d.y, d.y1).sum()), d.n * mu * (1 - mu)
     for _ in range(25):  # glm.control(maxit = 25)
-        mu_eta = np.where(np.abs(eta) > 30, np.finfo(float).eps, mu * (1 - mu))
-        w = n * mu_eta**2 / (mu * (1 - mu))
-        eta = eta + (y - mu) / mu_eta
-        mu = _glm_linkinv(eta)
-        dev = _glm_deviance(y, mu, n)
+        w = d.n * mu_eta**2 / var
+        eta = eta + (d.y - mu) / mu_eta
+        mu, var, mu_eta = _linkinv(eta)
+        dev = float(_devres(mu, d.n, d.y, d.y1).sum())
         if abs(dev - devold) / (abs(dev) + 0.1) < 1e-8:
             break
         devold = dev
@@ -285,7 +403,7 @@ def _qe_tests(d: _Data) -> tuple[float, float, float]:
     squares of the saturated logits about their weighted mean (a reparametrisation).
     """
     x, n = d.x, d.n
-    eta, w = _glm_saturated(x, n)
+    eta, w = _glm_saturated(d)
     qe_wald = float(np.sum(w * (eta - np.sum(w * eta) / w.sum()) ** 2))
     logchoose = special.gammaln(n + 1) - special.gammaln(x + 1) - special.gammaln(n - x + 1)
     ll_qe = float(np.sum(logchoose + 0.5 * d.sat))  # sum(dbinom(x, n, x/n, log = TRUE))
@@ -329,30 +447,26 @@ def _check_conv(par: np.ndarray, grad: np.ndarray, hess: np.ndarray) -> list[str
 
 
 def _flatness(hess: np.ndarray) -> str:
-    """Why the optimum cannot be located reproducibly (see _FLAT_EIGEN), or ""."""
+    """Why the fit is not identified (deviance Hessian nearly singular), or ""."""
     lam = float(np.linalg.eigvalsh(hess)[0])
     if lam >= _FLAT_EIGEN:
         return ""
-    spread = math.sqrt(2e-5 / max(lam, 1e-12))
     return (
-        f"likelihood too flat (smallest deviance-Hessian eigenvalue {lam:.3g}): metafor's "
-        f"Nelder-Mead stops anywhere within about {spread:.2g} of the optimum, so its "
-        "estimates are not reproducible; tau2 is very large or poorly identified"
+        f"likelihood nearly flat (smallest eigenvalue of the deviance Hessian {lam:.3g} < "
+        f"{_FLAT_EIGEN}): tau2 is not identified (e.g. studies with 0 and with all events); "
+        "metafor reports wherever its Nelder-Mead stopped, without a warning"
     )
 
 
-def _vcov_beta(par: np.ndarray, hess: np.ndarray, d: _Data) -> tuple[float, str]:
-    """lme4 1.1-31 vcov.merMod: 2*solve(H)[beta,beta] from deriv12's Hessian, else RX-based."""
+def _vcov_beta(hess: np.ndarray, final: _Pirls) -> tuple[float, str]:
+    """lme4 1.1-31 vcov.merMod: 2 solve(H)[beta, beta] from deriv12's Hessian, else from RX."""
     try:
         v = 2.0 * float(np.linalg.inv(hess)[1, 1])
     except np.linalg.LinAlgError:
         v = float("nan")
     if np.isfinite(v) and v > 0:
         return v, ""
-    theta, beta = par
-    u = _modes(np.array([theta]), np.array([beta]), d)
-    w = d.n * special.expit(beta + theta * u) * (1 - special.expit(beta + theta * u))
-    v_rx = 1.0 / float(np.sum(w / (1.0 + theta**2 * w)))  # sigma^2 pp$unsc() = (RX'RX)^-1
+    v_rx = 1.0 / float(np.sum(final.w / final.lsq))  # sigma^2 pp$unsc() = (RX'RX)^-1
     return v_rx, (
         "variance-covariance matrix computed from finite-difference Hessian is not positive "
         "definite or contains NA values: falling back to var-cov estimated from RX"
@@ -381,7 +495,9 @@ def fit_glmm_logit(events: ArrayLike, totals: ArrayLike) -> GlmmFit:
     if problem:
         return _failed(problem, int(x.size) if x.ndim == 1 else 0)
     k = len(x)
-    d = _Data(x, n, 2.0 * (special.xlogy(x, x / n) + special.xlogy(n - x, (n - x) / n)))
+    sat = 2.0 * (special.xlogy(x, x / n) + special.xlogy(n - x, (n - x) / n))
+    y = x / n
+    d = _Data(x, n, y, 1 - y, sat, (n[:, None], y[:, None], 1 - y[:, None]))
     qe_wald, qe_lrt, ll_qe = _qe_tests(d)
     qe = {
         "qe_wald": qe_wald,
@@ -389,19 +505,21 @@ def fit_glmm_logit(events: ArrayLike, totals: ArrayLike) -> GlmmFit:
         "qe_lrt": qe_lrt,
         "qe_lrt_p": float(stats.chi2.sf(qe_lrt, k - 1)),
     }
-    par, problem, grad, hess = _optimise(d)
-    if problem:
-        return _failed(problem, k, **qe)
-    flat = _flatness(hess)
-    if par[0] < _BOUNDARY_TOL:  # lme4:::check.boundary (then the ML beta is the pooled logit)
-        par = np.array([0.0, math.log(x.sum() / (n.sum() - x.sum()))])
-        _, grad, hess, _ = _stencil(par, d)
-    var, vcov_warning = _vcov_beta(par, hess, d)
-    warnings = [flat] if flat else []
-    warnings += _check_conv(par, grad, hess) + ([vcov_warning] if vcov_warning else [])
+    try:
+        par, fval, lp0, status = _stage2(d)
+        grad, hess = _deriv12(par, lp0, d)
+        if 0 < par[0] < _BOUNDARY_TOL:  # lme4:::check.boundary
+            trial = np.array([0.0, par[1]])
+            par = trial if _devfun(trial, lp0, d)[0] < fval else par
+        final = _devfun(par, lp0, d)[1]
+    except _FitError as err:
+        return _failed(f"Cannot fit ML model (lme4::glmer: {err}).", k, **qe)
+    var, vcov_warning = _vcov_beta(hess, final)
+    warnings = ["failure to converge in 10000 evaluations"] if status == "evals" else []
+    warnings += [w for w in (_flatness(hess), vcov_warning) if w] + _check_conv(par, grad, hess)
     tau2 = float(par[0] ** 2)
     i2, h2 = _heterogeneity_i2(x, n, tau2)
-    cond_dev = _deviance(par[:1, None], par[1:, None], d)[1][0]
+    cond_dev = float(np.sum(_devres(final.mu, d.n, d.y, d.y1)))  # deviance.merMod for a GLMM
     return GlmmFit(
         estimate=float(par[1]),
         se=math.sqrt(var),
