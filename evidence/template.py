@@ -85,12 +85,15 @@ def readme_tables(path: Path = DATA_README) -> dict[str, Any]:
     if not path.exists():
         return parsed
     text = path.read_text(encoding="utf-8")
-    paragraphs = [p.strip() for p in text.split("\n\n")]
-    parsed["intro"] = [
-        " ".join(p.replace("`", "").replace("**", "").split())
-        for p in paragraphs[1:3]
-        if p and not p.startswith(("#", "|"))
-    ]
+    # What a panel needs from the preamble: the empty-cell rule and the types (not the git and
+    # build workflow, which is for maintainers).
+    prose = [" ".join(p.replace("`", "").replace("**", "").split()) for p in text.split("\n\n")]
+    for paragraph in prose:
+        if paragraph.startswith("Types:"):
+            parsed["intro"].append(paragraph)
+        elif not paragraph.startswith(("#", "|")):
+            sentences = re.split(r"(?<=[.;])\s+(?=[A-Z])", paragraph)
+            parsed["intro"] += [s for s in sentences if "empty cell" in s.lower()]
     sheet = None
     for line in text.splitlines():
         heading = re.match(r"##\s+(\w+)\.csv:\s*(.*)", line)
