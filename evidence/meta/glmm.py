@@ -10,22 +10,29 @@ Model: x_i ~ Binomial(n_i, ilogit(mu + b_i)), b_i ~ N(0, tau2). The estimate ``m
 logit scale; ``ilogit(mu)`` is the *median* (conditional) proportion across studies, not the
 population-averaged mean proportion.
 
-What is reproduced (metafor 3.8-1 ``rma.glmm(measure="PLO")`` defaults, which call
-``lme4::glmer(cbind(x, n-x) ~ 1 + (1|study), family=binomial, nAGQ=7)``, lme4 1.1-31):
+What is reproduced: metafor 3.8-1 ``rma.glmm(measure="PLO")`` with its defaults calls
+``lme4::glmer(cbind(x, n - x) ~ 1 + (1 | study), family = binomial, nAGQ = 7)`` (lme4 1.1-31).
+This module replays that pipeline step for step, so it lands where R stops, not merely near
+the optimum (lme4's Nelder-Mead stops when its simplex is within 1e-5 in theta):
 
-* the deviance is lme4's adaptive Gauss-Hermite one (src/external.cpp ``glmerAGQ``): per study
-  the conditional mode u_i of the spherical random effect, 7 GH nodes u_i + z_k / L_ii with
-  L_ii = sqrt(1 + theta^2 w_i), and
-  ``sum(u^2 + devres) + sum(log L_ii^2) - 2 sum(log(sum_k w_k exp(z_k^2/2 - ddev_ik/2)))``;
-* the ML estimate of (theta, beta), tau2 = theta^2. lme4 stops Nelder-Mead at |dDev| < 1e-5;
-  here the exact optimum is found by Newton steps, so results differ from R by the distance of
-  R's stopping point from the optimum (about 1e-5 in the parameters);
-* the SE of mu from ``vcov.merMod``: lme4 1.1-31 uses the finite-difference Hessian of the
-  deviance over (theta, beta) (``deriv12``, delta 1e-4) whenever it is available, which is the
-  glmer default (``use.hessian = hess.avail``), V = 2 * solve(H)[beta, beta];
+* stage 1 (R/modular.R optimizeGlmer, nAGQ = 0): theta minimising the Laplace deviance with
+  (u, beta) from PIRLS (src/external.cpp pwrssUpdate, tolPwrss 1e-7) restarted every time from
+  the linear predictor of the initial fit at theta = 1 (lme4 uses bobyqa, here Brent);
+* stage 2: lme4's own Nelder-Mead (src/optimizer.cpp) over (theta, beta) on the adaptive
+  Gauss-Hermite deviance (external.cpp glmerAGQ): per study the conditional mode u_i by PIRLS
+  restarted from the stage-1 linear predictor, 7 nodes u_i + z_k / L_ii, L_ii^2 =
+  1 + theta^2 w_i with the weights of PIRLS's last decomposition; tau2 = theta^2;
+* the SE of mu as vcov.merMod gives it in lme4 1.1-31: use.hessian defaults to TRUE when
+  deriv12's finite-difference Hessian over (theta, beta) exists (glmer default calc.derivs), so
+  V = 2 solve(H)[beta, beta] (falling back to RX only if that is not positive definite). PIRLS
+  noise enters that Hessian (multiplied by 1e8); replaying PIRLS reproduces it;
 * I2/H2 from the "typical" within-study variance of the PLO escalc values (0.5 added to
-  studies with 0 or n events), QE.Wld / QE.LRT from the saturated and fixed-effects glm, and
-  the log-likelihood metafor reports (ll.QE - deviance(glmer fit) / 2).
+  studies with 0 or n events), QE.Wld and QE.LRT from the saturated and fixed-effects glm
+  (IRLS replayed), and the log-likelihood metafor reports, ll.QE - deviance(glmer) / 2.
+
+Deliberate difference: where the deviance Hessian is nearly singular (tau2 not identified,
+e.g. separated data with some studies at 0 and some at n events) metafor returns wherever
+Nelder-Mead stopped, without a warning; here the same numbers come with converged=False.
 """
 
 from __future__ import annotations
@@ -49,18 +56,11 @@ _GH_W = np.array([
 ])  # fmt: skip
 _GH_LOGW = np.log(_GH_W) + 0.5 * _GH_Z**2  # log(w_k) - ldnorm(z_k) - log(sqrt(2 pi))
 _GH_Z6, _GH_LOGW6 = np.delete(_GH_Z, 3), np.delete(_GH_LOGW, 3)  # all but the centre node
-_NOT_FINITE = (
-    "ML estimate of tau2 is not finite (the likelihood keeps increasing with tau2: studies are "
-    "separated, e.g. some with 0 and some with all events); metafor returns wherever "
-    "Nelder-Mead stopped"
-)
-# lme4's Nelder-Mead stops when the deviance changes by < 1e-5 (FtolAbs); where the smallest
-# eigenvalue of the deviance Hessian is below 0.05 that leaves R's answer anywhere within about
-# sqrt(2e-5 / 0.05) = 0.02 of the optimum, so no implementation can reproduce it to 1e-4.
+# Smallest eigenvalue of deriv12's deviance Hessian below which tau2 counts as not identified:
+# a 95% Wald interval along that direction would be wider than 2 * 1.96 * sqrt(2 / 0.05) = 25.
 _FLAT_EIGEN = 0.05
 _EPS = float(np.finfo(float).eps)
 _DELTA = 1e-4  # lme4 deriv12() default step (R/deriv.R)
-_THETA_MAX = 50.0  # tau2 = 2500 on the logit scale: beyond this the ML tau2 is taken as infinite
 _BOUNDARY_TOL = 1e-5  # glmerControl(boundary.tol) used by lme4:::check.boundary
 _SINGULAR_TOL = 1e-4  # lme4 isSingular() tolerance on theta; checkConv skips checks below it
 _GRAD_TOL = 2e-3  # glmerControl check.conv.grad tol
@@ -205,9 +205,9 @@ def _devfun(par: np.ndarray, lp0: np.ndarray, d: _Data) -> tuple[float, _Pirls]:
 def _stage1(d: _Data) -> tuple[float, _Pirls]:
     """glmer stage 1 (nAGQ0initStep): theta minimising the nAGQ = 0 Laplace deviance.
 
-    lme4 uses bobyqa from theta = 1; here bounded Brent on the same objective (ldL2 + sqrL +
-    deviance), each evaluation starting from the linear predictor of the initial PIRLS at
-    theta = 1 from mustart = (n y + 0.5)/(n + 1), as mkGlmerDevfun does.
+    lme4 uses bobyqa from theta = 1; here Brent from the bracket (1, 1.2) on the same objective
+    (ldL2 + sqrL + deviance), each evaluation starting from the linear predictor of the initial
+    PIRLS at theta = 1 from mustart = (n y + 0.5)/(n + 1), as mkGlmerDevfun does.
     """
     eta0 = np.log((d.x + 0.5) / (d.n - d.x + 0.5))
     lp_init = _pirls(1.0, 0.0, eta0, d, u_only=False).eta
