@@ -77,6 +77,12 @@ def _problem(filename: str, message: str, column: str = "") -> Problem:
     return Problem(filename, None, column, message)
 
 
+def _shown(name: str, limit: int = 80) -> str:
+    """A name from inside the upload, safe to show: printable and short (it is attacker-chosen)."""
+    printable = "".join(c if c.isprintable() else "?" for c in name[: limit + 1])
+    return printable if len(printable) <= limit else printable[:limit] + "…"
+
+
 def _sniff(data: bytes) -> str:
     """What the bytes are, judged by their first bytes, for messages about renamed files."""
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -207,7 +213,7 @@ def check_archive(filename: str, zf: zipfile.ZipFile) -> None:
             problems.append(
                 _problem(
                     filename,
-                    f"{info.filename} is compressed {ratio:.0f} to 1, more than the "
+                    f"{_shown(info.filename)} is compressed {ratio:.0f} to 1, more than the "
                     f"{MAX_COMPRESSION_RATIO} to 1 a real sheet reaches: it looks like a zip bomb "
                     "and was not opened",
                 )
@@ -216,15 +222,16 @@ def check_archive(filename: str, zf: zipfile.ZipFile) -> None:
             problems.append(
                 _problem(
                     filename,
-                    f"{info.filename} is password-protected: upload an archive without a password",
+                    f"{_shown(info.filename)} is password-protected: "
+                    "upload an archive without a password",
                 )
             )
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             problems.append(
                 _problem(
                     filename,
-                    f"{info.filename} uses an unusual compression method: compress the files "
-                    "again with your system's standard zip tool",
+                    f"{_shown(info.filename)} uses an unusual compression method: "
+                    "compress the files again with your system's standard zip tool",
                 )
             )
     if problems:
@@ -271,8 +278,9 @@ def read_member_bounded(
                         [
                             _problem(
                                 filename,
-                                f"{info.filename} unpacks to more than {MAX_COMPRESSION_RATIO} "
-                                "times its packed size: it looks like a zip bomb and was not read",
+                                f"{_shown(info.filename)} unpacks to more than "
+                                f"{MAX_COMPRESSION_RATIO} times its packed size: it looks "
+                                "like a zip bomb and was not read",
                             )
                         ]
                     )
@@ -292,14 +300,14 @@ def read_member_bounded(
             [
                 _problem(
                     filename,
-                    f"{info.filename} inside the archive is damaged ({err}): save or compress it "
-                    "again and upload the new file",
+                    f"{_shown(info.filename)} inside the archive is damaged ({err}): "
+                    "save or compress it again and upload the new file",
                 )
             ]
         ) from err
     except (NotImplementedError, RuntimeError) as err:  # unsupported method, encryption
         raise UploadError(
-            [_problem(filename, f"{info.filename} cannot be unpacked ({err})")]
+            [_problem(filename, f"{_shown(info.filename)} cannot be unpacked ({err})")]
         ) from err
     return b"".join(chunks)
 
@@ -341,8 +349,8 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
             problems.append(
                 _problem(
                     filename,
-                    f"'{info.filename}' has an unsafe path (absolute or with '..'): put the CSV "
-                    "files at the top of the zip or in one folder",
+                    f"'{_shown(info.filename)}' has an unsafe path (absolute or with '..'): "
+                    "put the CSV files at the top of the zip or in one folder",
                 )
             )
             continue
@@ -352,8 +360,8 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
             problems.append(
                 _problem(
                     filename,
-                    f"'{info.filename}' is in a folder inside a folder: put the CSV files at the "
-                    "top of the zip or in one folder",
+                    f"'{_shown(info.filename)}' is in a folder inside a folder: "
+                    "put the CSV files at the top of the zip or in one folder",
                 )
             )
             continue
@@ -363,8 +371,8 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
             problems.append(
                 _problem(
                     filename,
-                    f"'{info.filename}' is not a CSV file (unknown file type): the zip may only "
-                    "hold <sheet>.csv files (and a README)",
+                    f"'{_shown(info.filename)}' is not a CSV file (unknown file type): "
+                    "the zip may only hold <sheet>.csv files (and a README)",
                 )
             )
             continue
@@ -394,7 +402,8 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
             problems.append(
                 _problem(
                     filename,
-                    f"'{info.filename}' and '{seen[sheet]}' are the same sheet: keep one",
+                    f"'{_shown(info.filename)}' and '{_shown(seen[sheet])}' are the same sheet: "
+                    "keep one",
                 )
             )
         seen[sheet] = info.filename
@@ -600,7 +609,7 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
                 sheet_problems.append(
                     _problem(
                         filename,
-                        f"sheet '{title}' is not one of the tables "
+                        f"sheet '{_shown(title)}' is not one of the tables "
                         f"({', '.join(s.name for s in SHEETS)}): unknown sheet; rename or "
                         "delete it",
                     )
@@ -608,14 +617,17 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
                 continue
             if key in titles:
                 sheet_problems.append(
-                    _problem(filename, f"sheets '{titles[key]}' and '{title}' are the same table")
+                    _problem(
+                        filename,
+                        f"sheets '{_shown(titles[key])}' and '{_shown(title)}' are the same table",
+                    )
                 )
                 continue
             titles[key] = title
             ws = wb[title]
             if not hasattr(ws, "iter_rows"):  # a chart sheet
                 sheet_problems.append(
-                    _problem(filename, f"sheet '{title}' is a chart, not a table")
+                    _problem(filename, f"sheet '{_shown(title)}' is a chart, not a table")
                 )
                 continue
             raw[key], cell_notes = _worksheet_csv(key, ws)

@@ -122,6 +122,15 @@ def test_container_problems_raise_upload_error_with_every_reason() -> None:
     assert "folder inside a folder" in messages
 
 
+def test_names_from_inside_an_upload_are_shown_safely() -> None:
+    evil = "\x1b[31m" + "a" * 500 + ".exe"
+    with pytest.raises(UploadError) as caught:
+        read_upload("x.zip", _zip({evil: b"x", "studies.csv": b"study_id\n"}))
+    message = caught.value.problems[0].message
+    assert "\x1b" not in message and "?[31m" in message
+    assert len(message) < 200
+
+
 def test_all_sheet_problems_are_listed_at_once() -> None:
     wb = load_workbook(io.BytesIO(export_workbook(build.build_in_memory(_good_raw(), "t"))))
     wb.create_sheet("Sheet1")["A1"] = "scratch"
