@@ -13,6 +13,11 @@ the same code (`build_in_memory`), in memory: nothing here writes a file.
 Workbooks are read with openpyxl in read-only mode with `data_only=False`: a formula cell arrives as
 its formula text and is never evaluated (the cached result is not even read). `load_upload` then
 reports such cells, because a formula's text is not the value a panel meant to enter.
+
+The upload page needs one call, which never raises for bad input:
+
+    con, problems = load_upload(uploaded.name, uploaded.getvalue())
+    # con: an in-memory DuckDB connection for this session, or None; problems: list[Problem]
 """
 
 from __future__ import annotations
