@@ -115,10 +115,7 @@ R_DEVFUN = {
 
 
 def test_lme4_internals_match_glmer() -> None:
-    x, n = np.array([1.0, 15.0]), np.array([20.0, 25.0])
-    y = x / n
-    sat = 2 * (special.xlogy(x, y) + special.xlogy(n - x, 1 - y))
-    d = glmm._Data(x, n, y, 1 - y, sat, (n[:, None], y[:, None], 1 - y[:, None]))
+    d = glmm._data(np.array([1.0, 15.0]), np.array([20.0, 25.0]))
     theta1, s1 = glmm._stage1(d)
     assert theta1 == pytest.approx(R_THETA1, abs=1e-7)
     assert s1.eta == pytest.approx(np.array(R_LP0), abs=1e-7)

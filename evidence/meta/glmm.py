@@ -89,9 +89,17 @@ class _Data:
     x: np.ndarray  # events
     n: np.ndarray  # totals (glm prior weights)
     y: np.ndarray  # x / n (glm response)
-    y1: np.ndarray  # 1 - y
     sat: np.ndarray  # 2 (x log(x/n) + (n-x) log((n-x)/n)), twice the saturated log-lik kernel
-    cols: tuple[np.ndarray, np.ndarray, np.ndarray]  # n, y, 1 - y as columns (for AGQ nodes)
+    n2: np.ndarray  # 2 n
+    x2: np.ndarray  # 2 x
+    col: _Data | None = None  # the same as columns, for the AGQ nodes
+    satsum: float = 0.0
+
+
+def _data(x: np.ndarray, n: np.ndarray) -> _Data:
+    sat = 2.0 * (special.xlogy(x, x / n) + special.xlogy(n - x, (n - x) / n))
+    col = _Data(*(v[:, None] for v in (x, n, x / n, sat, 2 * n, 2 * x)))
+    return _Data(x, n, x / n, sat, 2 * n, 2 * x, col, float(sat.sum()))
 
 
 class _FitError(Exception):
@@ -108,24 +116,30 @@ def _failed(message: str, k: int, **known: float) -> GlmmFit:
     return GlmmFit(**values, qe_df=max(k - 1, 0), loglik=nan, converged=False, message=message)
 
 
-def _linkinv(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """mu = exp(eta) / (1 + exp(eta)), variance mu (1 - mu) and d mu / d eta, clamped beyond
-    |eta| > 30 as R and lme4 do (stats family.c, lme4 glmFamily.cpp); d mu / d eta is the
-    variance array itself when nothing is clamped."""
-    if np.abs(eta).max() <= 30:
-        tmp = np.exp(eta)
-        mu = tmp / (1 + tmp)
-        var = mu * (1 - mu)
-        return mu, var, var
-    tmp = np.where(eta < -30, _EPS, np.where(eta > 30, 1 / _EPS, np.exp(np.clip(eta, -30, 30))))
-    mu = tmp / (1 + tmp)
-    var = mu * (1 - mu)
-    return mu, var, np.where(np.abs(eta) > 30, _EPS, var)
+def _exp_clamped(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """e = exp(eta) as R's and lme4's logit link clamp it (stats family.c, lme4 glmFamily.cpp):
+    DBL_EPSILON below eta = -30, 1/DBL_EPSILON above 30. Also log(e) and where it was clamped."""
+    if eta.max() <= 30 and eta.min() >= -30:
+        return np.exp(eta), eta, None
+    e = np.where(eta < -30, _EPS, np.where(eta > 30, 1 / _EPS, np.exp(np.clip(eta, -30, 30))))
+    return e, np.log(e), np.abs(eta) > 30
 
 
-def _devres(mu: np.ndarray, n: np.ndarray, y: np.ndarray, y1: np.ndarray) -> np.ndarray:
-    """Binomial deviance residuals 2 n (y log(y/mu) + (1-y) log((1-y)/(1-mu))) (glmFamily.cpp)."""
-    return 2 * n * (special.xlogy(y, y / mu) + special.xlogy(y1, y1 / (1 - mu)))
+def _devres(eta: np.ndarray, d: _Data) -> np.ndarray:
+    """Binomial deviance residuals 2 n (y log(y/mu) + (1-y) log((1-y)/(1-mu))) (glmFamily.cpp),
+    with mu = e / (1 + e) written as sat + 2 n log(1 + e) - 2 x log e."""
+    e, log_e, _ = _exp_clamped(eta)
+    return d.sat + d.n2 * np.log1p(e) - d.x2 * log_e
+
+
+def _logit(eta: np.ndarray, d: _Data) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """mu, variance mu (1 - mu), d mu / d eta (DBL_EPSILON where clamped) and sum(devres)."""
+    e, log_e, clamped = _exp_clamped(eta)
+    ope = 1 + e
+    mu = e / ope
+    var = mu / ope
+    dev = float(d.n2 @ np.log1p(e) - d.x2 @ log_e) + d.satsum
+    return mu, var, var if clamped is None else np.where(clamped, _EPS, var), dev
 
 
 @dataclass
@@ -148,21 +162,24 @@ def _pirls(theta: float, offset: float, eta: np.ndarray, d: _Data, u_only: bool)
     and merPredD::solve()/solveU() reduce to the closed forms below (src/predModule.cpp).
     Stops when |oldpdev - pdev| / pdev < tolPwrss = 1e-7, halving steps if pdev increases.
     """
-    oldpdev, u, beta, (mu, var, mu_eta) = math.inf, 0.0 * d.y, 0.0, _linkinv(eta)
+    oldpdev, u, beta, (mu, var, mu_eta, _) = math.inf, 0.0 * d.y, 0.0, _logit(eta, d)
     for _ in range(100):  # mkGlmerDevfun maxit = 100
-        w = d.n * var if mu_eta is var else d.n * mu_eta**2 / var  # sqrtWrkWt^2
-        wrk = eta - offset + (d.y - mu) / mu_eta  # glmResp::wrkResp
+        if mu_eta is var:  # w = sqrtWrkWt^2 = n muEta^2 / variance; w * glmResp::wrkResp
+            w, wr = d.n * var, d.x - d.n * mu
+        else:
+            w, wr = d.n * mu_eta**2 / var, d.n * mu_eta * (d.y - mu) / var
+        wwrk = w * (eta - offset) + wr
         lsq = 1 + theta * theta * w
         old_u, old_beta = u, beta
         if u_only:
-            u = theta * w * wrk / lsq
+            u = theta * wwrk / lsq
         else:
             a = w / lsq
-            beta = float((a * wrk).sum() / a.sum())
-            u = theta * w * (wrk - beta) / lsq
+            beta = float((wwrk / lsq).sum() / a.sum())
+            u = theta * (wwrk - w * beta) / lsq
         eta = offset + beta + theta * u
-        mu, var, mu_eta = _linkinv(eta)
-        pdev = float(_devres(mu, d.n, d.y, d.y1).sum() + (u * u).sum())
+        mu, var, mu_eta, dev = _logit(eta, d)
+        pdev = dev + float(u @ u)
         if abs((oldpdev - pdev) / pdev) < 1e-7:
             return _Pirls(eta, mu, u, beta, lsq, w, pdev)
         for _ in range(20):  # step halving (maxstephalfit = 20)
@@ -171,8 +188,8 @@ def _pirls(theta: float, offset: float, eta: np.ndarray, d: _Data, u_only: bool)
             u = (old_u + u) / 2
             beta = beta if u_only else (old_beta + beta) / 2
             eta = offset + beta + theta * u
-            mu, var, mu_eta = _linkinv(eta)
-            pdev = float(_devres(mu, d.n, d.y, d.y1).sum() + (u * u).sum())
+            mu, var, mu_eta, dev = _logit(eta, d)
+            pdev = dev + float(u @ u)
         if math.isnan(pdev):
             raise _FitError("PIRLS loop resulted in NaN value")
         if pdev - oldpdev > 1e-7:
@@ -188,9 +205,9 @@ def _agq_deviance(theta: float, offset: float, s: _Pirls, d: _Data) -> float:
     sum(devc0) + sum(log L_ii^2) - 2 sum_i log(sum_k w_k exp(z_k^2/2 - (devc_ik - devc0_i)/2)).
     lme4's centre node z = 1.7e-17 contributes its weight times exp(~1e-17): taken as w exactly.
     """
-    devc0 = s.u * s.u + _devres(s.mu, d.n, d.y, d.y1)
+    devc0 = s.u * s.u + _devres(s.eta, d)
     unode = s.u[:, None] + _GH_Z6 / np.sqrt(s.lsq)[:, None]
-    devc = unode * unode + _devres(_linkinv(offset + theta * unode)[0], *d.cols)
+    devc = unode * unode + _devres(offset + theta * unode, d.col)
     mult = np.exp(_GH_LOGW6 - 0.5 * (devc - devc0[:, None])).sum(axis=1) + _GH_W[3]
     return float(devc0.sum() + np.log(s.lsq).sum() - 2 * np.log(mult).sum())
 
@@ -220,7 +237,7 @@ def _stage1(d: _Data) -> tuple[float, _Pirls]:
         return float(np.log(s.lsq).sum() + s.pdev)
 
     try:  # local search from theta = 1 like bobyqa; the objective is even in theta
-        theta = abs(float(optimize.minimize_scalar(laplace, bracket=(1.0, 1.2), tol=1e-10).x))
+        theta = abs(float(optimize.minimize_scalar(laplace, bracket=(1.0, 1.2), tol=1e-8).x))
     except (RuntimeError, ValueError, OverflowError):
         theta = float(optimize.minimize_scalar(laplace, bounds=(0, 50), method="bounded").x)
     return theta, _pirls(theta, 0.0, lp_init, d, u_only=False)
@@ -383,13 +400,12 @@ def _glm_saturated(d: _Data) -> tuple[np.ndarray, np.ndarray]:
     Studies with 0 or n events have no finite estimate; R stops them wherever IRLS stops.
     """
     eta = np.log((d.x + 0.5) / (d.n - d.x + 0.5))  # initialize: mustart = (n y + .5)/(n + 1)
-    mu, var, mu_eta = _linkinv(eta)
-    devold, w = float(_devres(mu, d.n, d.y, d.y1).sum()), d.n * mu * (1 - mu)
+    mu, var, mu_eta, devold = _logit(eta, d)
+    w = d.n * var
     for _ in range(25):  # glm.control(maxit = 25)
         w = d.n * mu_eta**2 / var
         eta = eta + (d.y - mu) / mu_eta
-        mu, var, mu_eta = _linkinv(eta)
-        dev = float(_devres(mu, d.n, d.y, d.y1).sum())
+        mu, var, mu_eta, dev = _logit(eta, d)
         if abs(dev - devold) / (abs(dev) + 0.1) < 1e-8:
             break
         devold = dev
@@ -483,7 +499,7 @@ def _validate(x: np.ndarray, n: np.ndarray) -> str:
     if len(x) < 2:
         return "Number of parameters to be estimated is larger than the number of observations."
     if np.unique(x / n).size < 2:
-        return "Cannot fit ML model (lme4::glmer: Response is constant)."
+        return "Cannot fit ML model (lme4::glmer: Response is constant)"
     return ""
 
 
@@ -495,9 +511,7 @@ def fit_glmm_logit(events: ArrayLike, totals: ArrayLike) -> GlmmFit:
     if problem:
         return _failed(problem, int(x.size) if x.ndim == 1 else 0)
     k = len(x)
-    sat = 2.0 * (special.xlogy(x, x / n) + special.xlogy(n - x, (n - x) / n))
-    y = x / n
-    d = _Data(x, n, y, 1 - y, sat, (n[:, None], y[:, None], 1 - y[:, None]))
+    d = _data(x, n)
     qe_wald, qe_lrt, ll_qe = _qe_tests(d)
     qe = {
         "qe_wald": qe_wald,
@@ -513,13 +527,13 @@ def fit_glmm_logit(events: ArrayLike, totals: ArrayLike) -> GlmmFit:
             par = trial if _devfun(trial, lp0, d)[0] < fval else par
         final = _devfun(par, lp0, d)[1]
     except _FitError as err:
-        return _failed(f"Cannot fit ML model (lme4::glmer: {err}).", k, **qe)
+        return _failed(f"Cannot fit ML model (lme4::glmer: {err})", k, **qe)
     var, vcov_warning = _vcov_beta(hess, final)
     warnings = ["failure to converge in 10000 evaluations"] if status == "evals" else []
     warnings += [w for w in (_flatness(hess), vcov_warning) if w] + _check_conv(par, grad, hess)
     tau2 = float(par[0] ** 2)
     i2, h2 = _heterogeneity_i2(x, n, tau2)
-    cond_dev = float(np.sum(_devres(final.mu, d.n, d.y, d.y1)))  # deviance.merMod for a GLMM
+    cond_dev = float(_devres(final.eta, d).sum())  # deviance.merMod for a GLMM
     return GlmmFit(
         estimate=float(par[1]),
         se=math.sqrt(var),
