@@ -28,6 +28,18 @@ INDICATIONS = {
     "universal_prophylaxis": "prophylaxis for all patients",
     "high_risk_prophylaxis": "prophylaxis for high-risk patients",
 }
+# Which top-level indication each sub-indication belongs to (pages are per top-level indication).
+PARENT_INDICATION = {
+    "severe_icans": "treatment",
+    "steroid_refractory_icans": "treatment",
+    "refractory_crs_or_icans": "treatment",
+    "carhlh": "treatment",
+    "icans_any": "treatment",
+    "universal_prophylaxis": "prophylaxis",
+    "high_risk_prophylaxis": "prophylaxis",
+    "treatment": "treatment",
+    "prophylaxis": "prophylaxis",
+}
 PRODUCT_CHOICES = {
     "axi-cel": "axi-cel",
     "brexu-cel": "brexu-cel",
@@ -263,6 +275,14 @@ class Filters:
                 counted += f", {patients} patient{'' if patients == 1 else 's'}"
             text += f": {counted}"
         return text
+
+    def within(self, indication: str) -> Filters | None:
+        """This slice restricted to one top-level indication (a page's scope), or None if the
+        user's indication filter leaves nothing of it."""
+        if not self.indication:
+            return replace(self, indication=(indication,))
+        kept = tuple(i for i in self.indication if PARENT_INDICATION[i] == indication)
+        return replace(self, indication=kept) if kept else None
 
     def toggle_exclusion(self, study_id: str) -> Filters:
         """The same slice with one study excluded, or included again if it was excluded."""

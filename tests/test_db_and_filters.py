@@ -149,3 +149,10 @@ def test_toggle_exclusion_adds_and_removes() -> None:
     filters = Filters().toggle_exclusion("Alpha2020")
     assert filters.exclude == ("Alpha2020",)
     assert filters.toggle_exclusion("Alpha2020") == Filters()
+
+
+def test_page_scope_keeps_only_its_own_indications() -> None:
+    assert Filters().within("treatment") == Filters(indication=("treatment",))
+    mixed = Filters(indication=("steroid_refractory_icans", "prophylaxis"))
+    assert mixed.within("treatment") == Filters(indication=("steroid_refractory_icans",))
+    assert Filters(indication=("prophylaxis",)).within("treatment") is None

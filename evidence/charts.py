@@ -1,0 +1,248 @@
+"""Altair chart builders over tidy frames. No Streamlit here: charts are data, pages render them.
+
+Readable on a projector (axis labels 13 px, titles 14 px) and colour-blind safe: the Okabe-Ito
+palette (Okabe & Ito 2008, "Color Universal Design"), with shape and weight carrying meaning as
+well as colour. A point selection named `pick` on study markers lets a page highlight a clicked
+study everywhere and offer to exclude it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "vermillion": "#D55E00",
+    "green": "#009E73",
+    "sky": "#56B4E9",
+    "purple": "#CC79A7",
+    "black": "#000000",
+    "grey": "#7F7F7F",
+}
+ROW_HEIGHT = 30
+PICK = "pick"
+
+
+def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    return (
+        chart.configure_axis(labelFontSize=13, titleFontSize=14, labelLimit=380)
+        .configure_legend(labelFontSize=13, titleFontSize=13)
+        .configure_title(fontSize=15, anchor="start")
+        .configure_view(strokeWidth=0)
+    )
+
+
+def _values(frame: pd.DataFrame) -> alt.Data:
+    """Inline records with None for missing cells: a Vega-Lite spec must be valid JSON (no NaN),
+    and pandas would turn None back into NaN in a float column."""
+
+    def clean(value: object) -> object:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return value.item() if hasattr(value, "item") else value
+
+    return alt.Data(
+        values=[{k: clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    )
+
+
+def _percent_axis(title: str, domain: Sequence[float] = (0, 1)) -> alt.X:
+    return alt.X(
+        "x:Q",
+        title=title,
+        scale=alt.Scale(domain=list(domain), clamp=True),
+        axis=alt.Axis(format="%", tickCount=6),
+    )
+
+
+def forest_plot(
+    frame: pd.DataFrame, title: str, highlight: str | None = None, x_title: str = "Proportion"
+) -> alt.TopLevelMixin:
+    """Per-cohort proportions with exact 95% CIs, the pooled diamond, CI and prediction interval.
+
+    `frame` is OutcomeAnalysis.forest_frame(): rows of row_type 'study' then one 'pooled'.
+    """
+    data = frame.copy()
+    data["x"] = data["proportion"]
+    data["row"] = [
+        label if kind == "study" else "Pooled estimate"
+        for label, kind in zip(data["label"], data["row_type"], strict=True)
+    ]
+    data["counts"] = [
+        f"{int(e)}/{int(t)}" for e, t in zip(data["events"], data["total"], strict=True)
+    ]
+    data["estimate_text"] = [
+        f"{p:.1%} [{lo:.1%}, {hi:.1%}]" if pd.notna(p) else "not estimable"
+        for p, lo, hi in zip(data["proportion"], data["ci_low"], data["ci_high"], strict=True)
+    ]
+    data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
+    order = data["row"].tolist()
+    y = alt.Y("row:N", sort=order, title=None)
+    tooltip = [
+        alt.Tooltip("row:N", title="Study"),
+        alt.Tooltip("total:Q", title="n"),
+        alt.Tooltip("events:Q", title="Events"),
+        alt.Tooltip("estimate_text:N", title="Estimate [95% CI]"),
+        alt.Tooltip("weight:Q", title="Weight (%)", format=".1f"),
+    ]
+    base = alt.Chart(_values(data)).encode(y=y)
+    studies = base.transform_filter(alt.datum.row_type == "study")
+    pooled = base.transform_filter(alt.datum.row_type == "pooled")
+    pick = alt.selection_point(name=PICK, fields=["study_id"], on="click")
+    colour = alt.condition(
+        alt.datum.highlighted, alt.value(OKABE_ITO["vermillion"]), alt.value(OKABE_ITO["blue"])
+    )
+    ci = (
+        studies.mark_rule(strokeWidth=2)
+        .encode(x=_percent_axis(x_title), x2="ci_high:Q", color=colour, tooltip=tooltip)
+        .transform_calculate(x="datum.ci_low")
+    )
+    points = (
+        studies.mark_square(opacity=0.9)
+        .encode(
+            x="proportion:Q",
+            size=alt.Size("weight:Q", scale=alt.Scale(range=[40, 400]), legend=None),
+            color=colour,
+            tooltip=tooltip,
+        )
+        .add_params(pick)
+    )
+    pi = pooled.mark_rule(strokeDash=[4, 3], strokeWidth=1.5, color=OKABE_ITO["black"]).encode(
+        x="pi_low:Q", x2="pi_high:Q", tooltip=tooltip
+    )
+    pooled_ci = pooled.mark_rule(strokeWidth=6, color=OKABE_ITO["orange"]).encode(
+        x="ci_low:Q", x2="ci_high:Q", tooltip=tooltip
+    )
+    counts = studies.mark_text(align="left", dx=8, fontSize=12, color=OKABE_ITO["black"]).encode(
+        x="ci_high:Q", text="counts:N"
+    )
+    diamond = pooled.mark_point(
+        shape="diamond", size=260, filled=True, color=OKABE_ITO["black"]
+    ).encode(x="proportion:Q", tooltip=tooltip)
+    chart = alt.layer(ci, points, counts, pi, pooled_ci, diamond).properties(
+        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+    )
+    return _style(chart)
+
+
+def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
+    """Pooled proportion per subgroup with its CI (frame: analysis.subgroup_frame)."""
+    data = frame.copy()
+    data["x"] = data["ci_low"]
+    data["row"] = [f"{g}  (k = {k})" for g, k in zip(data["subgroup"], data["k"], strict=True)]
+    data["estimate_text"] = [
+        f"{p:.1%} [{lo:.1%}, {hi:.1%}]" if pd.notna(p) else "not estimable"
+        for p, lo, hi in zip(data["estimate"], data["ci_low"], data["ci_high"], strict=True)
+    ]
+    tooltip = [
+        alt.Tooltip("row:N", title="Subgroup"),
+        alt.Tooltip("estimate_text:N", title="Pooled [95% CI]"),
+    ]
+    base = alt.Chart(_values(data)).encode(y=alt.Y("row:N", sort=data["row"].tolist(), title=None))
+    ci = base.mark_rule(strokeWidth=4, color=OKABE_ITO["sky"]).encode(
+        x=_percent_axis("Pooled proportion"), x2="ci_high:Q", tooltip=tooltip
+    )
+    point = base.mark_point(shape="diamond", size=220, filled=True, color=OKABE_ITO["blue"]).encode(
+        x="estimate:Q", tooltip=tooltip
+    )
+    chart = alt.layer(ci, point).properties(
+        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+    )
+    return _style(chart)
+
+
+def dose_bubble_plot(
+    points: pd.DataFrame, line: pd.DataFrame | None, title: str, highlight: str | None = None
+) -> alt.TopLevelMixin:
+    """Outcome proportion against anakinra mg/day; bubble area = patients; fitted line with CI."""
+    data = points.copy()
+    data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
+    data["estimate_text"] = [
+        f"{e}/{t} ({e / t:.1%})" for e, t in zip(data["events"], data["total"], strict=True)
+    ]
+    tooltip = [
+        alt.Tooltip("label:N", title="Study"),
+        alt.Tooltip("total:Q", title="n"),
+        alt.Tooltip("estimate_text:N", title="Events"),
+        alt.Tooltip("dose_mg_day_min:Q", title="Dose from (mg/day)"),
+        alt.Tooltip("dose_mg_day_max:Q", title="Dose to (mg/day)"),
+    ]
+    x = alt.X("dose_mid:Q", title="Anakinra dose (mg/day, midpoint of reported range)")
+    y = alt.Y(
+        "proportion:Q",
+        title="Proportion",
+        axis=alt.Axis(format="%"),
+        scale=alt.Scale(domain=[0, 1]),
+    )
+    colour = alt.condition(
+        alt.datum.highlighted, alt.value(OKABE_ITO["vermillion"]), alt.value(OKABE_ITO["blue"])
+    )
+    pick = alt.selection_point(name=PICK, fields=["study_id"], on="click")
+    ranges = (
+        alt.Chart(_values(data))
+        .mark_rule(strokeWidth=2, opacity=0.5)
+        .encode(x="dose_mg_day_min:Q", x2="dose_mg_day_max:Q", y=y, color=colour, tooltip=tooltip)
+    )
+    bubbles = (
+        alt.Chart(_values(data))
+        .mark_circle(opacity=0.75, stroke="black", strokeWidth=0.5)
+        .encode(
+            x=x,
+            y=y,
+            size=alt.Size("total:Q", title="Patients", scale=alt.Scale(range=[60, 1200])),
+            color=colour,
+            tooltip=tooltip,
+        )
+        .add_params(pick)
+    )
+    threshold = (
+        alt.Chart(pd.DataFrame({"dose": [200]}))
+        .mark_rule(strokeDash=[6, 4], color=OKABE_ITO["grey"])
+        .encode(x="dose:Q")
+    )
+    layers = [threshold, ranges, bubbles]
+    if line is not None and not line.empty:
+        band = (
+            alt.Chart(_values(line))
+            .mark_area(opacity=0.2, color=OKABE_ITO["orange"])
+            .encode(x="x:Q", y="ci_low:Q", y2="ci_high:Q")
+        )
+        fit = (
+            alt.Chart(_values(line))
+            .mark_line(color=OKABE_ITO["orange"], strokeWidth=3)
+            .encode(x="x:Q", y="estimate:Q")
+        )
+        layers = [band, fit, *layers]
+    chart = alt.layer(*layers).properties(title=title, height=380, width="container")
+    return _style(chart)
+
+
+def ratio_forest_plot(frame: pd.DataFrame, title: str, measure: str = "RR") -> alt.TopLevelMixin:
+    """Risk or odds ratios per study and pooled, on a log axis with the line of no effect."""
+    data = frame.dropna(subset=["ratio"]).copy()
+    data["text"] = [
+        f"{r:.2f} [{lo:.2f}, {hi:.2f}]"
+        for r, lo, hi in zip(data["ratio"], data["ci_low"], data["ci_high"], strict=True)
+    ]
+    y = alt.Y("label:N", sort=data["label"].tolist(), title=None)
+    x = alt.X("ci_low:Q", title=f"{measure} (log scale)", scale=alt.Scale(type="log"))
+    tooltip = [alt.Tooltip("label:N"), alt.Tooltip("text:N", title=f"{measure} [95% CI]")]
+    base = alt.Chart(_values(data)).encode(y=y)
+    rules = base.mark_rule(strokeWidth=2, color=OKABE_ITO["blue"]).encode(
+        x=x, x2="ci_high:Q", tooltip=tooltip
+    )
+    marks = base.mark_point(filled=True, size=120, color=OKABE_ITO["black"]).encode(
+        x="ratio:Q", shape=alt.Shape("row_type:N", legend=None), tooltip=tooltip
+    )
+    one = (
+        alt.Chart(pd.DataFrame({"one": [1.0]})).mark_rule(color=OKABE_ITO["grey"]).encode(x="one:Q")
+    )
+    chart = alt.layer(one, rules, marks).properties(
+        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+    )
+    return _style(chart)

@@ -1,0 +1,123 @@
+"""Pieces every page shows the same way: the pooled-estimate block, a forest plot with its
+caption and linked selection, and the banner saying which data is in use."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from evidence import charts
+from evidence.analysis import OutcomeAnalysis
+from evidence.filters import METHOD_LABELS, Filters
+from evidence.meta.results import PoolResult
+from evidence.ui import data, state
+from evidence.ui.format import number, pct, pct_interval
+
+HIGHLIGHT_KEY = "highlighted_study"
+
+
+def data_banner() -> None:
+    active = data.active()
+    if active.is_upload:
+        left, right = st.columns([4, 1])
+        left.warning(f"You are looking at {active.label}, in this browser session only.")
+        if right.button("Back to shipped data", key="back_to_shipped"):
+            data.use_shipped()
+            st.rerun()
+
+
+def notices(messages: list[str]) -> None:
+    for message in messages:
+        st.info(message, icon=":material/info:")
+
+
+def highlighted() -> str | None:
+    return st.session_state.get(HIGHLIGHT_KEY)
+
+
+def pooled_sentence(result: PoolResult) -> str:
+    """The pooled estimate in one line, with everything GRADE's inconsistency judgement needs."""
+    parts = [
+        f"**{pct(result.estimate)}** (95% CI {pct_interval(result.ci_low, result.ci_high)})",
+        f"prediction interval {pct_interval(result.pi_low, result.pi_high)}"
+        if result.k >= 3
+        else "no prediction interval (fewer than 3 studies)",
+        f"k = {result.k}, {result.events_total}/{result.n_total} patients",
+        f"τ² = {number(result.tau2, 3)}, I² = {number(result.i2, 1)}%",
+    ]
+    return " · ".join(parts)
+
+
+def method_line(result: PoolResult, filters: Filters) -> str:
+    text = f"Method: {METHOD_LABELS[filters.method]}"
+    if result.fallback_reason:
+        text += f" — shown instead: {result.method} ({result.fallback_reason})"
+    if filters.method == "freeman_tukey":
+        text += (
+            ". Sensitivity analysis only: the Freeman-Tukey back-transform can mislead "
+            "(Schwarzer 2019)."
+        )
+    return text
+
+
+def pooled_block(analysis: OutcomeAnalysis, filters: Filters) -> None:
+    """The pooled number, or a plain message in its place when there is nothing to pool."""
+    if analysis.result is None:
+        st.info(analysis.message or "Nothing to pool in this slice.")
+        return
+    result = analysis.result
+    if result.k == 1:
+        only = result.studies[0]
+        st.markdown(
+            f"One study only — **{only.label}**: {only.events}/{only.total} = "
+            f"**{pct(only.proportion)}** (exact 95% CI {pct_interval(only.ci_low, only.ci_high)}). "
+            "Nothing is pooled."
+        )
+    else:
+        st.markdown(pooled_sentence(result))
+    if analysis.message and result.k != 1:
+        st.warning(analysis.message)
+    for note in result.notes:
+        st.caption(note)
+    st.caption(method_line(result, filters))
+
+
+def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) -> None:
+    """Forest plot with linked selection: a click highlights the study and offers to exclude it."""
+    if analysis.result is None:
+        return
+    chart = charts.forest_plot(analysis.forest_frame(), analysis.label, highlighted())
+    event = st.altair_chart(chart, on_select="rerun", key=key, width="stretch", theme=None)
+    st.caption(caption)
+    picked = _picked_study(event)
+    if picked and picked != highlighted():
+        st.session_state[HIGHLIGHT_KEY] = picked
+        st.rerun()
+    exclusion_control(key)
+
+
+def _picked_study(event: object) -> str | None:
+    selection = getattr(event, "selection", None) or (
+        event.get("selection") if isinstance(event, dict) else None
+    )
+    if not selection:
+        return None
+    points = selection.get(charts.PICK) or []
+    for point in points:
+        if isinstance(point, dict) and point.get("study_id"):
+            return str(point["study_id"])
+    return None
+
+
+def exclusion_control(key: str) -> None:
+    """Exclude (or include again) the highlighted study; re-pools every chart on every page."""
+    study = highlighted()
+    if not study:
+        return
+    filters = st.session_state[state.SESSION_KEY]
+    excluded = study in filters.exclude
+    label = f"Include {study} again" if excluded else f"Exclude {study} and re-pool"
+    left, right = st.columns([3, 1])
+    left.caption(f"Highlighted: **{study}** (click a study in any chart to highlight it).")
+    if right.button(label, key=f"{key}_toggle"):
+        state.apply(filters.toggle_exclusion(study))
+        st.rerun()

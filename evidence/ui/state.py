@@ -1,0 +1,245 @@
+"""The filter state, bound both ways to the URL and to the shared sidebar.
+
+The URL is the source of truth: a copied link restores the exact view on any page. Widgets are
+set from the URL at the top of every run, and a widget change writes the URL (in its callback),
+so the rerun that follows reads what the user chose. When page navigation drops the query string
+the last filters of this session are restored, so switching pages never loses the slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from evidence.filters import (
+    DESIGNS,
+    DOSE_BANDS,
+    GRADING,
+    INDICATIONS,
+    METHOD_LABELS,
+    PRODUCT_CHOICES,
+    PUBTYPES,
+    ROUTES,
+    WINDOWS,
+    Filters,
+)
+from evidence.sheets import OUTCOME_LABELS
+from evidence.ui import data
+
+SESSION_KEY = "filters"
+ENTRYPOINT_RAN_KEY = "entrypoint_ran"
+NOTICES_KEY = "filter_notices"
+W = "w_"  # widget key prefix
+MULTI = {
+    "indication": INDICATIONS,
+    "product": PRODUCT_CHOICES,
+    "dose_band": DOSE_BANDS,
+    "route": ROUTES,
+    "grading": GRADING,
+    "design": DESIGNS,
+    "pubtype": PUBTYPES,
+}
+
+
+def _url_params() -> dict[str, list[str]]:
+    return {key: st.query_params.get_all(key) for key in st.query_params}
+
+
+def current() -> tuple[Filters, list[str]]:
+    """Filters of this run (from the URL, else this session's last), and notices about the link."""
+    st.session_state[ENTRYPOINT_RAN_KEY] = True
+    params = _url_params()
+    if params:
+        filters, notices = Filters.from_query_params(params)
+    else:
+        filters, notices = st.session_state.get(SESSION_KEY, Filters()), []
+    # A link's notices stay on screen until the user changes a filter, even on other pages.
+    if notices:
+        st.session_state[NOTICES_KEY] = notices
+    st.session_state[SESSION_KEY] = filters
+    _write_url(filters)
+    return filters, st.session_state.get(NOTICES_KEY, [])
+
+
+def _write_url(filters: Filters) -> None:
+    wanted = filters.to_query_params()
+    if _url_params() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def apply(filters: Filters) -> None:
+    """Make `filters` the state of this session and of its URL (used by buttons and callbacks)."""
+    st.session_state.pop(NOTICES_KEY, None)
+    st.session_state[SESSION_KEY] = filters
+    _write_url(filters)
+
+
+def share_link(filters: Filters) -> str:
+    base = (st.context.url or "").split("?")[0]
+    query = urlencode(filters.to_query_params(), doseq=True)
+    return f"{base}?{query}" if query else base
+
+
+def _ranges() -> dict[str, float]:
+    active = data.active()
+    row = data.query(active, active.key, "data_ranges").iloc[0]
+    return {
+        "dose_min": float(row["dose_min"] if row["dose_min"] == row["dose_min"] else 0),
+        "dose_max": float(row["dose_max"] if row["dose_max"] == row["dose_max"] else 1000),
+        "year_min": int(row["year_min"] if row["year_min"] == row["year_min"] else 2019),
+        "year_max": int(row["year_max"] if row["year_max"] == row["year_max"] else 2026),
+    }
+
+
+def _study_ids() -> list[str]:
+    active = data.active()
+    return data.query(active, active.key, "studies_table")["study_id"].tolist()
+
+
+def _from_widgets() -> Filters:
+    """Read every sidebar widget back into a Filters value."""
+    ranges = _ranges()
+    state = st.session_state
+    dose_low, dose_high = state[f"{W}dose"]
+    year_low, year_high = state[f"{W}year"]
+    return Filters(
+        **{name: tuple(state[f"{W}{name}"]) for name in MULTI},
+        dose_min=None if dose_low <= ranges["dose_min"] else float(dose_low),
+        dose_max=None if dose_high >= ranges["dose_max"] else float(dose_high),
+        year_min=None if year_low <= ranges["year_min"] else int(year_low),
+        year_max=None if year_high >= ranges["year_max"] else int(year_high),
+        min_n=int(state[f"{W}min_n"]) or None,
+        window=state[f"{W}window"],
+        outcome=state[f"{W}outcome"],
+        method=state[f"{W}method"],
+        exclude=tuple(state[f"{W}exclude"]),
+    )
+
+
+def _on_change() -> None:
+    apply(_from_widgets())
+
+
+def _set_widgets(filters: Filters) -> None:
+    """Put the URL's filters into the widgets before they are drawn."""
+    ranges = _ranges()
+    state = st.session_state
+    for name in MULTI:
+        state[f"{W}{name}"] = list(getattr(filters, name))
+    state[f"{W}dose"] = (
+        max(ranges["dose_min"], min(filters.dose_min or ranges["dose_min"], ranges["dose_max"])),
+        min(ranges["dose_max"], max(filters.dose_max or ranges["dose_max"], ranges["dose_min"])),
+    )
+    state[f"{W}year"] = (
+        max(ranges["year_min"], min(filters.year_min or ranges["year_min"], ranges["year_max"])),
+        min(ranges["year_max"], max(filters.year_max or ranges["year_max"], ranges["year_min"])),
+    )
+    state[f"{W}min_n"] = filters.min_n or 0
+    state[f"{W}window"] = filters.window
+    state[f"{W}outcome"] = filters.outcome
+    state[f"{W}method"] = filters.method
+    known = set(_study_ids())
+    state[f"{W}exclude"] = [s for s in filters.exclude if s in known]
+
+
+def sidebar(filters: Filters) -> None:
+    """The one sidebar every page shares."""
+    _set_widgets(filters)
+    ranges = _ranges()
+    bar = st.sidebar
+    bar.header("Filters")
+    bar.radio(
+        "Evidence",
+        list(WINDOWS),
+        format_func=WINDOWS.get,
+        key=f"{W}window",
+        on_change=_on_change,
+        help="The review searched to 1 April 2022; later reports are tagged and can be added.",
+    )
+    bar.selectbox(
+        "Outcome (single-outcome views)",
+        list(OUTCOME_LABELS),
+        format_func=OUTCOME_LABELS.get,
+        key=f"{W}outcome",
+        on_change=_on_change,
+        placeholder="page default",
+        help="Used by the subgroup view (Treatment) and the Dose page.",
+    )
+    bar.selectbox(
+        "Pooling method",
+        list(METHOD_LABELS),
+        format_func=METHOD_LABELS.get,
+        key=f"{W}method",
+        on_change=_on_change,
+    )
+    labels = {
+        "indication": "Indication",
+        "product": "CAR-T product",
+        "dose_band": "Dose band (review's split)",
+        "route": "Route",
+        "grading": "ICANS grading system",
+        "design": "Design",
+        "pubtype": "Publication type",
+    }
+    for name, choices in MULTI.items():
+        bar.multiselect(
+            labels[name],
+            list(choices),
+            format_func=choices.get,
+            key=f"{W}{name}",
+            on_change=_on_change,
+            placeholder="any",
+        )
+    bar.slider(
+        "Anakinra dose (mg/day)",
+        ranges["dose_min"],
+        ranges["dose_max"],
+        key=f"{W}dose",
+        step=50.0,
+        on_change=_on_change,
+        help="Keeps cohorts whose reported dose range overlaps this one. Moving it away from the "
+        "full range leaves out cohorts with no mg/day dose (e.g. weight-based dosing).",
+    )
+    if ranges["year_min"] < ranges["year_max"]:
+        bar.slider(
+            "Publication year",
+            ranges["year_min"],
+            ranges["year_max"],
+            key=f"{W}year",
+            on_change=_on_change,
+        )
+    bar.number_input(
+        "Minimum cohort size", min_value=0, step=1, key=f"{W}min_n", on_change=_on_change
+    )
+    bar.multiselect(
+        "Exclude studies (sensitivity)",
+        _study_ids(),
+        key=f"{W}exclude",
+        on_change=_on_change,
+        placeholder="none",
+    )
+    left, right = bar.columns(2)
+    if left.button("Reset filters", width="stretch"):
+        apply(replace(Filters()))
+        st.rerun()
+    with right.popover("Copy link", width="stretch"):
+        st.caption("This link restores exactly this view:")
+        st.code(share_link(filters), language=None, wrap_lines=True)
+
+
+def filters() -> Filters:
+    """The filters of this run, as app.py read them before the page started.
+
+    A page opened by a deep link as the first request to a fresh server runs without app.py:
+    Streamlit starts in its legacy `pages/`-folder mode until `st.navigation` has been called
+    once (streamlit/runtime/pages_manager.py). Then the shared sidebar and the link's filters
+    are missing, so the run is restarted through app.py, which resolves the same URL.
+    """
+    if ENTRYPOINT_RAN_KEY not in st.session_state:
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return st.session_state.get(SESSION_KEY, Filters())

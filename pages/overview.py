@@ -1,0 +1,86 @@
+"""Overview: the slice in numbers, the key pooled outcomes, and the review's figures checked."""
+
+import streamlit as st
+
+from evidence import analysis
+from evidence.ui import components, data, state
+from evidence.ui.format import pct, pct_interval
+
+KEY_OUTCOMES = ("icans_response", "grade5_icans", "any_icans", "grade3plus_icans")
+
+filters = state.filters()
+active = data.active()
+cohorts = data.cohorts(active, active.key, filters)
+summary = analysis.slice_summary(cohorts)
+
+st.title("Anakinra for ICANS after CAR-T cell therapy")
+st.markdown(
+    "Evidence on anakinra, an IL-1 receptor antagonist, given to adults with relapsed or "
+    "refractory aggressive B-cell lymphoma after CAR-T cell therapy, to **treat** severe or "
+    "steroid-refractory neurotoxicity (ICANS) or to **prevent** it. Every number links to the "
+    "sentence it was read in (Studies page). Use the sidebar to slice by product, dose, "
+    "indication and grading system; every page follows."
+)
+columns = st.columns(4)
+columns[0].metric("Studies in slice", summary["studies"])
+columns[1].metric("Cohorts", summary["cohorts"])
+columns[2].metric("Patients (where reported)", summary["patients"])
+columns[3].metric("Cohorts with n not reported", summary["cohorts_without_n"])
+st.caption(filters.describe(summary["studies"], summary["patients"]))
+
+st.subheader("Key pooled outcomes")
+cards = st.columns(len(KEY_OUTCOMES))
+for card, code in zip(cards, KEY_OUTCOMES, strict=True):
+    result = data.outcome(active, active.key, filters, code)
+    with card.container(border=True):
+        st.markdown(f"**{result.label}**")
+        if result.result is None:
+            st.markdown("not estimable")
+            st.caption(result.message)
+            continue
+        pooled = result.result
+        st.metric(result.label, pct(pooled.estimate), label_visibility="collapsed")
+        st.caption(
+            f"95% CI {pct_interval(pooled.ci_low, pooled.ci_high)} · k = {pooled.k} · "
+            f"{pooled.events_total}/{pooled.n_total} patients · {pooled.method}"
+        )
+        if result.message:
+            st.caption(result.message)
+
+st.subheader("The review's headline figures, checked")
+st.markdown(
+    "The review (SIE/GITMO/SIDEM CAR-T guideline programme; search to 1 April 2022) does not "
+    "list its 15 studies, and the public record gives only part of their numbers. Each figure "
+    "is shown with the review's words and the build's recomputation; a figure the database "
+    "cannot reproduce is explained, not adjusted. (The review calls anakinra a monoclonal "
+    "antibody; it is a recombinant IL-1 receptor antagonist.)"
+)
+figures = data.query(active, active.key, "review_figures")
+st.dataframe(
+    figures[["description", "quote", "check_message", "percent_check", "sum_check", "note"]],
+    hide_index=True,
+    column_config={
+        "description": "Figure",
+        "quote": st.column_config.TextColumn("The review's words", width="large"),
+        "check_message": "Recomputed",
+        "percent_check": "Percent check",
+        "sum_check": "Sum check",
+        "note": st.column_config.TextColumn("Explanation", width="large"),
+    },
+)
+st.markdown("**What this database holds** (anakinra cohorts, each patient group counted once)")
+holdings = data.query(active, active.key, "holdings")
+st.dataframe(
+    holdings,
+    hide_index=True,
+    column_config={
+        "indication": "Indication",
+        "in_review_window": st.column_config.CheckboxColumn("In review window"),
+        "studies": "Studies",
+        "cohorts": "Cohorts",
+        "patients": "Patients (reported)",
+        "cohorts_without_n": "Cohorts, n not reported",
+        "studies_without_numbers": "Studies identified, no numbers",
+    },
+)
+components.notices([])

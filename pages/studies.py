@@ -1,0 +1,156 @@
+"""Studies: every report, what was extracted from it, and where each number was read."""
+
+import pandas as pd
+import streamlit as st
+
+from evidence import exports
+from evidence.sheets import OUTCOME_LABELS
+from evidence.ui import components, data, state
+
+st.title("Studies and the provenance of every number")
+filters = state.filters()
+active = data.active()
+cohorts = data.cohorts(active, active.key, filters)
+studies = data.query(active, active.key, "studies_table")
+in_slice = set(cohorts["study_id"])
+only_slice = st.toggle(
+    "Only studies in the current slice",
+    value=True,
+    help="Off: every report, including registry records, duplicates of a counted report and "
+    "reports without numbers.",
+)
+shown = studies[studies["study_id"].isin(in_slice)] if only_slice else studies
+shown = shown.assign(
+    pubmed=[
+        f"https://pubmed.ncbi.nlm.nih.gov/{int(p)}/" if pd.notna(p) else None for p in shown["pmid"]
+    ],
+    doi_link=[f"https://doi.org/{d}" if isinstance(d, str) and d else None for d in shown["doi"]],
+    in_slice=shown["study_id"].isin(in_slice),
+)
+columns = [
+    "study_id",
+    "first_author",
+    "year",
+    "title",
+    "venue",
+    "publication_type",
+    "design",
+    "in_review_window",
+    "review_inclusion",
+    "extraction_status",
+    "same_patients_as",
+    "n_numbers",
+    "pubmed",
+    "doi_link",
+    "nct_id",
+]
+event = st.dataframe(
+    shown[columns],
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="studies_table",
+    column_config={
+        "study_id": "Study",
+        "first_author": "First author",
+        "year": st.column_config.NumberColumn("Year", format="%d"),
+        "title": st.column_config.TextColumn("Title", width="large"),
+        "publication_type": "Type",
+        "design": "Design",
+        "in_review_window": st.column_config.CheckboxColumn("In review window"),
+        "review_inclusion": "Among the review's 15?",
+        "extraction_status": "Extraction",
+        "same_patients_as": "Same patients as",
+        "n_numbers": "Numbers extracted",
+        "pubmed": st.column_config.LinkColumn("PubMed", display_text="PMID"),
+        "doi_link": st.column_config.LinkColumn("DOI", display_text="DOI"),
+        "nct_id": "Registry",
+    },
+)
+st.caption(f"{len(shown)} of {len(studies)} reports shown. {filters.describe()}.")
+st.download_button(
+    "Download this table (CSV)",
+    exports.frame_to_csv(shown[columns]),
+    "anakinra_studies.csv",
+    mime="text/csv",
+)
+
+rows = event.selection.rows if event and event.selection else []
+if rows:
+    study_id = shown.iloc[rows[0]]["study_id"]
+    st.session_state[components.HIGHLIGHT_KEY] = study_id
+    record = shown.iloc[rows[0]]
+    st.header(
+        f"{record['first_author'] or study_id} {record['year'] or ''}: where every number was read"
+    )
+    st.markdown(f"*{record['title']}* — {record['venue'] or 'venue not reported'}")
+    if isinstance(record["notes"], str):
+        st.caption(record["notes"])
+    facts = data.query(active, active.key, "cohort_facts", study_ids=(study_id,))
+    for fact in facts.itertuples():
+        with st.expander(f"Cohort: {fact.label} ({fact.arm}, {fact.indication})", expanded=True):
+            for name, value, source, locator, quote in (
+                ("Patients", fact.n_patients, fact.n_source, fact.n_locator, fact.n_quote),
+                (
+                    "Products",
+                    fact.products,
+                    fact.product_source,
+                    fact.product_locator,
+                    fact.product_quote,
+                ),
+                (
+                    "Dose",
+                    fact.schedule or fact.dose_band,
+                    fact.dose_source,
+                    fact.dose_locator,
+                    fact.dose_quote,
+                ),
+                (
+                    "Grading",
+                    fact.grading_system,
+                    fact.grading_source,
+                    fact.grading_locator,
+                    fact.grading_quote,
+                ),
+            ):
+                shown_value = "not reported" if value is None or value != value else value
+                where = f" — {source}, {locator}: “{quote}”" if quote else ""
+                st.markdown(f"**{name}:** {shown_value}{where}")
+    numbers = data.query(active, active.key, "outcome_rows", cohort_ids=tuple(facts["cohort_id"]))
+    if numbers.empty:
+        st.info("No outcome number could be read for this study in the public record.")
+    else:
+        st.dataframe(
+            numbers.assign(outcome=numbers["outcome"].map(OUTCOME_LABELS))[
+                [
+                    "label",
+                    "outcome",
+                    "events",
+                    "total",
+                    "value",
+                    "unit",
+                    "status",
+                    "use_in_analysis",
+                    "source",
+                    "source_kind",
+                    "locator",
+                    "quote",
+                    "derivation",
+                    "conflict_note",
+                    "source_url",
+                ]
+            ],
+            hide_index=True,
+            column_config={
+                "quote": st.column_config.TextColumn("Quote", width="large"),
+                "use_in_analysis": st.column_config.CheckboxColumn("Used"),
+                "source_url": st.column_config.LinkColumn("Source address"),
+            },
+        )
+    quality = data.query(active, active.key, "quality_items", study_ids=(study_id,))
+    if not quality.empty:
+        st.markdown("**Study quality** (as far as the readable text allows)")
+        st.dataframe(quality, hide_index=True)
+    components.exclusion_control("studies")
+else:
+    st.caption("Select a row to see where each of its numbers was read.")

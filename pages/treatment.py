@@ -1,0 +1,62 @@
+"""Treatment of ICANS: one forest plot per outcome, then subgroups with the test for differences."""
+
+import streamlit as st
+
+from evidence import analysis, charts
+from evidence.sheets import OUTCOME_LABELS
+from evidence.ui import components, data, state
+from evidence.ui.format import number
+
+st.title("Treatment of ICANS with anakinra")
+st.caption(
+    "Single-arm rates among patients given anakinra for severe or steroid-refractory ICANS. They "
+    "describe what was seen in treated patients (GRADE prognosis framing); without a comparator "
+    "they cannot show that anakinra caused the response."
+)
+filters = state.filters().within("treatment")
+if filters is None:
+    st.info("The indication filter in the sidebar leaves out every treatment cohort.")
+    st.stop()
+active = data.active()
+summary = analysis.slice_summary(data.cohorts(active, active.key, filters))
+caption = filters.describe(summary["studies"], summary["patients"])
+
+for code in analysis.TREATMENT_OUTCOMES:
+    result = data.outcome(active, active.key, filters, code)
+    with st.container(border=True):
+        st.subheader(result.label)
+        components.pooled_block(result, filters)
+        components.forest(result, filters, caption, key=f"forest_{code}")
+
+st.header("Subgroups")
+chosen = filters.outcome if filters.outcome in analysis.TREATMENT_OUTCOMES else "icans_response"
+dimension = (
+    st.segmented_control(
+        "Split by",
+        list(analysis.SUBGROUP_DIMENSIONS),
+        format_func=analysis.SUBGROUP_DIMENSIONS.get,
+        default="product",
+        key="treatment_subgroups",
+    )
+    or "product"
+)
+st.markdown(
+    f"**{OUTCOME_LABELS[chosen]}** by {analysis.SUBGROUP_DIMENSIONS[dimension].lower()} "
+    "(pick another outcome in the sidebar)"
+)
+subgroups = data.subgroups(active, active.key, filters, chosen, dimension)
+if subgroups is None:
+    st.info("Subgroups need at least two studies reporting this outcome in the slice.")
+else:
+    st.altair_chart(
+        charts.subgroup_plot(analysis.subgroup_frame(subgroups), OUTCOME_LABELS[chosen]),
+        width="stretch",
+        theme=None,
+    )
+    st.markdown(
+        f"Test for subgroup differences: Q = {number(subgroups.qm)}, df = {subgroups.qm_df}, "
+        f"p = {number(subgroups.qm_p, 3)}"
+    )
+    for note in subgroups.notes:
+        st.caption(note)
+    st.caption(caption)

@@ -1,0 +1,119 @@
+"""Real-browser checks: what only Chromium shows (rendered charts, URL round trips, uploads).
+
+Screenshots of each page at 1280x800 go to artifacts/screenshots/ (git-ignored) for review.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evidence import build
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+PAGES = ["", "treatment", "prophylaxis", "dose", "safety", "studies", "methods"]
+TIMEOUT_MS = 45_000
+
+
+def _require_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium (make system-deps)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _require_chromium()
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    database = tmp_path_factory.mktemp("browser") / "anakinra.duckdb"
+    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), database, origin="browser test")
+    with streamlit_server(env={"ANAKINRA_DB": str(database)}) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    _require_chromium()
+    with playwright_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def _page(browser: object, url: str) -> object:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]
+    page.goto(url)
+    page.wait_for_selector("h1", timeout=TIMEOUT_MS)
+    _settle(page)
+    return page
+
+
+def _settle(page: object) -> None:
+    """Wait until Streamlit has finished the current run (no running indicator)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS
+    )
+    page.wait_for_timeout(300)
+
+
+def _first_card_value(page: object) -> str:
+    return page.locator('[data-testid="stMetricValue"]').first.inner_text()
+
+
+def test_health_endpoint(server: str) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server}/_stcore/health", timeout=5) as response:
+        assert response.read().decode().strip() == "ok"
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p or "overview")
+def test_every_page_renders_without_exception(server: str, browser: object, path: str) -> None:
+    page = _page(browser, f"{server}/{path}")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert not page.errors, page.errors
+    if path in ("treatment", "prophylaxis", "dose"):
+        page.wait_for_selector('[data-testid="stVegaLiteChart"], .vega-embed', timeout=TIMEOUT_MS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{path or 'overview'}.png"), full_page=False)
+    page.context.close()
+
+
+def test_filter_change_repools_and_the_link_restores_the_view(server: str, browser: object) -> None:
+    page = _page(browser, f"{server}/treatment")
+    before_value = page.locator("strong").first.inner_text()
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.wait_for(timeout=TIMEOUT_MS)
+    before_chart = chart.screenshot()
+    # Exclude one study through the sidebar: the pooled estimate and the forest plot must change.
+    exclude = page.locator('[data-testid="stMultiSelect"]').filter(
+        has_text="Exclude studies (sensitivity)"
+    )
+    exclude.locator("input").click()
+    page.get_by_role("option", name="Wehrli2022").click()
+    page.keyboard.press("Escape")
+    page.wait_for_url(re.compile(r"exclude=Wehrli2022"), timeout=TIMEOUT_MS)
+    _settle(page)
+    after_value = page.locator("strong").first.inner_text()
+    assert after_value != before_value
+    assert chart.screenshot() != before_chart
+    shared = page.url
+    page.context.close()
+    fresh = _page(browser, shared)
+    assert fresh.locator("strong").first.inner_text() == after_value
+    assert "Wehrli2022" in fresh.locator('[data-testid="stSidebar"]').inner_text()
+    fresh.context.close()

@@ -1,0 +1,176 @@
+"""Every page under Streamlit's AppTest: defaults, each filter from the URL, malformed links, and
+the pooled number on screen equal to the engine's number for the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from evidence import analysis, build
+from evidence.filters import Filters
+from evidence.ui.format import pct
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {
+    "overview": "pages/overview.py",
+    "treatment": "pages/treatment.py",
+    "prophylaxis": "pages/prophylaxis.py",
+    "dose": "pages/dose.py",
+    "safety": "pages/safety.py",
+    "studies": "pages/studies.py",
+    "methods": "pages/methods.py",
+}
+# One URL per filter, each with a value the shipped data has.
+URL_FILTERS = [
+    {"indication": "treatment"},
+    {"indication": "prophylaxis"},
+    {"product": ["axi-cel", "tisa-cel"]},
+    {"product": "not_reported"},
+    {"dose_min": "150", "dose_max": "400"},
+    {"dose_band": "le200"},
+    {"route": "SC"},
+    {"grading": "ASTCT"},
+    {"design": "prospective"},
+    {"pubtype": "full_paper"},
+    {"year_min": "2020", "year_max": "2023"},
+    {"min_n": "10"},
+    {"window": "review"},
+    {"outcome": "grade5_icans"},
+    {"method": "reml_hksj"},
+    {"method": "freeman_tukey"},
+    {"exclude": "Strati2020"},
+]
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real extraction built by the production build into a private file."""
+    target = tmp_path_factory.mktemp("shipped") / "anakinra.duckdb"
+    return build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
+
+
+@pytest.fixture
+def app(shipped_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    monkeypatch.setenv("ANAKINRA_DB", str(shipped_db))
+    yield AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def _open(at: AppTest, page: str, params: dict[str, str | list[str]] | None = None) -> AppTest:
+    at.query_params.update(params or {})
+    at.run()
+    if page != "overview":
+        at.switch_page(PAGES[page])
+        at.run()
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += (
+        [str(m.value) for m in at.metric]
+        + [i.value for i in at.info]
+        + [w.value for w in at.warning]
+    )
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_renders_without_parameters(app: AppTest, page: str) -> None:
+    at = _open(app, page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title, f"{page} shows no title"
+    assert "nan" not in _text(at).split()
+
+
+@pytest.mark.parametrize("params", URL_FILTERS, ids=lambda p: "&".join(f"{k}" for k in p))
+@pytest.mark.parametrize(
+    "page", ["overview", "treatment", "prophylaxis", "dose", "safety", "studies"]
+)
+def test_each_url_filter_renders_every_page(app: AppTest, page: str, params: dict) -> None:
+    at = _open(app, page, params)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_malformed_link_shows_a_notice_not_an_error(app: AppTest, page: str) -> None:
+    at = _open(
+        app, page, {"product": "cilta-cel", "dose_min": "a lot", "method": "bayes", "zzz": "1"}
+    )
+    assert not at.exception, [e.value for e in at.exception]
+    notices = " ".join(i.value for i in at.info)
+    assert "cilta-cel" in notices and "'a lot'" in notices and "zzz" in notices
+
+
+def test_sidebar_reflects_the_link(app: AppTest) -> None:
+    at = _open(app, "overview", {"product": ["axi-cel", "tisa-cel"], "grading": "ASTCT"})
+    assert at.multiselect(key="w_product").value == ["axi-cel", "tisa-cel"]
+    assert at.multiselect(key="w_grading").value == ["ASTCT"]
+
+
+def test_changing_a_filter_writes_the_url_and_repools(app: AppTest, shipped_db: Path) -> None:
+    at = _open(app, "overview")
+    at.selectbox(key="w_method").set_value("reml_hksj").run()
+    assert at.query_params["method"] == ["reml_hksj"] or at.query_params["method"] == "reml_hksj"
+    with duckdb.connect(str(shipped_db), read_only=True) as con:
+        expected = analysis.analyse_outcome(con, Filters(method="reml_hksj"), "icans_response")
+    assert expected.result is not None
+    assert pct(expected.result.estimate) in [str(m.value) for m in at.metric]
+
+
+def test_overview_shows_the_engines_pooled_number(app: AppTest, shipped_db: Path) -> None:
+    at = _open(app, "overview")
+    with duckdb.connect(str(shipped_db), read_only=True) as con:
+        for code in ("icans_response", "any_icans"):
+            expected = analysis.analyse_outcome(con, Filters(), code)
+            assert expected.result is not None, code
+            assert pct(expected.result.estimate) in [str(m.value) for m in at.metric], code
+
+
+def test_treatment_page_pooled_sentence_matches_the_engine(app: AppTest, shipped_db: Path) -> None:
+    at = _open(app, "treatment")
+    filters = Filters().within("treatment")
+    assert filters is not None
+    with duckdb.connect(str(shipped_db), read_only=True) as con:
+        expected = analysis.analyse_outcome(con, filters, "icans_response")
+    assert expected.result is not None and expected.result.k >= 2
+    assert f"**{pct(expected.result.estimate)}**" in _text(at)
+
+
+def test_review_figures_show_the_product_inconsistency(app: AppTest) -> None:
+    at = _open(app, "overview")
+    figures = at.dataframe[0].value
+    assert (figures["sum_check"] == "disagrees").any()
+    assert figures["check_message"].str.contains("139").any()
+
+
+def test_reset_filters_clears_the_url(app: AppTest) -> None:
+    at = _open(app, "overview", {"grading": "ASTCT"})
+    reset = next(b for b in at.sidebar.button if b.label == "Reset filters")
+    reset.click().run()
+    assert not at.exception
+    assert dict(at.query_params) == {}
+    assert at.multiselect(key="w_grading").value == []
+
+
+def test_empty_slice_says_so_instead_of_a_number(app: AppTest) -> None:
+    at = _open(app, "treatment", {"min_n": "100000"})
+    assert not at.exception
+    assert "No study in this slice reports" in _text(at)
+
+
+def test_single_study_slice_pools_nothing(app: AppTest) -> None:
+    at = _open(app, "prophylaxis", {"exclude": ["Strati2023"], "grading": "ASTCT"})
+    assert not at.exception
+
+
+def test_studies_page_lists_reports_with_links(app: AppTest) -> None:
+    at = _open(app, "studies")
+    table = at.dataframe[0].value
+    assert "Wehrli2022" in set(table["study_id"])
+    assert table["pubmed"].dropna().str.startswith("https://pubmed.ncbi.nlm.nih.gov/").all()
