@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import shlex
 import statistics
 import subprocess
@@ -136,6 +137,7 @@ def main() -> None:
 
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     print(f"seed {SEED}; n uniform 5-60; logit p ~ N(-2.2, 0.8^2); medians; cap {args.cap:g} s")
+    print("load average at start (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     datasets = {k: synthetic(k) for k in sizes}
     for k, (x, n) in datasets.items():
         print(f"  k={k}: {int(x.sum())} events in {int(n.sum())} patients, "
@@ -184,7 +186,8 @@ def main() -> None:
                     checks.append((f"k={k} GLMM at least as fast as rma.glmm", faster))
             sys.stdout.flush()
 
-    print("\ntargets:")
+    print("\nload average at end (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print("targets:")
     for label, ok in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {label}")
 

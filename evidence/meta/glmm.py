@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 # lme4 GHrule(7) exactly as stored in lme4 1.1-31 (fgq_rules[[7]], R/GHrule.R): the 7-point
 # Gauss-Hermite rule for the standard normal density, weights summing to 1 (centre node 1.7e-17).
@@ -147,7 +147,6 @@ class _Pirls:
     """State at the end of lme4's pwrssUpdate (src/external.cpp)."""
 
     eta: np.ndarray  # linear predictor (offset included) after the last update
-    mu: np.ndarray  # fitted probabilities at eta
     u: np.ndarray  # spherical random effects
     beta: float  # fixed effect (delb; only updated when not uOnly)
     lsq: np.ndarray  # L_ii^2 = 1 + theta^2 w_i from the last decomposition (previous iterate)
@@ -181,7 +180,7 @@ def _pirls(theta: float, offset: float, eta: np.ndarray, d: _Data, u_only: bool)
         mu, var, mu_eta, dev = _logit(eta, d)
         pdev = dev + float(u @ u)
         if abs((oldpdev - pdev) / pdev) < 1e-7:
-            return _Pirls(eta, mu, u, beta, lsq, w, pdev)
+            return _Pirls(eta, u, beta, lsq, w, pdev)
         for _ in range(20):  # step halving (maxstephalfit = 20)
             if not (math.isnan(pdev) or pdev > oldpdev):
                 break
@@ -215,7 +214,7 @@ def _agq_deviance(theta: float, offset: float, s: _Pirls, d: _Data) -> float:
 def _devfun(par: np.ndarray, lp0: np.ndarray, d: _Data) -> tuple[float, _Pirls]:
     """Stage-2 glmer deviance (lme4 mkdevfun, nAGQ > 0): PIRLS for u from lp0, then AGQ."""
     theta, beta = float(par[0]), float(par[1])
-    s = _pirls(theta, beta, lp0.copy(), d, u_only=True)
+    s = _pirls(theta, beta, lp0, d, u_only=True)
     return _agq_deviance(theta, beta, s, d), s
 
 
@@ -428,9 +427,17 @@ def _qe_tests(d: _Data) -> tuple[float, float, float]:
     return max(qe_wald, 0.0), max(-2.0 * (ll_fe - ll_qe), 0.0), ll_qe
 
 
+def _eigvalsh(h: np.ndarray) -> np.ndarray:
+    """Ascending eigenvalues of a symmetric 1x1 or 2x2 matrix (closed form)."""
+    if h.shape == (1, 1):
+        return h[0].copy()
+    mid, rad = (h[0, 0] + h[1, 1]) / 2, math.hypot((h[0, 0] - h[1, 1]) / 2, h[0, 1])
+    return np.array([mid - rad, mid + rad])
+
+
 def _check_hess(hess: np.ndarray, hesstype: str = "") -> list[str]:
     """lme4:::checkHess (R/checkConv.R) with check.conv.hess tol = 1e-6."""
-    evd = np.linalg.eigvalsh(hess)
+    evd = _eigvalsh(hess)
     label = f"{hesstype} " if hesstype else ""
     if np.sum(evd < -_HESS_TOL):
         return [
@@ -464,7 +471,7 @@ def _check_conv(par: np.ndarray, grad: np.ndarray, hess: np.ndarray) -> list[str
 
 def _flatness(hess: np.ndarray) -> str:
     """Why the fit is not identified (deviance Hessian nearly singular), or ""."""
-    lam = float(np.linalg.eigvalsh(hess)[0])
+    lam = float(_eigvalsh(hess)[0])
     if lam >= _FLAT_EIGEN:
         return ""
     return (
@@ -515,9 +522,9 @@ def fit_glmm_logit(events: ArrayLike, totals: ArrayLike) -> GlmmFit:
     qe_wald, qe_lrt, ll_qe = _qe_tests(d)
     qe = {
         "qe_wald": qe_wald,
-        "qe_wald_p": float(stats.chi2.sf(qe_wald, k - 1)),
+        "qe_wald_p": float(special.chdtrc(k - 1, qe_wald)),  # pchisq(lower.tail = FALSE)
         "qe_lrt": qe_lrt,
-        "qe_lrt_p": float(stats.chi2.sf(qe_lrt, k - 1)),
+        "qe_lrt_p": float(special.chdtrc(k - 1, qe_lrt)),
     }
     try:
         par, fval, lp0, status = _stage2(d)
