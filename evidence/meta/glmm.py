@@ -30,9 +30,10 @@ the optimum (lme4's Nelder-Mead stops when its simplex is within 1e-5 in theta):
   studies with 0 or n events), QE.Wld and QE.LRT from the saturated and fixed-effects glm
   (IRLS replayed), and the log-likelihood metafor reports, ll.QE - deviance(glmer) / 2.
 
-Deliberate difference: where the deviance Hessian is nearly singular (tau2 not identified,
-e.g. separated data with some studies at 0 and some at n events) metafor returns wherever
-Nelder-Mead stopped, without a warning; here the same numbers come with converged=False.
+Deliberate difference: where tau2 is large (theta >= 1) and the deviance Hessian nearly
+singular (tau2 not identified, e.g. separated data with some studies at 0 and some at n
+events) metafor returns wherever Nelder-Mead stopped, without a warning; here the same numbers
+come with converged=False and the reason.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ _GH_W = np.array([
 ])  # fmt: skip
 _GH_LOGW = np.log(_GH_W) + 0.5 * _GH_Z**2  # log(w_k) - ldnorm(z_k) - log(sqrt(2 pi))
 _GH_Z6, _GH_LOGW6 = np.delete(_GH_Z, 3), np.delete(_GH_LOGW, 3)  # all but the centre node
-# Smallest eigenvalue of deriv12's deviance Hessian below which tau2 counts as not identified:
-# a 95% Wald interval along that direction would be wider than 2 * 1.96 * sqrt(2 / 0.05) = 25.
-_FLAT_EIGEN = 0.05
+# tau2 counts as not identified when theta >= 1 and the smallest eigenvalue of deriv12's
+# deviance Hessian is below 0.05 (a 95% Wald interval along that direction wider than
+# 2 * 1.96 * sqrt(2 / 0.05) = 25). Near tau2 = 0 a flat direction only means tau2 is imprecise,
+# which is usual with rare events, and is left alone, as metafor does.
+_FLAT_EIGEN, _FLAT_THETA = 0.05, 1.0
 _EPS = float(np.finfo(float).eps)
 _DELTA = 1e-4  # lme4 deriv12() default step (R/deriv.R)
 _BOUNDARY_TOL = 1e-5  # glmerControl(boundary.tol) used by lme4:::check.boundary
@@ -469,14 +472,15 @@ def _check_conv(par: np.ndarray, grad: np.ndarray, hess: np.ndarray) -> list[str
     return out + _check_hess(hess[1:, 1:], "fixed-effect") + _check_hess(hess)
 
 
-def _flatness(hess: np.ndarray) -> str:
-    """Why the fit is not identified (deviance Hessian nearly singular), or ""."""
+def _flatness(theta: float, hess: np.ndarray) -> str:
+    """Why the fit is not identified (large tau2, deviance Hessian nearly singular), or ""."""
     lam = float(_eigvalsh(hess)[0])
-    if lam >= _FLAT_EIGEN:
+    if lam >= _FLAT_EIGEN or theta < _FLAT_THETA:
         return ""
     return (
         f"likelihood nearly flat (smallest eigenvalue of the deviance Hessian {lam:.3g} < "
-        f"{_FLAT_EIGEN}): tau2 is not identified (e.g. studies with 0 and with all events); "
+        f"{_FLAT_EIGEN}, tau2 {theta**2:.3g}): tau2 is not identified (e.g. studies with 0 "
+        "and with all events); "
         "metafor reports wherever its Nelder-Mead stopped, without a warning"
     )
 
@@ -537,7 +541,9 @@ def fit_glmm_logit(events: ArrayLike, totals: ArrayLike) -> GlmmFit:
         return _failed(f"Cannot fit ML model (lme4::glmer: {err})", k, **qe)
     var, vcov_warning = _vcov_beta(hess, final)
     warnings = ["failure to converge in 10000 evaluations"] if status == "evals" else []
-    warnings += [w for w in (_flatness(hess), vcov_warning) if w] + _check_conv(par, grad, hess)
+    warnings += [w for w in (_flatness(par[0], hess), vcov_warning) if w] + _check_conv(
+        par, grad, hess
+    )
     tau2 = float(par[0] ** 2)
     i2, h2 = _heterogeneity_i2(x, n, tau2)
     cond_dev = float(_devres(final.eta, d).sum())  # deviance.merMod for a GLMM
