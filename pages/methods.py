@@ -6,9 +6,10 @@ from pathlib import Path
 import streamlit as st
 
 from evidence import exports, reference, template, workbook
-from evidence.ui import data
+from evidence.ui import data, state
 
 ROOT = Path(__file__).resolve().parent.parent
+state.require_entrypoint()
 active = data.active()
 
 st.title("Methods & data")

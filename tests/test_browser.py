@@ -117,3 +117,19 @@ def test_filter_change_repools_and_the_link_restores_the_view(server: str, brows
     assert fresh.locator("strong").first.inner_text() == after_value
     assert "Wehrli2022" in fresh.locator('[data-testid="stSidebar"]').inner_text()
     fresh.context.close()
+
+
+def test_deep_link_to_a_fresh_server_gets_the_shared_sidebar(
+    browser: object, tmp_path: Path
+) -> None:
+    """A shared link is often the first request a restarted replica sees."""
+    database = tmp_path / "anakinra.duckdb"
+    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), database, origin="browser test")
+    with streamlit_server(env={"ANAKINRA_DB": str(database)}) as fresh:
+        page = _page(browser, f"{fresh}/dose?grading=ASTCT")
+        page.wait_for_selector('[data-testid="stMultiSelect"]', timeout=TIMEOUT_MS)
+        sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert "Filters" in sidebar and "ASTCT" in sidebar
+        assert "Methods & data" in sidebar  # the app's navigation, not the pages/ folder listing
+        assert page.locator("h1").first.inner_text() == "Anakinra dose"
+        page.context.close()

@@ -105,10 +105,12 @@ def test_malformed_link_shows_a_notice_not_an_error(app: AppTest, page: str) -> 
     assert not at.exception, [e.value for e in at.exception]
     notices = " ".join(i.value for i in at.info)
     assert "cilta-cel" in notices and "'a lot'" in notices and "zzz" in notices
+    assert at.session_state["filters"] == Filters()  # every bad value dropped, nothing kept
 
 
-def test_sidebar_reflects_the_link(app: AppTest) -> None:
-    at = _open(app, "overview", {"product": ["axi-cel", "tisa-cel"], "grading": "ASTCT"})
+@pytest.mark.parametrize("page", list(PAGES))
+def test_sidebar_reflects_the_link_on_every_page(app: AppTest, page: str) -> None:
+    at = _open(app, page, {"product": ["axi-cel", "tisa-cel"], "grading": "ASTCT"})
     assert at.multiselect(key="w_product").value == ["axi-cel", "tisa-cel"]
     assert at.multiselect(key="w_grading").value == ["ASTCT"]
 

@@ -20,9 +20,7 @@ def data_banner() -> None:
     if active.is_upload:
         left, right = st.columns([4, 1])
         left.warning(f"You are looking at {active.label}, in this browser session only.")
-        if right.button("Back to shipped data", key="back_to_shipped"):
-            data.use_shipped()
-            st.rerun()
+        right.button("Back to shipped data", key="back_to_shipped", on_click=data.use_shipped)
 
 
 def notices(messages: list[str]) -> None:
@@ -118,6 +116,6 @@ def exclusion_control(key: str) -> None:
     label = f"Include {study} again" if excluded else f"Exclude {study} and re-pool"
     left, right = st.columns([3, 1])
     left.caption(f"Highlighted: **{study}** (click a study in any chart to highlight it).")
-    if right.button(label, key=f"{key}_toggle"):
-        state.apply(filters.toggle_exclusion(study))
-        st.rerun()
+    right.button(
+        label, key=f"{key}_toggle", on_click=state.apply, args=(filters.toggle_exclusion(study),)
+    )

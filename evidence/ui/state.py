@@ -8,10 +8,10 @@ the last filters of this session are restored, so switching pages never loses th
 
 from __future__ import annotations
 
-from dataclasses import replace
 from urllib.parse import urlencode
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from evidence.filters import (
     DESIGNS,
@@ -29,7 +29,6 @@ from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import data
 
 SESSION_KEY = "filters"
-ENTRYPOINT_RAN_KEY = "entrypoint_ran"
 NOTICES_KEY = "filter_notices"
 W = "w_"  # widget key prefix
 MULTI = {
@@ -49,7 +48,6 @@ def _url_params() -> dict[str, list[str]]:
 
 def current() -> tuple[Filters, list[str]]:
     """Filters of this run (from the URL, else this session's last), and notices about the link."""
-    st.session_state[ENTRYPOINT_RAN_KEY] = True
     params = _url_params()
     if params:
         filters, notices = Filters.from_query_params(params)
@@ -221,25 +219,26 @@ def sidebar(filters: Filters) -> None:
         placeholder="none",
     )
     left, right = bar.columns(2)
-    if left.button("Reset filters", width="stretch"):
-        apply(replace(Filters()))
-        st.rerun()
+    left.button("Reset filters", width="stretch", on_click=apply, args=(Filters(),))
     with right.popover("Copy link", width="stretch"):
         st.caption("This link restores exactly this view:")
         st.code(share_link(filters), language=None, wrap_lines=True)
 
 
-def filters() -> Filters:
-    """The filters of this run, as app.py read them before the page started.
+def require_entrypoint() -> None:
+    """Make sure this run went through app.py (shared sidebar, the link's filters).
 
     A page opened by a deep link as the first request to a fresh server runs without app.py:
     Streamlit starts in its legacy `pages/`-folder mode until `st.navigation` has been called
-    once (streamlit/runtime/pages_manager.py). Then the shared sidebar and the link's filters
-    are missing, so the run is restarted through app.py, which resolves the same URL.
+    once (streamlit/runtime/pages_manager.py). The run is then restarted through app.py, which
+    resolves the same URL. Every page calls this first (through `filters()` or directly).
     """
-    if ENTRYPOINT_RAN_KEY not in st.session_state:
-        from streamlit.runtime.pages_manager import PagesManager
-
+    if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def filters() -> Filters:
+    """The filters of this run, as app.py read them before the page started."""
+    require_entrypoint()
     return st.session_state.get(SESSION_KEY, Filters())
