@@ -4,7 +4,6 @@ import streamlit as st
 
 from evidence import analysis
 from evidence.ui import components, data, state
-from evidence.ui.format import pct, pct_interval
 
 KEY_OUTCOMES = ("icans_response", "grade5_icans", "any_icans", "grade3plus_icans")
 
@@ -39,10 +38,12 @@ for card, code in zip(cards, KEY_OUTCOMES, strict=True):
             st.caption(result.message)
             continue
         pooled = result.result
-        st.metric(result.label, pct(pooled.estimate), label_visibility="collapsed")
+        value, interval = components.headline(pooled)
+        st.metric(result.label, value, label_visibility="collapsed")
+        method = "single study, not pooled" if pooled.k == 1 else pooled.method
         st.caption(
-            f"95% CI {pct_interval(pooled.ci_low, pooled.ci_high)} · k = {pooled.k} · "
-            f"{pooled.events_total}/{pooled.n_total} patients · {pooled.method}"
+            f"{interval} · k = {pooled.k} · {pooled.events_total}/{pooled.n_total} patients · "
+            f"{method}"
         )
         if result.message:
             st.caption(result.message)

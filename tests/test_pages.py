@@ -134,6 +134,17 @@ def test_overview_shows_the_engines_pooled_number(app: AppTest, shipped_db: Path
             assert pct(expected.result.estimate) in [str(m.value) for m in at.metric], code
 
 
+def test_single_study_card_shows_the_observed_proportion(app: AppTest, shipped_db: Path) -> None:
+    at = _open(app, "overview")
+    with duckdb.connect(str(shipped_db), read_only=True) as con:
+        single = analysis.analyse_outcome(con, Filters(), "grade5_icans")
+    assert single.result is not None and single.result.k == 1
+    study = single.result.studies[0]
+    shown = [str(m.value) for m in at.metric]
+    assert pct(study.events / study.total) in shown
+    assert pct(single.result.estimate) not in shown  # the 0.5-corrected model value
+
+
 def test_treatment_page_pooled_sentence_matches_the_engine(app: AppTest, shipped_db: Path) -> None:
     at = _open(app, "treatment")
     filters = Filters().within("treatment")

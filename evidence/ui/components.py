@@ -32,6 +32,15 @@ def highlighted() -> str | None:
     return st.session_state.get(HIGHLIGHT_KEY)
 
 
+def headline(result: PoolResult) -> tuple[str, str]:
+    """The number to read aloud and its interval. With one study that is the study's own
+    proportion and exact CI (the model-scale estimate would carry the 0.5 correction)."""
+    if result.k == 1:
+        only = result.studies[0]
+        return pct(only.proportion), f"exact 95% CI {pct_interval(only.ci_low, only.ci_high)}"
+    return pct(result.estimate), f"95% CI {pct_interval(result.ci_low, result.ci_high)}"
+
+
 def pooled_sentence(result: PoolResult) -> str:
     """The pooled estimate in one line, with everything GRADE's inconsistency judgement needs."""
     parts = [
