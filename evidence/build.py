@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from evidence.sheets import SHEETS
 from evidence.validate import Problem, Row, ValidationError, format_number, validate_sheets
@@ -84,14 +85,17 @@ def check_review_figure(row: Row, by_id: Mapping[str, Row]) -> dict[str, Any]:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert rows in one statement (a registered DataFrame, cast to the table's types):
+    row-by-row executemany took ~4 ms a row, 20-35 s for a 5,000-row upload."""
     if not rows:
         return
-    columns = list(rows[0])
-    placeholders = ", ".join("?" for _ in columns)
-    con.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",  # names from SHEETS
-        [[row[c] for c in columns] for row in rows],
-    )
+    columns = ", ".join(rows[0])  # names come from evidence.sheets, never from the sheets' text
+    frame = pd.DataFrame(rows, dtype=object)
+    con.register("_incoming", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _incoming")
+    finally:
+        con.unregister("_incoming")
 
 
 def write_database(
