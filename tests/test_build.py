@@ -260,3 +260,23 @@ def test_data_dictionary_documents_every_column() -> None:
 )
 def test_number_appears(quote: str, value: float, found: bool) -> None:
     assert number_appears(quote, value) is found
+
+
+def test_every_shipped_number_carries_its_source_and_quote(tmp_path: Path) -> None:
+    """The real extraction: each outcome has a source, locator, status and a quote containing
+    its number (or, when derived, the arithmetic and the printed figure)."""
+    target = build.build_file(build.read_sheet_dir(build.SHEETS_DIR), tmp_path / "real.duckdb", "t")
+    with duckdb.connect(str(target), read_only=True) as con:
+        rows = con.execute(
+            "SELECT o.outcome_id, o.events, o.value, o.status, o.derivation, o.locator, o.quote, "
+            "s.citation FROM outcomes o JOIN sources s USING (source_id)"
+        ).fetchall()
+    assert rows
+    for outcome_id, events, value, status, derivation, locator, quote, citation in rows:
+        assert citation and locator and quote and status, outcome_id
+        if status == "derived":
+            assert derivation, outcome_id
+        elif events is not None:
+            assert number_appears(quote, events), (outcome_id, events, quote)
+        if value is not None:
+            assert number_appears(quote, value), (outcome_id, value, quote)
