@@ -71,7 +71,8 @@ def _settle(page: object) -> None:
 
 
 def _first_card_value(page: object) -> str:
-    return page.locator('[data-testid="stMetricValue"]').first.inner_text()
+    """The Overview's first pooled-outcome card (after the four slice counts)."""
+    return page.locator('[data-testid="stMetricValue"]').nth(4).inner_text()
 
 
 def test_health_endpoint(server: str) -> None:
@@ -133,3 +134,49 @@ def test_deep_link_to_a_fresh_server_gets_the_shared_sidebar(
         assert "Methods & data" in sidebar  # the app's navigation, not the pages/ folder listing
         assert page.locator("h1").first.inner_text() == "Anakinra dose"
         page.context.close()
+
+
+def test_upload_runs_this_session_on_the_panels_data_only(
+    server: str, browser: object, tmp_path: Path
+) -> None:
+    """Upload the template filled with the fixture extraction: this session's pooled number
+    becomes the engine's value for the fixture; a second session still sees the shipped data."""
+    import duckdb
+
+    from evidence import analysis, exports
+    from evidence.filters import Filters
+    from evidence.ui.format import pct
+
+    fixture_db = build.build_file(
+        build.read_sheet_dir(ROOT / "tests" / "fixtures" / "good"), tmp_path / "f.duckdb", "t"
+    )
+    with duckdb.connect(str(fixture_db), read_only=True) as con:
+        workbook = tmp_path / "panel_extraction.xlsx"
+        workbook.write_bytes(exports.export_workbook(con))
+        expected = analysis.analyse_outcome(con, Filters(), "icans_response").result
+    assert expected is not None
+    expected_text = pct(expected.estimate)
+
+    bystander = _page(browser, f"{server}/")
+    shipped_value = _first_card_value(bystander)
+    assert shipped_value != expected_text
+
+    page = _page(browser, f"{server}/methods")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(workbook))
+    page.get_by_role("button", name="Check and use this extraction").click()
+    page.wait_for_selector("text=in this browser session only", timeout=TIMEOUT_MS)
+    page.get_by_role("link", name="Overview").click()
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=TIMEOUT_MS)
+    _settle(page)
+    assert _first_card_value(page) == expected_text
+    assert page.get_by_text("panel_extraction.xlsx").count() >= 1
+
+    bystander.reload()
+    bystander.wait_for_selector('[data-testid="stMetricValue"]', timeout=TIMEOUT_MS)
+    _settle(bystander)
+    assert _first_card_value(bystander) == shipped_value
+    page.get_by_role("button", name="Back to shipped data").click()
+    _settle(page)
+    assert _first_card_value(page) == shipped_value
+    page.context.close()
+    bystander.context.close()
