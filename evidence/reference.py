@@ -78,11 +78,15 @@ def agreement_summary() -> Agreement:
                     "max_abs_difference": _max_abs(pairs),
                 }
             )
-    fitted = [
+    attempted = [
         (case["results"], fit_glmm_logit(case["x"], case["n"]))
         for case in glmm["cases"].values()
         if case.get("status") == "ok"
     ]
+    # A fit the engine reports as not converged is never shown (logit-REML is, with the
+    # reason), so it is counted apart rather than compared.
+    fitted = [(expected, fit) for expected, fit in attempted if fit.converged]
+    flagged = len(attempted) - len(fitted)
     for field in GLMM_FIELDS:
         pairs = [(expected.get(field), getattr(fit, field)) for expected, fit in fitted]
         rows.append(
@@ -98,7 +102,9 @@ def agreement_summary() -> Agreement:
     glmm_worst = table.loc[table["method"] == "GLMM (rma.glmm)", "max_abs_difference"].max()
     headline = (
         f"Over {len(iv['pool'])} inverse-variance cases the largest difference from metafor on "
-        f"any quantity is {iv_worst:.1e}; over {len(fitted)} GLMM cases it is {glmm_worst:.1e}."
+        f"any quantity is {iv_worst:.1e}; over {len(fitted)} converged GLMM cases it is "
+        f"{glmm_worst:.1e}. {flagged} further GLMM case(s) with a nearly flat likelihood are "
+        "reported as not converged and shown with logit-REML instead."
     )
     versions = "Reference: " + "; ".join(f"{k} {v}" for k, v in iv["versions"].items())
     return Agreement(headline, table, versions)
