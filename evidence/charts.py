@@ -125,7 +125,7 @@ def forest_plot(
         shape="diamond", size=260, filled=True, color=OKABE_ITO["black"]
     ).encode(x="proportion:Q", tooltip=tooltip)
     chart = alt.layer(ci, points, counts, pi, pooled_ci, diamond).properties(
-        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+        title=title, height=alt.Step(ROW_HEIGHT), width="container", padding={"right": 48}
     )
     return _style(chart)
 
