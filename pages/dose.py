@@ -29,11 +29,12 @@ if points.empty:
 else:
     line = analysis.regression_line(regression, points) if regression is not None else None
     chart = charts.dose_bubble_plot(points, line, OUTCOME_LABELS[chosen], components.highlighted())
-    st.altair_chart(chart, width="stretch", theme=None, key="dose_chart", on_select="rerun")
+    components.selectable_chart(chart, "dose_chart")
     st.caption(
         f"{caption}. Bubble area = patients; horizontal lines = reported dose range; "
         "dashed line = the review's 200 mg/day split."
     )
+    components.exclusion_control("dose")
     if regression is None:
         st.info(
             f"Meta-regression needs at least {analysis.MIN_STUDIES_FOR_REGRESSION} cohorts with "

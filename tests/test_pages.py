@@ -187,3 +187,21 @@ def test_studies_page_lists_reports_with_links(app: AppTest) -> None:
     table = at.dataframe[0].value
     assert "Wehrli2022" in set(table["study_id"])
     assert table["pubmed"].dropna().str.startswith("https://pubmed.ncbi.nlm.nih.gov/").all()
+
+
+def test_highlighted_study_can_be_excluded_and_everything_repools(
+    app: AppTest, shipped_db: Path
+) -> None:
+    at = _open(app, "treatment")
+    at.session_state["highlighted_study"] = "Wehrli2022"  # what a click on its marker sets
+    at.run()
+    button = next(b for b in at.button if b.label == "Exclude Wehrli2022 and re-pool")
+    button.click().run()
+    assert at.query_params["exclude"] in ("Wehrli2022", ["Wehrli2022"])
+    filters = Filters(exclude=("Wehrli2022",)).within("treatment")
+    assert filters is not None
+    with duckdb.connect(str(shipped_db), read_only=True) as con:
+        expected = analysis.analyse_outcome(con, filters, "icans_response")
+    assert expected.result is not None
+    assert f"**{pct(expected.result.estimate)}**" in _text(at)
+    assert any(b.label == "Include Wehrli2022 again" for b in at.button)

@@ -92,14 +92,21 @@ def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) 
     """Forest plot with linked selection: a click highlights the study and offers to exclude it."""
     if analysis.result is None:
         return
-    chart = charts.forest_plot(analysis.forest_frame(), analysis.label, highlighted())
-    event = st.altair_chart(chart, on_select="rerun", key=key, width="stretch", theme=None)
+    selectable_chart(
+        charts.forest_plot(analysis.forest_frame(), analysis.label, highlighted()), key
+    )
     st.caption(caption)
+    exclusion_control(key)
+
+
+def selectable_chart(chart: object, key: str) -> None:
+    """Render a chart whose study markers can be clicked; a click highlights that study on
+    every chart of the page (the rerun redraws them with the highlight)."""
+    event = st.altair_chart(chart, on_select="rerun", key=key, width="stretch", theme=None)
     picked = _picked_study(event)
     if picked and picked != highlighted():
         st.session_state[HIGHLIGHT_KEY] = picked
         st.rerun()
-    exclusion_control(key)
 
 
 def _picked_study(event: object) -> str | None:
