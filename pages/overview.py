@@ -31,7 +31,7 @@ st.subheader("Key pooled outcomes")
 cards = st.columns(len(KEY_OUTCOMES))
 for card, code in zip(cards, KEY_OUTCOMES, strict=True):
     result = data.outcome(active, active.key, filters, code)
-    with card.container(border=True):
+    with card.container(border=True, key=f"card_{code}"):
         st.markdown(f"**{result.label}**")
         if result.result is None:
             st.markdown("not estimable")

@@ -71,8 +71,12 @@ def _settle(page: object) -> None:
 
 
 def _first_card_value(page: object) -> str:
-    """The Overview's first pooled-outcome card (after the four slice counts)."""
-    return page.locator('[data-testid="stMetricValue"]').nth(4).inner_text()
+    """The Overview's pooled-response card, found by its key once it has rendered."""
+    value = page.locator('.st-key-card_icans_response [data-testid="stMetricValue"]')
+    _settle(page)
+    # While a run replaces the card, the old and new values can both be in the page.
+    playwright_api.expect(value).to_have_count(1, timeout=TIMEOUT_MS)
+    return value.inner_text()
 
 
 def test_health_endpoint(server: str) -> None:
@@ -96,6 +100,7 @@ def test_every_page_renders_without_exception(server: str, browser: object, path
 
 def test_filter_change_repools_and_the_link_restores_the_view(server: str, browser: object) -> None:
     page = _page(browser, f"{server}/treatment")
+    page.wait_for_selector('[data-testid="stMultiSelect"]', timeout=TIMEOUT_MS)
     before_value = page.locator("strong").first.inner_text()
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.wait_for(timeout=TIMEOUT_MS)
@@ -105,6 +110,7 @@ def test_filter_change_repools_and_the_link_restores_the_view(server: str, brows
         has_text="Exclude studies (sensitivity)"
     )
     exclude.locator("input").click()
+    page.keyboard.type("Wehrli2022")  # the list shows options once something is typed
     page.get_by_role("option", name="Wehrli2022").click()
     page.keyboard.press("Escape")
     page.wait_for_url(re.compile(r"exclude=Wehrli2022"), timeout=TIMEOUT_MS)
@@ -116,7 +122,8 @@ def test_filter_change_repools_and_the_link_restores_the_view(server: str, brows
     page.context.close()
     fresh = _page(browser, shared)
     assert fresh.locator("strong").first.inner_text() == after_value
-    assert "Wehrli2022" in fresh.locator('[data-testid="stSidebar"]').inner_text()
+    excluded = fresh.locator('[data-testid="stMultiSelect"]').filter(has_text="Wehrli2022")
+    excluded.wait_for(timeout=TIMEOUT_MS)  # the sidebar shows the link's exclusion
     fresh.context.close()
 
 
