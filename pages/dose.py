@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from evidence import analysis, charts
+from evidence import analysis
 from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import components, data, state
 from evidence.ui.format import number
@@ -27,9 +27,8 @@ regression = data.dose_regression(active, active.key, filters, chosen)
 if points.empty:
     st.info("No cohort in this slice reports both this outcome as a count and a mg/day dose.")
 else:
-    line = analysis.regression_line(regression, points) if regression is not None else None
-    chart = charts.dose_bubble_plot(points, line, OUTCOME_LABELS[chosen], components.highlighted())
-    components.selectable_chart(chart, "dose_chart")
+    spec = data.dose_spec(active, active.key, filters, chosen, components.highlighted())
+    components.selectable_chart(spec, "dose_chart")
     st.caption(
         f"{caption}. Bubble area = patients; horizontal lines = reported dose range; "
         "dashed line = the review's 200 mg/day split."

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from evidence import analysis, charts
+from evidence import analysis
 from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import components, data, state
 
@@ -63,14 +63,7 @@ for code in analysis.PROPHYLAXIS_OUTCOMES:
             },
         )
         if comparison is not None:
-            st.altair_chart(
-                charts.ratio_forest_plot(
-                    comparison.to_frame(),
-                    f"{result.label}: risk ratio, anakinra vs comparison cohort",
-                ),
-                width="stretch",
-                theme=None,
-            )
+            components.chart(data.comparator_spec(active, active.key, filters, code))
             st.markdown(
                 f"Mantel-Haenszel risk ratio {comparison.estimate:.2f} "
                 f"(95% CI {comparison.ci_low:.2f}–{comparison.ci_high:.2f}), k = {comparison.k}. "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from evidence import analysis, charts
+from evidence import analysis
 from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import components, data, state
 from evidence.ui.format import number
@@ -48,11 +48,7 @@ subgroups = data.subgroups(active, active.key, filters, chosen, dimension)
 if subgroups is None:
     st.info("Subgroups need at least two studies reporting this outcome in the slice.")
 else:
-    st.altair_chart(
-        charts.subgroup_plot(analysis.subgroup_frame(subgroups), OUTCOME_LABELS[chosen]),
-        width="stretch",
-        theme=None,
-    )
+    components.chart(data.subgroup_spec(active, active.key, filters, chosen, dimension))
     st.markdown(
         f"Test for subgroup differences: Q = {number(subgroups.qm)}, df = {subgroups.qm_df}, "
         f"p = {number(subgroups.qm_p, 3)}"

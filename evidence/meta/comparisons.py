@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from . import distributions
 from .effect_sizes import log_ratio, two_by_two
 from .heterogeneity import Z_CRIT, FitError, fit_rma, predict
 from .results import ComparisonResult, StudyComparison, clean
@@ -96,7 +96,7 @@ def mantel_haenszel(
             den = float(np.sum((n1 / nn) * (n2 / nn) * (xt * (yt / (nn - 1)))))
             if den > 0:
                 out["cmh"] = num / den
-                out["cmh_p"] = float(stats.chi2.sf(out["cmh"], 1))
+                out["cmh_p"] = float(distributions.chi2_sf(out["cmh"], 1))
         if out["beta"] is not None:
             out |= breslow_day_tarone(math.exp(out["beta"]), ai, bi, ci, di)
     else:
@@ -138,8 +138,8 @@ def breslow_day_tarone(
         "bd": bd,
         "ta": ta,
         "bd_df": float(df) if df > 0 else None,
-        "bd_p": float(stats.chi2.sf(bd, df)) if df > 0 else None,
-        "ta_p": float(stats.chi2.sf(ta, df)) if df > 0 else None,
+        "bd_p": float(distributions.chi2_sf(bd, df)) if df > 0 else None,
+        "ta_p": float(distributions.chi2_sf(ta, df)) if df > 0 else None,
     }
 
 
@@ -219,7 +219,7 @@ def _mh_result(
         w = 1 / vi[ok]
         q = max(0.0, float(np.sum(w * (yi[ok] - beta) ** 2)))
         q_df = k_yi - 1
-        q_p = float(stats.chi2.sf(q, q_df))
+        q_p = float(distributions.chi2_sf(q, q_df))
         i2 = max(0.0, 100 * (q - q_df) / q) if q > 0 else 0.0
         h2 = q / q_df
     else:
@@ -246,7 +246,7 @@ def _mh_result(
         pi_low_model=None,
         pi_high_model=None,
         statistic=zval,
-        p_value=None if zval is None else float(2 * stats.norm.sf(abs(zval))),
+        p_value=None if zval is None else float(2 * distributions.norm_sf(abs(zval))),
         df=None,
         tau2=0.0 if beta is not None else None,
         i2=i2,

@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
+
+from . import distributions
 
 #: Continuity correction added to every cell of a study with a zero (or full) cell.
 #: metafor ``escalc(add=1/2, to="only0")`` default (Haldane 1940; Cochrane Handbook v5.1 §16.9.2).
@@ -120,8 +121,8 @@ def clopper_pearson(x: float, n: float, level: float = LEVEL) -> tuple[float, fl
     Shown per study because it needs no continuity correction and stays valid at 0 events.
     """
     alpha = 1 - level
-    low = 0.0 if x == 0 else float(stats.beta.ppf(alpha / 2, x, n - x + 1))
-    high = 1.0 if x == n else float(stats.beta.ppf(1 - alpha / 2, x + 1, n - x))
+    low = 0.0 if x == 0 else float(distributions.beta_ppf(alpha / 2, x, n - x + 1))
+    high = 1.0 if x == n else float(distributions.beta_ppf(1 - alpha / 2, x + 1, n - x))
     return low, high
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+
+from . import distributions
 
 #: metafor ``rma.uni`` control defaults (R/rma.uni.r, ``con <- list(...)``).
 TAU2_MIN = 0.0  # lower bound for tau²
@@ -26,7 +27,7 @@ TAU2_MAX = 100.0  # upper bound for PM's root search; raised to 10*mad(yi)^2 if 
 THRESHOLD = 1e-5  # Fisher scoring convergence threshold (ML, REML)
 TOL = np.finfo(float).eps ** 0.25  # uniroot tolerance for PM; also the ll0check tolerance
 MAXITER = 100  # iterations for Fisher scoring and uniroot
-Z_CRIT = float(stats.norm.isf(0.025))  # qnorm(0.975), 95% level
+Z_CRIT = float(distributions.norm_isf(0.025))  # qnorm(0.975), 95% level
 
 METHODS = ("DL", "REML", "ML", "PM", "EE")
 TESTS = ("z", "knha", "adhoc")
@@ -338,18 +339,18 @@ def fit_rma(
         ddf = k - p
         qm = None if qm is None else qm / m
         qm_df: tuple[int, int | None] = (m, k - p)
-        qm_p = None if qm is None or ddf <= 0 else float(stats.f.sf(qm, m, k - p))
+        qm_p = None if qm is None or ddf <= 0 else float(distributions.f_sf(qm, m, k - p))
         if ddf > 0:
-            pval = 2 * stats.t.sf(np.abs(zval), ddf)
-            crit: float | None = float(stats.t.isf(0.025, ddf))
+            pval = 2 * distributions.t_sf(np.abs(zval), ddf)
+            crit: float | None = float(distributions.t_isf(0.025, ddf))
         else:
             pval = np.full(p, np.nan)
             crit = None
     else:
         ddf = None
         qm_df = (m, None)
-        qm_p = None if qm is None else float(stats.chi2.sf(qm, m))
-        pval = 2 * stats.norm.sf(np.abs(zval))
+        qm_p = None if qm is None else float(distributions.chi2_sf(qm, m))
+        pval = 2 * distributions.norm_sf(np.abs(zval))
         crit = Z_CRIT
     if crit is None:
         ci_lb = np.full(p, np.nan)
@@ -362,7 +363,7 @@ def fit_rma(
     if k > p:
         big_p = _p_matrix(x, 1 / vi)
         qe = max(0.0, float(ymc @ big_p @ ymc))
-        qe_p = float(stats.chi2.sf(qe, k - p))
+        qe_p = float(distributions.chi2_sf(qe, k - p))
         vt = (k - p) / float(np.trace(big_p))
         if method == "EE":
             i2 = max(0.0, 100 * (qe - (k - p)) / qe) if qe > 0 else 0.0
@@ -423,7 +424,7 @@ def predict(
         crit: float = Z_CRIT
     else:
         ddf = fit.k - fit.p
-        crit = float(stats.t.isf(0.025, ddf)) if ddf > 0 else math.nan
+        crit = float(distributions.t_isf(0.025, ddf)) if ddf > 0 else math.nan
     ci_lb = pred - crit * se
     ci_ub = pred + crit * se
     pi_lb = pred - crit * np.sqrt(vpred + fit.tau2)
@@ -461,8 +462,8 @@ def tau2_ci_qprofile(
         return None
     t_min = min(0.0, fit.tau2)
     t_max = max(100.0, fit.tau2 * 10, t_min * 10)
-    crit_u = float(stats.chi2.isf(0.025, k - p))
-    crit_l = float(stats.chi2.ppf(0.025, k - p))
+    crit_u = float(distributions.chi2_isf(0.025, k - p))
+    crit_l = float(distributions.chi2_ppf(0.025, k - p))
 
     def qe(t: float) -> float:
         big_p = _p_matrix(x, 1 / (vi + t))

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from . import distributions
 from .effect_sizes import (
     as_counts,
     clopper_pearson,
@@ -217,7 +217,7 @@ def _from_single(
         pi_low_model=None,
         pi_high_model=None,
         statistic=zval,
-        p_value=float(2 * stats.norm.sf(abs(zval))),
+        p_value=float(2 * distributions.norm_sf(abs(zval))),
         df=None,
         tau2=None,
         tau2_se=None,
@@ -395,7 +395,7 @@ def _from_glmm(
         pi_low_model=pi_lo,
         pi_high_model=pi_hi,
         statistic=clean(zval),
-        p_value=None if zval is None else float(2 * stats.norm.sf(abs(zval))),
+        p_value=None if zval is None else float(2 * distributions.norm_sf(abs(zval))),
         df=None,
         tau2=tau2,
         tau2_se=None,

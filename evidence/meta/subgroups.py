@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from . import distributions
 from .effect_sizes import as_counts, freeman_tukey, logit_proportion
 from .heterogeneity import FitError, fit_rma
 from .proportions import TEST_FOR_CI, _validate, pool_proportions
@@ -76,7 +76,7 @@ def subgroup_analysis(
         mean = float(np.sum(w * e_arr) / np.sum(w))
         qb = float(np.sum(w * (e_arr - mean) ** 2))
         qb_df = len(pools) - 1
-        qb_p = float(stats.chi2.sf(qb, qb_df))
+        qb_p = float(distributions.chi2_sf(qb, qb_df))
 
     # --- metafor mixed-effects moderator test (common tau²) ---
     iv_method = "REML" if method == "GLMM" else method

@@ -92,17 +92,23 @@ def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) 
     """Forest plot with linked selection: a click highlights the study and offers to exclude it."""
     if analysis.result is None:
         return
+    active = data.active()
     selectable_chart(
-        charts.forest_plot(analysis.forest_frame(), analysis.label, highlighted()), key
+        data.forest_spec(active, active.key, filters, analysis.outcome, highlighted()), key
     )
     st.caption(caption)
     exclusion_control(key)
 
 
-def selectable_chart(chart: object, key: str) -> None:
+def chart(spec: dict) -> None:
+    """Render a cached Vega-Lite spec with the charts' own theme (Streamlit's collapses rows)."""
+    st.vega_lite_chart(spec, width="stretch", theme=None)
+
+
+def selectable_chart(spec: dict, key: str) -> None:
     """Render a chart whose study markers can be clicked; a click highlights that study on
     every chart of the page (the rerun redraws them with the highlight)."""
-    event = st.altair_chart(chart, on_select="rerun", key=key, width="stretch", theme=None)
+    event = st.vega_lite_chart(spec, on_select="rerun", key=key, width="stretch", theme=None)
     picked = _picked_study(event)
     if picked and picked != highlighted():
         st.session_state[HIGHLIGHT_KEY] = picked

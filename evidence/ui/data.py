@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from evidence import analysis, build, db
+from evidence import analysis, build, charts, db
 from evidence.filters import Filters
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
@@ -116,3 +116,51 @@ def dose_regression(
     _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
 ) -> object:
     return analysis.dose_regression(outcome(_data, data_key, filters, outcome_code).rows, filters)
+
+
+# Chart specs are cached as plain dicts: building and validating an Altair chart cost ~300 ms a
+# rerun (most of a filter change's server time), while the spec is a pure function of the same
+# keys as the numbers it draws plus the highlighted study.
+@st.cache_data(show_spinner=False, max_entries=1024)
+def forest_spec(
+    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, highlight: str | None
+) -> dict:
+    result = outcome(_data, data_key, filters, outcome_code)
+    chart = charts.forest_plot(result.forest_frame(), result.label, highlight)
+    return chart.to_dict(validate=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def subgroup_spec(
+    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, dimension: str
+) -> dict | None:
+    result = subgroups(_data, data_key, filters, outcome_code, dimension)
+    if result is None:
+        return None
+    title = outcome(_data, data_key, filters, outcome_code).label
+    return charts.subgroup_plot(analysis.subgroup_frame(result), title).to_dict(validate=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def dose_spec(
+    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, highlight: str | None
+) -> dict | None:
+    result = outcome(_data, data_key, filters, outcome_code)
+    points = analysis.dose_points(result.rows)
+    if points.empty:
+        return None
+    regression = dose_regression(_data, data_key, filters, outcome_code)
+    line = analysis.regression_line(regression, points) if regression is not None else None
+    return charts.dose_bubble_plot(points, line, result.label, highlight).to_dict(validate=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def comparator_spec(
+    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
+) -> dict | None:
+    _, comparison = comparators(_data, data_key, filters, outcome_code)
+    if comparison is None:
+        return None
+    label = outcome(_data, data_key, filters, outcome_code).label
+    title = f"{label}: risk ratio, anakinra vs comparison cohort"
+    return charts.ratio_forest_plot(comparison.to_frame(), title).to_dict(validate=False)
