@@ -61,7 +61,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from tests.browser_support import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    streamlit_command,
+)
 
 STUDY = "Wehrli2022"  # in the Treatment page's response outcome: excluding it re-pools
 EXCLUDE_LABEL = "Exclude studies (sensitivity)"
@@ -207,21 +212,7 @@ def server(target: Target) -> Iterator[tuple[str, float, float]]:
     Times are time.perf_counter() values; the process is always terminated on exit.
     """
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        target.script,
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    command = streamlit_command(target.script, port)
     (ROOT / "artifacts").mkdir(exist_ok=True)
     log = open(ROOT / "artifacts" / f"bench-{port}.log", "w")  # noqa: SIM115
     base = f"http://127.0.0.1:{port}"

@@ -49,27 +49,23 @@ def wait_healthy(base_url: str, timeout: float = 60) -> float:
     raise TimeoutError(f"{base_url} did not become healthy in {timeout} s")
 
 
+def streamlit_command(script: str, port: int) -> list[str]:
+    """`streamlit run` on loopback only, headless, without usage statistics."""
+    return [
+        sys.executable, "-m", "streamlit", "run", script,
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
 @contextmanager
 def streamlit_server(
     script: str = "app.py", env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[str]:
     """Run `streamlit run script` on a free loopback port; yield its base URL."""
     port = port or free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        script,
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    command = streamlit_command(script, port)
+    (ROOT / "artifacts").mkdir(exist_ok=True)
     log = open(ROOT / "artifacts" / f"streamlit-{port}.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
