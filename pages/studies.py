@@ -6,6 +6,7 @@ import streamlit as st
 from evidence import exports
 from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import components, data, state
+from evidence.ui.format import NOT_REPORTED
 
 st.title("Studies and the provenance of every number")
 filters = state.filters()
@@ -27,6 +28,11 @@ shown = shown.assign(
     doi_link=[f"https://doi.org/{d}" if isinstance(d, str) and d else None for d in shown["doi"]],
     in_slice=shown["study_id"].isin(in_slice),
 )
+# Gaps in the record read as gaps, not as "None".
+text_columns = ["first_author", "venue", "nct_id"]
+shown = shown.astype({c: object for c in [*text_columns, "same_patients_as"]})
+shown[text_columns] = shown[text_columns].where(shown[text_columns].notna(), NOT_REPORTED)
+shown["same_patients_as"] = shown["same_patients_as"].where(shown["same_patients_as"].notna(), "")
 columns = [
     "study_id",
     "first_author",
@@ -55,6 +61,7 @@ event = st.dataframe(
         "first_author": "First author",
         "year": st.column_config.NumberColumn("Year", format="%d"),
         "title": st.column_config.TextColumn("Title", width="large"),
+        "venue": "Venue",
         "publication_type": "Type",
         "design": "Design",
         "in_review_window": st.column_config.CheckboxColumn("In review window"),
@@ -80,10 +87,10 @@ if rows:
     study_id = shown.iloc[rows[0]]["study_id"]
     st.session_state[components.HIGHLIGHT_KEY] = study_id
     record = shown.iloc[rows[0]]
-    st.header(
-        f"{record['first_author'] or study_id} {record['year'] or ''}: where every number was read"
-    )
-    st.markdown(f"*{record['title']}* — {record['venue'] or 'venue not reported'}")
+    author = study_id if record["first_author"] == NOT_REPORTED else record["first_author"]
+    year = "" if pd.isna(record["year"]) else int(record["year"])
+    st.header(f"{author} {year}: where every number was read")
+    st.markdown(f"*{record['title']}* — venue: {record['venue']}")
     if isinstance(record["notes"], str):
         st.caption(record["notes"])
     facts = data.query(active, active.key, "cohort_facts", study_ids=(study_id,))

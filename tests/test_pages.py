@@ -205,3 +205,17 @@ def test_highlighted_study_can_be_excluded_and_everything_repools(
     assert expected.result is not None
     assert f"**{pct(expected.result.estimate)}**" in _text(at)
     assert any(b.label == "Include Wehrli2022 again" for b in at.button)
+
+
+def test_selecting_a_study_shows_where_each_number_was_read(app: AppTest) -> None:
+    at = _open(app, "studies")
+    table = at.dataframe[0].value
+    row = int((table["study_id"] == "Park2023").to_numpy().nonzero()[0][0])
+    # AppTest has no row click; the selection widget's state is what a click would set.
+    at.session_state["studies_table"] = {"selection": {"rows": [row], "columns": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Park JH 2023: where every number was read" in [h.value for h in at.header]
+    numbers = at.dataframe[1].value
+    severe = numbers[(numbers["outcome"] == "Grade ≥ 3 ICANS") & numbers["use_in_analysis"]]
+    assert severe["quote"].str.contains("9.7%").all() and len(severe) == 1
