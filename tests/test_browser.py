@@ -187,3 +187,28 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     assert _first_card_value(page) == shipped_value
     page.context.close()
     bystander.context.close()
+
+
+def test_make_run_serves_the_overview(browser: object) -> None:
+    """The README's run command, as a newcomer types it, answers on /_stcore/health."""
+    import signal
+    import subprocess
+
+    from tests.browser_support import free_port, wait_healthy
+
+    port = free_port()
+    log = open(ROOT / "artifacts" / f"make-run-{port}.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        ["make", "run", f"PORT={port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # make starts streamlit as a child: stop the whole group
+    )  # fmt: skip
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", timeout=120)
+        page = _page(browser, f"http://127.0.0.1:{port}/")
+        assert page.locator("h1").first.inner_text().startswith("Anakinra for ICANS")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.context.close()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+        log.close()
