@@ -18,12 +18,12 @@ cohorts = data.cohorts(active, active.key, filters)
 summary = analysis.slice_summary(cohorts)
 caption = filters.describe(summary["studies"], summary["patients"])
 
-for code in analysis.SAFETY_OUTCOMES:
-    result = data.outcome(active, active.key, filters, code)
-    with st.container(border=True):
-        st.subheader(result.label)
-        components.pooled_block(result, filters)
-        components.forest(result, filters, caption, key=f"safety_{code}")
+components.outcome_sections(
+    [data.outcome(active, active.key, filters, code) for code in analysis.SAFETY_OUTCOMES],
+    filters,
+    caption,
+    key_prefix="safety",
+)
 
 st.header("Every safety figure reported")
 rows = data.query(active, active.key, "outcome_rows", cohort_ids=tuple(cohorts["cohort_id"]))

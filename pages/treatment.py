@@ -21,12 +21,12 @@ active = data.active()
 summary = analysis.slice_summary(data.cohorts(active, active.key, filters))
 caption = filters.describe(summary["studies"], summary["patients"])
 
-for code in analysis.TREATMENT_OUTCOMES:
-    result = data.outcome(active, active.key, filters, code)
-    with st.container(border=True):
-        st.subheader(result.label)
-        components.pooled_block(result, filters)
-        components.forest(result, filters, caption, key=f"forest_{code}")
+components.outcome_sections(
+    [data.outcome(active, active.key, filters, code) for code in analysis.TREATMENT_OUTCOMES],
+    filters,
+    caption,
+    key_prefix="forest",
+)
 
 st.header("Subgroups")
 chosen = filters.outcome if filters.outcome in analysis.TREATMENT_OUTCOMES else "icans_response"

@@ -83,9 +83,24 @@ def pooled_block(analysis: OutcomeAnalysis, filters: Filters) -> None:
         st.markdown(pooled_sentence(result))
     if analysis.message and result.k != 1:
         st.warning(analysis.message)
-    for note in result.notes:
-        st.caption(note)
-    st.caption(method_line(result, filters))
+    # One caption rather than one per note: every element costs a message on each rerun.
+    st.caption("  \n".join([*result.notes, method_line(result, filters)]))
+
+
+def outcome_sections(
+    analyses: list[OutcomeAnalysis], filters: Filters, caption: str, key_prefix: str
+) -> None:
+    """A bordered section per outcome that has counts in the slice; the rest in one line."""
+    for result in analyses:
+        if result.result is None:
+            continue
+        with st.container(border=True):
+            st.subheader(result.label)
+            pooled_block(result, filters)
+            forest(result, filters, caption, key=f"{key_prefix}_{result.outcome}")
+    missing = [a.label.lower() for a in analyses if a.result is None]
+    if missing:
+        st.info(f"Not reported as counts in this slice: {', '.join(missing)}.")
 
 
 def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) -> None:
