@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
@@ -81,13 +82,18 @@ def share_link(filters: Filters) -> str:
 
 
 def _ranges() -> dict[str, float]:
+    """Slider bounds from the data (defaults only for an upload with no doses or years)."""
     active = data.active()
     row = data.query(active, active.key, "data_ranges").iloc[0]
+
+    def known(value: object, default: float) -> float:
+        return default if pd.isna(value) else float(value)
+
     return {
-        "dose_min": float(row["dose_min"] if row["dose_min"] == row["dose_min"] else 0),
-        "dose_max": float(row["dose_max"] if row["dose_max"] == row["dose_max"] else 1000),
-        "year_min": int(row["year_min"] if row["year_min"] == row["year_min"] else 2019),
-        "year_max": int(row["year_max"] if row["year_max"] == row["year_max"] else 2026),
+        "dose_min": known(row["dose_min"], 0.0),
+        "dose_max": known(row["dose_max"], 1000.0),
+        "year_min": int(known(row["year_min"], 2019)),
+        "year_max": int(known(row["year_max"], 2026)),
     }
 
 
