@@ -225,15 +225,14 @@ def subgroup_frame(result: SubgroupResult) -> pd.DataFrame:
 
 
 def within_study_dose_comparisons(
-    con: duckdb.DuckDBPyConnection, filters: Filters, outcome: str
+    rows: pd.DataFrame,
 ) -> tuple[pd.DataFrame, ComparisonResult | None]:
     """Higher vs lower dose cohorts of the same study (Mantel-Haenszel risk ratio across studies).
 
     Only comparisons made inside one study are pooled, so patients are compared with patients
     from the same centre and period; between-study dose differences are the regression's job.
     """
-    cohorts = cohort_slice(con, filters)
-    rows = outcome_rows(con, cohorts, outcome).dropna(subset=["dose_mg_day_max"])
+    rows = rows.dropna(subset=["dose_mg_day_max"])
     pairs = []
     for study_id, group in rows.groupby("study_id"):
         if len(group) < 2 or group["dose_mg_day_max"].nunique() < 2:

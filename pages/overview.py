@@ -84,4 +84,3 @@ st.dataframe(
         "studies_without_numbers": "Studies identified, no numbers",
     },
 )
-components.notices([])

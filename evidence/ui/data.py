@@ -108,7 +108,9 @@ def comparators(
 def dose_comparisons(
     _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
 ) -> tuple[pd.DataFrame, object]:
-    return analysis.within_study_dose_comparisons(_data.con, filters, outcome_code)
+    return analysis.within_study_dose_comparisons(
+        outcome(_data, data_key, filters, outcome_code).rows
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

@@ -126,19 +126,28 @@ def _on_change() -> None:
     apply(_from_widgets())
 
 
+def _slider_value(
+    low: float | None, high: float | None, floor: float, ceiling: float
+) -> tuple[float, float]:
+    """A range slider's value from optional filter bounds, kept inside the data's range
+    (an unset bound sits at the slider's end, which _from_widgets reads back as unset)."""
+    return (
+        floor if low is None else min(max(low, floor), ceiling),
+        ceiling if high is None else max(min(high, ceiling), floor),
+    )
+
+
 def _set_widgets(filters: Filters) -> None:
     """Put the URL's filters into the widgets before they are drawn."""
     ranges = _ranges()
     state = st.session_state
     for name in MULTI:
         state[f"{W}{name}"] = list(getattr(filters, name))
-    state[f"{W}dose"] = (
-        max(ranges["dose_min"], min(filters.dose_min or ranges["dose_min"], ranges["dose_max"])),
-        min(ranges["dose_max"], max(filters.dose_max or ranges["dose_max"], ranges["dose_min"])),
+    state[f"{W}dose"] = _slider_value(
+        filters.dose_min, filters.dose_max, ranges["dose_min"], ranges["dose_max"]
     )
-    state[f"{W}year"] = (
-        max(ranges["year_min"], min(filters.year_min or ranges["year_min"], ranges["year_max"])),
-        min(ranges["year_max"], max(filters.year_max or ranges["year_max"], ranges["year_min"])),
+    state[f"{W}year"] = _slider_value(
+        filters.year_min, filters.year_max, ranges["year_min"], ranges["year_max"]
     )
     state[f"{W}min_n"] = filters.min_n or 0
     state[f"{W}window"] = filters.window
