@@ -51,6 +51,14 @@ def _values(frame: pd.DataFrame) -> alt.Data:
     )
 
 
+def _percent_with_ci(estimates: pd.Series, lows: pd.Series, highs: pd.Series) -> list[str]:
+    """Tooltip text such as "70.8% [56.7%, 81.8%]", or "not estimable" where there is none."""
+    return [
+        f"{p:.1%} [{lo:.1%}, {hi:.1%}]" if pd.notna(p) else "not estimable"
+        for p, lo, hi in zip(estimates, lows, highs, strict=True)
+    ]
+
+
 def _percent_axis(title: str, domain: Sequence[float] = (0, 1)) -> alt.X:
     return alt.X(
         "x:Q",
@@ -76,10 +84,7 @@ def forest_plot(
     data["counts"] = [
         f"{int(e)}/{int(t)}" for e, t in zip(data["events"], data["total"], strict=True)
     ]
-    data["estimate_text"] = [
-        f"{p:.1%} [{lo:.1%}, {hi:.1%}]" if pd.notna(p) else "not estimable"
-        for p, lo, hi in zip(data["proportion"], data["ci_low"], data["ci_high"], strict=True)
-    ]
+    data["estimate_text"] = _percent_with_ci(data["proportion"], data["ci_low"], data["ci_high"])
     data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
     order = data["row"].tolist()
     y = alt.Y("row:N", sort=order, title=None)
@@ -135,10 +140,7 @@ def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
     data = frame.copy()
     data["x"] = data["ci_low"]
     data["row"] = [f"{g}  (k = {k})" for g, k in zip(data["subgroup"], data["k"], strict=True)]
-    data["estimate_text"] = [
-        f"{p:.1%} [{lo:.1%}, {hi:.1%}]" if pd.notna(p) else "not estimable"
-        for p, lo, hi in zip(data["estimate"], data["ci_low"], data["ci_high"], strict=True)
-    ]
+    data["estimate_text"] = _percent_with_ci(data["estimate"], data["ci_low"], data["ci_high"])
     tooltip = [
         alt.Tooltip("row:N", title="Subgroup"),
         alt.Tooltip("estimate_text:N", title="Pooled [95% CI]"),
