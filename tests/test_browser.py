@@ -135,11 +135,16 @@ def test_deep_link_to_a_fresh_server_gets_the_shared_sidebar(
     build.build_file(build.read_sheet_dir(build.SHEETS_DIR), database, origin="browser test")
     with streamlit_server(env={"ANAKINRA_DB": str(database)}) as fresh:
         page = _page(browser, f"{fresh}/dose?grading=ASTCT")
-        page.wait_for_selector('[data-testid="stMultiSelect"]', timeout=TIMEOUT_MS)
-        sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
-        assert "Filters" in sidebar and "ASTCT" in sidebar
-        assert "Methods & data" in sidebar  # the app's navigation, not the pages/ folder listing
-        assert page.locator("h1").first.inner_text() == "Anakinra dose"
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        # Wait for the elements themselves: a rerun can be mid-redraw when the page settles.
+        grading = sidebar.locator('[data-testid="stMultiSelect"]').filter(
+            has_text="ICANS grading system"
+        )
+        playwright_api.expect(grading).to_contain_text("ASTCT", timeout=TIMEOUT_MS)
+        playwright_api.expect(sidebar).to_contain_text("Filters", timeout=TIMEOUT_MS)
+        # The app's navigation, not Streamlit's listing of the pages/ folder:
+        playwright_api.expect(sidebar).to_contain_text("Methods & data", timeout=TIMEOUT_MS)
+        playwright_api.expect(page.locator("h1").first).to_have_text("Anakinra dose")
         page.context.close()
 
 
