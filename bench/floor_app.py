@@ -2,11 +2,11 @@
 
 A minimal app with the same kinds of elements as the Treatment page's first panel: a title, a
 sidebar multiselect labelled "Exclude studies (sensitivity)" with the same study ids, a pooled
-number line in bold, and one forest plot drawn by the dashboard's own `charts.forest_plot` (same
-Vega-Lite spec, same size: three studies and a pooled row). Everything a rerun shows is
-PRECOMPUTED once per process, so a rerun costs only Streamlit's script run, the deltas on the
-websocket and the browser's redraw. The gap between the dashboard and this app is what the
-dashboard's own work adds.
+number line in bold, and one forest plot drawn by the dashboard's own `charts.forest_plot` and
+sent as the dashboard sends it (`data.vega_spec`; three studies and a pooled row). Everything a
+rerun shows is PRECOMPUTED once per process, so a rerun costs only Streamlit's script run, the
+deltas on the websocket and the browser's redraw. The gap between the dashboard and this app is
+what the dashboard's own work adds.
 
 Run alone with: .venv/bin/streamlit run bench/floor_app.py
 """
@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:  # `streamlit run bench/floor_app.py` puts only be
     sys.path.insert(0, str(ROOT))
 
 from evidence import charts  # noqa: E402  (after the path fix above)
+from evidence.ui import data  # noqa: E402
 
 # The shipped studies' ids, so the benchmark drives the same options in both apps.
 STUDY_IDS = (
@@ -131,7 +132,7 @@ def precomputed(state: frozenset[str]) -> tuple[str, pd.DataFrame, dict[str, obj
     """One state's pooled line, frame and Vega-Lite spec, computed once per process on first
     use (the benchmark visits every state it times in untimed warm-up changes first)."""
     line, frame = _pooled_frame(state)
-    return line, frame, charts.forest_plot(frame, TITLE).to_dict()
+    return line, frame, data.vega_spec(charts.forest_plot(frame, TITLE))
 
 
 st.set_page_config(page_title="Streamlit floor (benchmark)", layout="wide")

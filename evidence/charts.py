@@ -25,6 +25,7 @@ OKABE_ITO = {
     "grey": "#7F7F7F",
 }
 ROW_HEIGHT = 30
+REVIEW_DOSE_SPLIT = 200  # mg/day: the review's high- vs low-dose threshold
 PICK = "pick"
 
 
@@ -37,8 +38,8 @@ def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     )
 
 
-def _values(frame: pd.DataFrame) -> alt.Data:
-    """Inline records with None for missing cells: a Vega-Lite spec must be valid JSON (no NaN),
+def _records(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[dict]:
+    """JSON-ready rows with None for missing cells: a Vega-Lite spec must be valid JSON (no NaN),
     and pandas would turn None back into NaN in a float column."""
 
     def clean(value: object) -> object:
@@ -46,9 +47,28 @@ def _values(frame: pd.DataFrame) -> alt.Data:
             return None
         return value.item() if hasattr(value, "item") else value
 
-    return alt.Data(
-        values=[{k: clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    )
+    part = frame if columns is None else frame[list(columns)]
+    return [{k: clean(v) for k, v in row.items()} for row in part.to_dict("records")]
+
+
+def _named(name: str) -> alt.NamedData:
+    """Data by a fixed name, filled from the top-level `datasets`. A fixed name (Altair would
+    name it by a hash of the rows) and field-based sorting keep the spec identical when only the
+    rows change, so a dashboard redraws the chart by swapping its data instead of rebuilding it."""
+    return alt.NamedData(name=name)
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Number the rows so the y axis keeps the frame's order through a `sort` on a field."""
+    return frame.assign(order=range(len(frame)))
+
+
+ORDER = alt.EncodingSortField(field="order", op="min")
+# What a forest plot draws and its tooltips show (the frame also carries quotes and locators).
+FOREST_COLUMNS = (
+    "row_type", "study_id", "events", "total", "proportion", "ci_low", "ci_high", "pi_low",
+    "pi_high", "weight",
+)  # fmt: skip
 
 
 def _percent_with_ci(estimates: pd.Series, lows: pd.Series, highs: pd.Series) -> list[str]:
@@ -75,7 +95,7 @@ def forest_plot(
 
     `frame` is OutcomeAnalysis.forest_frame(): rows of row_type 'study' then one 'pooled'.
     """
-    data = frame.copy()
+    data = _in_order(frame)
     data["x"] = data["proportion"]
     data["row"] = [
         label if kind == "study" else "Pooled estimate"
@@ -86,8 +106,7 @@ def forest_plot(
     ]
     data["estimate_text"] = _percent_with_ci(data["proportion"], data["ci_low"], data["ci_high"])
     data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
-    order = data["row"].tolist()
-    y = alt.Y("row:N", sort=order, title=None)
+    y = alt.Y("row:N", sort=ORDER, title=None)
     tooltip = [
         alt.Tooltip("row:N", title="Study"),
         alt.Tooltip("total:Q", title="n"),
@@ -95,7 +114,7 @@ def forest_plot(
         alt.Tooltip("estimate_text:N", title="Estimate [95% CI]"),
         alt.Tooltip("weight:Q", title="Weight (%)", format=".1f"),
     ]
-    base = alt.Chart(_values(data)).encode(y=y)
+    base = alt.Chart(_named("forest")).encode(y=y)
     studies = base.transform_filter(alt.datum.row_type == "study")
     pooled = base.transform_filter(alt.datum.row_type == "pooled")
     pick = alt.selection_point(name=PICK, fields=["study_id"], on="click")
@@ -129,15 +148,20 @@ def forest_plot(
     diamond = pooled.mark_point(
         shape="diamond", size=260, filled=True, color=OKABE_ITO["black"]
     ).encode(x="proportion:Q", tooltip=tooltip)
+    columns = [*FOREST_COLUMNS, "x", "row", "counts", "estimate_text", "highlighted", "order"]
     chart = alt.layer(ci, points, counts, pi, pooled_ci, diamond).properties(
-        title=title, height=alt.Step(ROW_HEIGHT), width="container", padding={"right": 48}
+        title=title,
+        height=alt.Step(ROW_HEIGHT),
+        width="container",
+        padding={"right": 48},
+        datasets={"forest": _records(data, columns)},
     )
     return _style(chart)
 
 
 def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
     """Pooled proportion per subgroup with its CI (frame: analysis.subgroup_frame)."""
-    data = frame.copy()
+    data = _in_order(frame)
     data["x"] = data["ci_low"]
     data["row"] = [f"{g}  (k = {k})" for g, k in zip(data["subgroup"], data["k"], strict=True)]
     data["estimate_text"] = _percent_with_ci(data["estimate"], data["ci_low"], data["ci_high"])
@@ -145,7 +169,7 @@ def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
         alt.Tooltip("row:N", title="Subgroup"),
         alt.Tooltip("estimate_text:N", title="Pooled [95% CI]"),
     ]
-    base = alt.Chart(_values(data)).encode(y=alt.Y("row:N", sort=data["row"].tolist(), title=None))
+    base = alt.Chart(_named("subgroups")).encode(y=alt.Y("row:N", sort=ORDER, title=None))
     ci = base.mark_rule(strokeWidth=4, color=OKABE_ITO["sky"]).encode(
         x=_percent_axis("Pooled proportion"), x2="ci_high:Q", tooltip=tooltip
     )
@@ -153,7 +177,10 @@ def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
         x="estimate:Q", tooltip=tooltip
     )
     chart = alt.layer(ci, point).properties(
-        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+        title=title,
+        height=alt.Step(ROW_HEIGHT),
+        width="container",
+        datasets={"subgroups": _records(data)},
     )
     return _style(chart)
 
@@ -186,12 +213,12 @@ def dose_bubble_plot(
     )
     pick = alt.selection_point(name=PICK, fields=["study_id"], on="click")
     ranges = (
-        alt.Chart(_values(data))
+        alt.Chart(_named("points"))
         .mark_rule(strokeWidth=2, opacity=0.5)
         .encode(x="dose_mg_day_min:Q", x2="dose_mg_day_max:Q", y=y, color=colour, tooltip=tooltip)
     )
     bubbles = (
-        alt.Chart(_values(data))
+        alt.Chart(_named("points"))
         .mark_circle(opacity=0.75, stroke="black", strokeWidth=0.5)
         .encode(
             x=x,
@@ -203,48 +230,53 @@ def dose_bubble_plot(
         .add_params(pick)
     )
     threshold = (
-        alt.Chart(pd.DataFrame({"dose": [200]}))
+        alt.Chart(_named("threshold"))
         .mark_rule(strokeDash=[6, 4], color=OKABE_ITO["grey"])
         .encode(x="dose:Q")
     )
     layers = [threshold, ranges, bubbles]
+    datasets = {"points": _records(data), "threshold": [{"dose": REVIEW_DOSE_SPLIT}]}
     if line is not None and not line.empty:
+        datasets["line"] = _records(line)
         band = (
-            alt.Chart(_values(line))
+            alt.Chart(_named("line"))
             .mark_area(opacity=0.2, color=OKABE_ITO["orange"])
             .encode(x="x:Q", y="ci_low:Q", y2="ci_high:Q")
         )
         fit = (
-            alt.Chart(_values(line))
+            alt.Chart(_named("line"))
             .mark_line(color=OKABE_ITO["orange"], strokeWidth=3)
             .encode(x="x:Q", y="estimate:Q")
         )
         layers = [band, fit, *layers]
-    chart = alt.layer(*layers).properties(title=title, height=380, width="container")
+    chart = alt.layer(*layers).properties(
+        title=title, height=380, width="container", datasets=datasets
+    )
     return _style(chart)
 
 
 def ratio_forest_plot(frame: pd.DataFrame, title: str, measure: str = "RR") -> alt.TopLevelMixin:
     """Risk or odds ratios per study and pooled, on a log axis with the line of no effect."""
-    data = frame.dropna(subset=["ratio"]).copy()
+    data = _in_order(frame.dropna(subset=["ratio"]))
     data["text"] = [
         f"{r:.2f} [{lo:.2f}, {hi:.2f}]"
         for r, lo, hi in zip(data["ratio"], data["ci_low"], data["ci_high"], strict=True)
     ]
-    y = alt.Y("label:N", sort=data["label"].tolist(), title=None)
+    y = alt.Y("label:N", sort=ORDER, title=None)
     x = alt.X("ci_low:Q", title=f"{measure} (log scale)", scale=alt.Scale(type="log"))
     tooltip = [alt.Tooltip("label:N"), alt.Tooltip("text:N", title=f"{measure} [95% CI]")]
-    base = alt.Chart(_values(data)).encode(y=y)
+    base = alt.Chart(_named("ratios")).encode(y=y)
     rules = base.mark_rule(strokeWidth=2, color=OKABE_ITO["blue"]).encode(
         x=x, x2="ci_high:Q", tooltip=tooltip
     )
     marks = base.mark_point(filled=True, size=120, color=OKABE_ITO["black"]).encode(
         x="ratio:Q", shape=alt.Shape("row_type:N", legend=None), tooltip=tooltip
     )
-    one = (
-        alt.Chart(pd.DataFrame({"one": [1.0]})).mark_rule(color=OKABE_ITO["grey"]).encode(x="one:Q")
-    )
+    one = alt.Chart(_named("no_effect")).mark_rule(color=OKABE_ITO["grey"]).encode(x="one:Q")
     chart = alt.layer(one, rules, marks).properties(
-        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+        title=title,
+        height=alt.Step(ROW_HEIGHT),
+        width="container",
+        datasets={"ratios": _records(data), "no_effect": [{"one": 1.0}]},
     )
     return _style(chart)
