@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
@@ -82,24 +81,13 @@ def share_link(filters: Filters) -> str:
 
 
 def _ranges() -> dict[str, float]:
-    """Slider bounds from the data (defaults only for an upload with no doses or years)."""
     active = data.active()
-    row = data.query(active, active.key, "data_ranges").iloc[0]
-
-    def known(value: object, default: float) -> float:
-        return default if pd.isna(value) else float(value)
-
-    return {
-        "dose_min": known(row["dose_min"], 0.0),
-        "dose_max": known(row["dose_max"], 1000.0),
-        "year_min": int(known(row["year_min"], 2019)),
-        "year_max": int(known(row["year_max"], 2026)),
-    }
+    return data.slider_ranges(active, active.key)
 
 
-def _study_ids() -> list[str]:
+def _study_ids() -> tuple[str, ...]:
     active = data.active()
-    return data.query(active, active.key, "studies_table")["study_id"].tolist()
+    return data.study_ids(active, active.key)
 
 
 def _from_widgets() -> Filters:
@@ -137,9 +125,8 @@ def _slider_value(
     )
 
 
-def _set_widgets(filters: Filters) -> None:
+def _set_widgets(filters: Filters, ranges: dict[str, float], study_ids: tuple[str, ...]) -> None:
     """Put the URL's filters into the widgets before they are drawn."""
-    ranges = _ranges()
     state = st.session_state
     for name in MULTI:
         state[f"{W}{name}"] = list(getattr(filters, name))
@@ -153,14 +140,13 @@ def _set_widgets(filters: Filters) -> None:
     state[f"{W}window"] = filters.window
     state[f"{W}outcome"] = filters.outcome
     state[f"{W}method"] = filters.method
-    known = set(_study_ids())
-    state[f"{W}exclude"] = [s for s in filters.exclude if s in known]
+    state[f"{W}exclude"] = [s for s in filters.exclude if s in study_ids]
 
 
 def sidebar(filters: Filters) -> None:
     """The one sidebar every page shares."""
-    _set_widgets(filters)
-    ranges = _ranges()
+    ranges, study_ids = _ranges(), _study_ids()
+    _set_widgets(filters, ranges, study_ids)
     bar = st.sidebar
     bar.header("Filters")
     bar.radio(
@@ -228,7 +214,7 @@ def sidebar(filters: Filters) -> None:
     )
     bar.multiselect(
         "Exclude studies (sensitivity)",
-        _study_ids(),
+        study_ids,
         key=f"{W}exclude",
         on_change=_on_change,
         placeholder="none",
