@@ -13,36 +13,48 @@ st.set_page_config(
     layout="wide",
 )
 
-navigation = st.navigation(
-    [
-        st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-        st.Page(
-            "pages/treatment.py",
-            title="Treatment",
-            icon=":material/medication:",
-            url_path="treatment",
-        ),
-        st.Page(
-            "pages/prophylaxis.py",
-            title="Prophylaxis",
-            icon=":material/shield:",
-            url_path="prophylaxis",
-        ),
-        st.Page("pages/dose.py", title="Dose", icon=":material/trending_up:", url_path="dose"),
-        st.Page("pages/safety.py", title="Safety", icon=":material/warning:", url_path="safety"),
-        st.Page(
-            "pages/studies.py", title="Studies", icon=":material/menu_book:", url_path="studies"
-        ),
-        st.Page(
-            "pages/methods.py",
-            title="Methods & data",
-            icon=":material/science:",
-            url_path="methods",
-        ),
-    ]
-)
-current, link_notices = state.current()
+current, _ = state.current()
 state.sidebar(current)
-components.data_banner()
-components.notices(link_notices)
-navigation.run()
+
+
+@st.fragment(key=state.PAGE_FRAGMENT)
+def page() -> None:
+    """Navigation and the page: everything a filter changes. A sidebar change reruns this alone
+    (state._on_change); st.navigation is called here because a page runs once per call of it."""
+    navigation = st.navigation(
+        [
+            st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+            st.Page(
+                "pages/treatment.py",
+                title="Treatment",
+                icon=":material/medication:",
+                url_path="treatment",
+            ),
+            st.Page(
+                "pages/prophylaxis.py",
+                title="Prophylaxis",
+                icon=":material/shield:",
+                url_path="prophylaxis",
+            ),
+            st.Page("pages/dose.py", title="Dose", icon=":material/trending_up:", url_path="dose"),
+            st.Page(
+                "pages/safety.py", title="Safety", icon=":material/warning:", url_path="safety"
+            ),
+            st.Page(
+                "pages/studies.py", title="Studies", icon=":material/menu_book:", url_path="studies"
+            ),
+            st.Page(
+                "pages/methods.py",
+                title="Methods & data",
+                icon=":material/science:",
+                url_path="methods",
+            ),
+        ]
+    )
+    state.share_link_control(state.filters())
+    components.data_banner()
+    components.notices(state.link_notices())
+    navigation.run()
+
+
+page()

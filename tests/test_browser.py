@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence import build
+from evidence import build, charts
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -118,6 +118,7 @@ def test_filter_change_repools_and_the_link_restores_the_view(server: str, brows
     after_value = page.locator("strong").first.inner_text()
     assert after_value != before_value
     assert chart.screenshot() != before_chart
+    assert "exclude=Wehrli2022" in _copied_link(page)  # redrawn with the page, not stale
     shared = page.url
     page.context.close()
     fresh = _page(browser, shared)
@@ -125,6 +126,43 @@ def test_filter_change_repools_and_the_link_restores_the_view(server: str, brows
     excluded = fresh.locator('[data-testid="stMultiSelect"]').filter(has_text="Wehrli2022")
     excluded.wait_for(timeout=TIMEOUT_MS)  # the sidebar shows the link's exclusion
     fresh.context.close()
+
+
+def _copied_link(page: object) -> str:
+    """The link the sidebar's "Copy link to this view" popover offers."""
+    page.get_by_role("button", name="Copy link to this view").click()
+    code = page.locator('[data-testid="stPopoverBody"] code')
+    code.wait_for(timeout=TIMEOUT_MS)
+    link = code.inner_text()
+    page.keyboard.press("Escape")
+    return link
+
+
+def test_a_clicked_study_is_highlighted_and_excluding_it_updates_the_sidebar(
+    server: str, browser: object
+) -> None:
+    page = _page(browser, f"{server}/treatment")
+    marker = page.locator(
+        '[data-testid="stVegaLiteChart"] svg '
+        'path[aria-roledescription="square"][aria-label*="Wehrli 2022"]'
+    ).first
+    marker.wait_for(timeout=TIMEOUT_MS)
+    before_value = page.locator("strong").first.inner_text()
+    marker.click()
+    exclude = page.get_by_role("button", name="Exclude Wehrli2022 and re-pool")
+    exclude.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    assert marker.get_attribute("fill") == charts.OKABE_ITO["vermillion"]  # highlighted
+    exclude.click()
+    page.wait_for_url(re.compile(r"exclude=Wehrli2022"), timeout=TIMEOUT_MS)
+    _settle(page)
+    assert page.locator("strong").first.inner_text() != before_value
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    tag = sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Wehrli2022")
+    tag.wait_for(timeout=TIMEOUT_MS)  # the sidebar shows an exclusion made on the page
+    assert "exclude=Wehrli2022" in _copied_link(page)
+    assert not page.errors, page.errors
+    page.context.close()
 
 
 def test_deep_link_to_a_fresh_server_gets_the_shared_sidebar(

@@ -20,7 +20,13 @@ def data_banner() -> None:
     if active.is_upload:
         left, right = st.columns([4, 1])
         left.warning(f"You are looking at {active.label}, in this browser session only.")
-        right.button("Back to shipped data", key="back_to_shipped", on_click=data.use_shipped)
+        right.button("Back to shipped data", key="back_to_shipped", on_click=_back_to_shipped)
+
+
+def _back_to_shipped() -> None:
+    """The whole app reruns: the sidebar's study list and slider bounds come from the data."""
+    data.use_shipped()
+    st.rerun()
 
 
 def notices(messages: list[str]) -> None:
@@ -98,7 +104,7 @@ def outcome_sections(
             st.subheader(result.label)
             pooled_block(result, filters)
             forest(result, filters, caption, key=f"{key_prefix}_{result.outcome}")
-    missing = [a.label.lower() for a in analyses if a.result is None]
+    missing = [a.label for a in analyses if a.result is None]
     if missing:
         st.info(f"Not reported as counts in this slice: {', '.join(missing)}.")
 
@@ -154,5 +160,8 @@ def exclusion_control(key: str) -> None:
     left, right = st.columns([3, 1])
     left.caption(f"Highlighted: **{study}** (click a study in any chart to highlight it).")
     right.button(
-        label, key=f"{key}_toggle", on_click=state.apply, args=(filters.toggle_exclusion(study),)
+        label,
+        key=f"{key}_toggle",
+        on_click=state.apply_everywhere,
+        args=(filters.toggle_exclusion(study),),
     )

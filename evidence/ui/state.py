@@ -30,6 +30,10 @@ from evidence.ui import data
 
 SESSION_KEY = "filters"
 NOTICES_KEY = "filter_notices"
+# app.py draws the page (everything a filter changes) as a fragment with this key, so a sidebar
+# change reruns the page alone: the sidebar already shows what was chosen, and redrawing its ~20
+# widgets cost the browser about 100 ms a change (bench/bench_app.py).
+PAGE_FRAGMENT = "page"
 W = "w_"  # widget key prefix
 MULTI = {
     "indication": INDICATIONS,
@@ -58,7 +62,12 @@ def current() -> tuple[Filters, list[str]]:
         st.session_state[NOTICES_KEY] = notices
     st.session_state[SESSION_KEY] = filters
     _write_url(filters)
-    return filters, st.session_state.get(NOTICES_KEY, [])
+    return filters, link_notices()
+
+
+def link_notices() -> list[str]:
+    """What was ignored in the link this view was opened with (until a filter changes)."""
+    return st.session_state.get(NOTICES_KEY, [])
 
 
 def _write_url(filters: Filters) -> None:
@@ -72,6 +81,13 @@ def apply(filters: Filters) -> None:
     st.session_state.pop(NOTICES_KEY, None)
     st.session_state[SESSION_KEY] = filters
     _write_url(filters)
+
+
+def apply_everywhere(filters: Filters) -> None:
+    """Callback for a control on the page that changes a filter: the whole app reruns, so the
+    sidebar shows the change too (a callback's st.rerun() halts it and reruns the app)."""
+    apply(filters)
+    st.rerun()
 
 
 def share_link(filters: Filters) -> str:
@@ -112,6 +128,7 @@ def _from_widgets() -> Filters:
 
 def _on_change() -> None:
     apply(_from_widgets())
+    st.rerun(PAGE_FRAGMENT)
 
 
 def _slider_value(
@@ -219,9 +236,13 @@ def sidebar(filters: Filters) -> None:
         on_change=_on_change,
         placeholder="none",
     )
-    left, right = bar.columns(2)
-    left.button("Reset filters", width="stretch", on_click=apply, args=(Filters(),))
-    with right.popover("Copy link", width="stretch"):
+    bar.button("Reset filters", width="stretch", on_click=apply, args=(Filters(),))
+
+
+def share_link_control(filters: Filters) -> None:
+    """ "Copy link" in the sidebar, drawn with the page because the link changes with the filters
+    (st.code has the copy button)."""
+    with st.sidebar.popover("Copy link to this view", width="stretch"):
         st.caption("This link restores exactly this view:")
         st.code(share_link(filters), language=None, wrap_lines=True)
 
