@@ -174,7 +174,7 @@ def test_reset_filters_clears_the_url(app: AppTest) -> None:
 def test_empty_slice_says_so_instead_of_a_number(app: AppTest) -> None:
     at = _open(app, "treatment", {"min_n": "100000"})
     assert not at.exception
-    assert "Not reported as counts in this slice: neurological response" in _text(at)
+    assert "Not reported as counts in this slice: Neurological response" in _text(at)
 
 
 def test_single_study_slice_pools_nothing(app: AppTest) -> None:
