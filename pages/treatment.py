@@ -5,7 +5,6 @@ import streamlit as st
 from evidence import analysis
 from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import components, data, state
-from evidence.ui.format import number
 
 st.title("Treatment of ICANS with anakinra")
 st.caption(
@@ -49,10 +48,5 @@ if subgroups is None:
     st.info("Subgroups need at least two studies reporting this outcome in the slice.")
 else:
     components.chart(data.subgroup_spec(active, active.key, filters, chosen, dimension))
-    st.markdown(
-        f"Test for subgroup differences: Q = {number(subgroups.qm)}, df = {subgroups.qm_df}, "
-        f"p = {number(subgroups.qm_p, 3)}"
-    )
-    for note in subgroups.notes:
-        st.caption(note)
-    st.caption(caption)
+    st.markdown(components.subgroup_test_line(subgroups))
+    st.caption("  \n".join([*subgroups.notes, caption]))

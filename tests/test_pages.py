@@ -219,3 +219,20 @@ def test_selecting_a_study_shows_where_each_number_was_read(app: AppTest) -> Non
     numbers = at.dataframe[1].value
     severe = numbers[(numbers["outcome"] == "Grade ≥ 3 ICANS") & numbers["use_in_analysis"]]
     assert severe["quote"].str.contains("9.7%").all() and len(severe) == 1
+
+
+def test_subgroup_test_line_reads_the_engine_result_in_words() -> None:
+    from evidence.meta.subgroups import subgroup_analysis
+    from evidence.ui.components import subgroup_test_line
+
+    counts = ([4, 9, 31, 12, 20, 3], [6, 14, 42, 30, 25, 10], list("aaabbb"))
+    z_test = subgroup_analysis(*counts)
+    line = subgroup_test_line(z_test)
+    assert f"Q = {z_test.qm:.2f}, df = 1, p = {z_test.qm_p:.3f}" in line
+    assert "τ² per subgroup: Q =" in line
+    f_test = subgroup_analysis(*counts, ci="hksj")
+    assert f"F = {f_test.qm:.2f}, df = 1, 4" in subgroup_test_line(f_test)
+    lonely = subgroup_analysis([4, 9], [6, 14], ["a", "b"])
+    assert lonely.qm is None
+    assert subgroup_test_line(lonely).endswith("not estimable in this slice (notes below).")
+    assert "None" not in subgroup_test_line(lonely)

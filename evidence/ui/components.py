@@ -8,7 +8,7 @@ import streamlit as st
 from evidence import charts
 from evidence.analysis import OutcomeAnalysis
 from evidence.filters import METHOD_LABELS, Filters
-from evidence.meta.results import PoolResult
+from evidence.meta.results import PoolResult, SubgroupResult
 from evidence.ui import data, state
 from evidence.ui.format import number, pct, pct_interval
 
@@ -91,6 +91,28 @@ def pooled_block(analysis: OutcomeAnalysis, filters: Filters) -> None:
         st.warning(analysis.message)
     # One caption rather than one per note: every element costs a message on each rerun.
     st.caption("  \n".join([*result.notes, method_line(result, filters)]))
+
+
+def subgroup_test_line(result: SubgroupResult) -> str:
+    """The test for subgroup differences in words, or why there is none."""
+    if result.qm is None:
+        return "Test for subgroup differences: not estimable in this slice (notes below)."
+    if result.qm_test == "F":
+        line = (
+            f"Test for subgroup differences (common τ², Hartung-Knapp): F = {number(result.qm)}, "
+            f"df = {result.qm_df}, {result.qm_df2}, p = {number(result.qm_p, 3)}"
+        )
+    else:
+        line = (
+            f"Test for subgroup differences (common τ²): Q = {number(result.qm)}, "
+            f"df = {result.qm_df}, p = {number(result.qm_p, 3)}"
+        )
+    if result.q_between_separate is not None:
+        line += (
+            f" · with a τ² per subgroup: Q = {number(result.q_between_separate)}, "
+            f"df = {result.q_between_separate_df}, p = {number(result.q_between_separate_p, 3)}"
+        )
+    return line
 
 
 def outcome_sections(
