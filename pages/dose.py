@@ -60,7 +60,7 @@ table, comparison = data.dose_comparisons(active, active.key, filters, chosen)
 if table.empty:
     st.info("No study in this slice reports this outcome separately for two dose levels.")
 else:
-    st.dataframe(table, hide_index=True)
+    components.study_table(table, list(table.columns), hide_index=True)
     if comparison is not None:
         st.markdown(
             f"Mantel-Haenszel risk ratio, higher vs lower dose: {number(comparison.estimate)} "

@@ -31,20 +31,19 @@ for code in analysis.PROPHYLAXIS_OUTCOMES:
             st.caption("No study in this slice reports a comparison cohort for this outcome.")
             continue
         st.markdown("**Beside the study's own comparison cohort**")
-        st.dataframe(
-            table[
-                [
-                    "label",
-                    "events",
-                    "total",
-                    "value",
-                    "comparator_label",
-                    "events_comparator",
-                    "total_comparator",
-                    "value_comparator",
-                    "quote",
-                    "quote_comparator",
-                ]
+        components.study_table(
+            table,
+            [
+                "label",
+                "events",
+                "total",
+                "value",
+                "comparator_label",
+                "events_comparator",
+                "total_comparator",
+                "value_comparator",
+                "quote",
+                "quote_comparator",
             ],
             hide_index=True,
             column_config={
@@ -80,20 +79,19 @@ if other.empty:
     )
 else:
     other = other.assign(outcome=other["outcome"].map(OUTCOME_LABELS))
-    st.dataframe(
-        other[
-            [
-                "label",
-                "outcome",
-                "events",
-                "total",
-                "value",
-                "unit",
-                "statistic",
-                "status",
-                "quote",
-                "source",
-            ]
+    components.study_table(
+        other,
+        [
+            "label",
+            "outcome",
+            "events",
+            "total",
+            "value",
+            "unit",
+            "statistic",
+            "status",
+            "quote",
+            "source",
         ],
         hide_index=True,
         column_config={"quote": st.column_config.TextColumn("Quote", width="large")},

@@ -3,6 +3,7 @@ the pooled number on screen equal to the engine's number for the same rows."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,3 +237,36 @@ def test_subgroup_test_line_reads_the_engine_result_in_words() -> None:
     assert lonely.qm is None
     assert subgroup_test_line(lonely).endswith("not estimable in this slice (notes below).")
     assert "None" not in subgroup_test_line(lonely)
+
+
+def _shaded_rows(table: object) -> set[int]:
+    """Row numbers a styled table shades with the highlight colour (Styler CSS selectors)."""
+    from evidence.ui.components import HIGHLIGHT_SHADE
+
+    styler = table.proto.arrow_data.styler
+    shaded: set[int] = set()
+    for rule in styler.styles.split("}"):
+        if HIGHLIGHT_SHADE in rule:
+            shaded |= {int(n) for n in re.findall(r"_row(\d+)_col\d+", rule)}
+    return shaded
+
+
+@pytest.mark.parametrize("study", ["Park2023", "Strati2023"])
+def test_tables_shade_the_study_highlighted_in_the_charts(
+    app: AppTest, shipped_db: Path, study: str
+) -> None:
+    """Park2023 has figures in the 'other figures' table; Strati2023 in the comparator table."""
+    with duckdb.connect(str(shipped_db), read_only=True) as con:
+        own_labels = {r[0] for r in con.execute(
+            "SELECT label FROM cohorts WHERE study_id = ?", [study]
+        ).fetchall()}  # fmt: skip
+    app.session_state["highlighted_study"] = study  # what a click on its marker sets
+    at = _open(app, "prophylaxis")
+    assert not at.exception
+    styled = [t for t in at.dataframe if t.proto.arrow_data.HasField("styler")]
+    assert styled, "no table shaded the highlighted study"
+    for table in styled:
+        labels = table.value["label"].tolist()
+        own = {i for i, label in enumerate(labels) if label in own_labels}
+        assert own and _shaded_rows(table) == own
+    assert f"Shaded: **{study}**" in _text(at)

@@ -3,6 +3,7 @@ caption and linked selection, and the banner saying which data is in use."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from evidence import charts
@@ -13,6 +14,7 @@ from evidence.ui import data, state
 from evidence.ui.format import number, pct, pct_interval
 
 HIGHLIGHT_KEY = "highlighted_study"
+HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okabe-Ito vermillion)
 
 
 def data_banner() -> None:
@@ -169,6 +171,20 @@ def _picked_study(event: object) -> str | None:
         if isinstance(point, dict) and point.get("study_id"):
             return str(point["study_id"])
     return None
+
+
+def study_table(frame: pd.DataFrame, columns: list[str], **dataframe_args: object) -> None:
+    """A table of study rows; the study clicked in a chart is shaded as it is in the charts."""
+    shown = frame[columns].reset_index(drop=True)
+    study = highlighted()
+    marked = frame["study_id"].eq(study).tolist() if study else []
+    if not any(marked):
+        st.dataframe(shown, **dataframe_args)
+        return
+    shade = f"background-color: {HIGHLIGHT_SHADE}"
+    styled = shown.style.apply(lambda row: [shade if marked[row.name] else ""] * len(row), axis=1)
+    st.dataframe(styled, **dataframe_args)
+    st.caption(f"Shaded: **{study}**, highlighted in the charts.")
 
 
 def exclusion_control(key: str) -> None:
