@@ -4,6 +4,10 @@ Readable on a projector (axis labels 13 px, titles 14 px) and colour-blind safe:
 palette (Okabe & Ito 2008, "Color Universal Design"), with shape and weight carrying meaning as
 well as colour. A point selection named `pick` on study markers lets a page highlight a clicked
 study everywhere and offer to exclude it.
+
+Each chart is a layout (`*_layout`: marks, scales, title) plus its rows (`*_data`: named
+datasets); `*_plot` joins them. The layout does not depend on the rows, so a dashboard can build
+it once per outcome and send new rows for each slice.
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ def forest_plot(
 
     `frame` is OutcomeAnalysis.forest_frame(): rows of row_type 'study' then one 'pooled'.
     """
+    return forest_layout(title, x_title).properties(datasets=forest_data(frame, highlight))
+
+
+def forest_data(frame: pd.DataFrame, highlight: str | None = None) -> dict[str, list[dict]]:
+    """The forest plot's rows: what its marks draw and its tooltips show."""
     data = _in_order(frame)
     data["x"] = data["proportion"]
     data["row"] = [
@@ -106,6 +115,12 @@ def forest_plot(
     ]
     data["estimate_text"] = _percent_with_ci(data["proportion"], data["ci_low"], data["ci_high"])
     data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
+    columns = [*FOREST_COLUMNS, "x", "row", "counts", "estimate_text", "highlighted", "order"]
+    return {"forest": _records(data, columns)}
+
+
+def forest_layout(title: str, x_title: str = "Proportion") -> alt.TopLevelMixin:
+    """Everything of the forest plot but its rows (the same for every slice of one outcome)."""
     y = alt.Y("row:N", sort=ORDER, title=None)
     tooltip = [
         alt.Tooltip("row:N", title="Study"),
@@ -148,23 +163,26 @@ def forest_plot(
     diamond = pooled.mark_point(
         shape="diamond", size=260, filled=True, color=OKABE_ITO["black"]
     ).encode(x="proportion:Q", tooltip=tooltip)
-    columns = [*FOREST_COLUMNS, "x", "row", "counts", "estimate_text", "highlighted", "order"]
     chart = alt.layer(ci, points, counts, pi, pooled_ci, diamond).properties(
-        title=title,
-        height=alt.Step(ROW_HEIGHT),
-        width="container",
-        padding={"right": 48},
-        datasets={"forest": _records(data, columns)},
+        title=title, height=alt.Step(ROW_HEIGHT), width="container", padding={"right": 48}
     )
     return _style(chart)
 
 
 def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
     """Pooled proportion per subgroup with its CI (frame: analysis.subgroup_frame)."""
+    return subgroup_layout(title).properties(datasets=subgroup_data(frame))
+
+
+def subgroup_data(frame: pd.DataFrame) -> dict[str, list[dict]]:
     data = _in_order(frame)
     data["x"] = data["ci_low"]
     data["row"] = [f"{g}  (k = {k})" for g, k in zip(data["subgroup"], data["k"], strict=True)]
     data["estimate_text"] = _percent_with_ci(data["estimate"], data["ci_low"], data["ci_high"])
+    return {"subgroups": _records(data)}
+
+
+def subgroup_layout(title: str) -> alt.TopLevelMixin:
     tooltip = [
         alt.Tooltip("row:N", title="Subgroup"),
         alt.Tooltip("estimate_text:N", title="Pooled [95% CI]"),
@@ -177,10 +195,7 @@ def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
         x="estimate:Q", tooltip=tooltip
     )
     chart = alt.layer(ci, point).properties(
-        title=title,
-        height=alt.Step(ROW_HEIGHT),
-        width="container",
-        datasets={"subgroups": _records(data)},
+        title=title, height=alt.Step(ROW_HEIGHT), width="container"
     )
     return _style(chart)
 
@@ -189,11 +204,25 @@ def dose_bubble_plot(
     points: pd.DataFrame, line: pd.DataFrame | None, title: str, highlight: str | None = None
 ) -> alt.TopLevelMixin:
     """Outcome proportion against anakinra mg/day; bubble area = patients; fitted line with CI."""
+    with_line = line is not None and not line.empty
+    return dose_layout(title, with_line).properties(datasets=dose_data(points, line, highlight))
+
+
+def dose_data(
+    points: pd.DataFrame, line: pd.DataFrame | None, highlight: str | None = None
+) -> dict[str, list[dict]]:
     data = points.copy()
     data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
     data["estimate_text"] = [
         f"{e}/{t} ({e / t:.1%})" for e, t in zip(data["events"], data["total"], strict=True)
     ]
+    datasets = {"points": _records(data), "threshold": [{"dose": REVIEW_DOSE_SPLIT}]}
+    if line is not None and not line.empty:
+        datasets["line"] = _records(line)
+    return datasets
+
+
+def dose_layout(title: str, with_line: bool) -> alt.TopLevelMixin:
     tooltip = [
         alt.Tooltip("label:N", title="Study"),
         alt.Tooltip("total:Q", title="n"),
@@ -235,9 +264,7 @@ def dose_bubble_plot(
         .encode(x="dose:Q")
     )
     layers = [threshold, ranges, bubbles]
-    datasets = {"points": _records(data), "threshold": [{"dose": REVIEW_DOSE_SPLIT}]}
-    if line is not None and not line.empty:
-        datasets["line"] = _records(line)
+    if with_line:
         band = (
             alt.Chart(_named("line"))
             .mark_area(opacity=0.2, color=OKABE_ITO["orange"])
@@ -249,19 +276,25 @@ def dose_bubble_plot(
             .encode(x="x:Q", y="estimate:Q")
         )
         layers = [band, fit, *layers]
-    chart = alt.layer(*layers).properties(
-        title=title, height=380, width="container", datasets=datasets
-    )
+    chart = alt.layer(*layers).properties(title=title, height=380, width="container")
     return _style(chart)
 
 
 def ratio_forest_plot(frame: pd.DataFrame, title: str, measure: str = "RR") -> alt.TopLevelMixin:
     """Risk or odds ratios per study and pooled, on a log axis with the line of no effect."""
+    return ratio_layout(title, measure).properties(datasets=ratio_data(frame))
+
+
+def ratio_data(frame: pd.DataFrame) -> dict[str, list[dict]]:
     data = _in_order(frame.dropna(subset=["ratio"]))
     data["text"] = [
         f"{r:.2f} [{lo:.2f}, {hi:.2f}]"
         for r, lo, hi in zip(data["ratio"], data["ci_low"], data["ci_high"], strict=True)
     ]
+    return {"ratios": _records(data), "no_effect": [{"one": 1.0}]}
+
+
+def ratio_layout(title: str, measure: str = "RR") -> alt.TopLevelMixin:
     y = alt.Y("label:N", sort=ORDER, title=None)
     x = alt.X("ci_low:Q", title=f"{measure} (log scale)", scale=alt.Scale(type="log"))
     tooltip = [alt.Tooltip("label:N"), alt.Tooltip("text:N", title=f"{measure} [95% CI]")]
@@ -274,9 +307,6 @@ def ratio_forest_plot(frame: pd.DataFrame, title: str, measure: str = "RR") -> a
     )
     one = alt.Chart(_named("no_effect")).mark_rule(color=OKABE_ITO["grey"]).encode(x="one:Q")
     chart = alt.layer(one, rules, marks).properties(
-        title=title,
-        height=alt.Step(ROW_HEIGHT),
-        width="container",
-        datasets={"ratios": _records(data), "no_effect": [{"one": 1.0}]},
+        title=title, height=alt.Step(ROW_HEIGHT), width="container"
     )
     return _style(chart)

@@ -74,7 +74,8 @@ def test_spec_sent_to_the_browser_carries_each_dataset_as_arrow_with_the_same_ro
 ) -> None:
     chart = charts.forest_plot(response.forest_frame(), response.label)
     rows = chart.to_dict()["datasets"]["forest"]
-    sent = vega_spec(chart)
+    layout = charts.forest_layout(response.label).to_dict(validate=False)
+    sent = vega_spec(layout, charts.forest_data(response.forest_frame()))
     table = pa.ipc.open_stream(io.BytesIO(sent["datasets"]["forest"])).read_all()
     back = table.to_pandas()
     assert back["row"].tolist() == [r["row"] for r in rows]

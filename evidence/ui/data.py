@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import altair as alt
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -151,20 +150,30 @@ def dose_regression(
     return analysis.dose_regression(outcome(_data, data_key, filters, outcome_code).rows, filters)
 
 
-# Chart specs are cached ready to send: building and validating an Altair chart cost ~300 ms a
-# rerun, and st.vega_lite_chart converts a dataset given as rows to Arrow on every call (~4 ms a
-# chart) but passes Arrow bytes through. A spec is a pure function of the same keys as the numbers
-# it draws plus the highlighted study.
-def vega_spec(chart: alt.TopLevelMixin) -> dict:
-    """The chart's Vega-Lite spec with each named dataset as Arrow IPC stream bytes, the form
-    Streamlit's frontend reads (streamlit/elements/vega_charts.py, _marshall_chart_data)."""
-    spec = chart.to_dict(validate=False)
-    spec["datasets"] = {name: _arrow_bytes(rows) for name, rows in spec["datasets"].items()}
-    return spec
+# Chart specs. Building and validating an Altair chart cost ~300 ms, nearly all of it the layout,
+# which depends only on the outcome's title: layouts are built once per process, and a slice only
+# adds its rows. Rows go as Arrow bytes, which st.vega_lite_chart passes through (it converts
+# rows given as records on every rerun, ~4 ms a chart).
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _layout(kind: str, *args: object) -> dict:
+    """A chart layout's Vega-Lite spec, shared read-only (specs below copy it, never change it)."""
+    builders = {
+        "forest": charts.forest_layout,
+        "subgroup": charts.subgroup_layout,
+        "dose": charts.dose_layout,
+        "ratio": charts.ratio_layout,
+    }
+    return builders[kind](*args).to_dict(validate=False)
+
+
+def vega_spec(layout: dict, datasets: dict[str, list[dict]]) -> dict:
+    """A layout with its rows, in the form Streamlit's frontend reads: each named dataset as Arrow
+    IPC stream bytes (streamlit/elements/vega_charts.py, _marshall_chart_data)."""
+    return {**layout, "datasets": {name: _arrow_bytes(rows) for name, rows in datasets.items()}}
 
 
 def _arrow_bytes(rows: list[dict]) -> bytes:
-    table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+    table = pa.Table.from_pylist(rows)  # straight from records: a DataFrame first costs ~2 ms
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -176,7 +185,8 @@ def forest_spec(
     _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, highlight: str | None
 ) -> dict:
     result = outcome(_data, data_key, filters, outcome_code)
-    return vega_spec(charts.forest_plot(result.forest_frame(), result.label, highlight))
+    rows = charts.forest_data(result.forest_frame(), highlight)
+    return vega_spec(_layout("forest", result.label), rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
@@ -187,7 +197,8 @@ def subgroup_spec(
     if result is None:
         return None
     title = outcome(_data, data_key, filters, outcome_code).label
-    return vega_spec(charts.subgroup_plot(analysis.subgroup_frame(result), title))
+    rows = charts.subgroup_data(analysis.subgroup_frame(result))
+    return vega_spec(_layout("subgroup", title), rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
@@ -200,7 +211,8 @@ def dose_spec(
         return None
     regression = dose_regression(_data, data_key, filters, outcome_code)
     line = analysis.regression_line(regression, points) if regression is not None else None
-    return vega_spec(charts.dose_bubble_plot(points, line, result.label, highlight))
+    layout = _layout("dose", result.label, line is not None and not line.empty)
+    return vega_spec(layout, charts.dose_data(points, line, highlight))
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
@@ -212,4 +224,4 @@ def comparator_spec(
         return None
     label = outcome(_data, data_key, filters, outcome_code).label
     title = f"{label}: risk ratio, anakinra vs comparison cohort"
-    return vega_spec(charts.ratio_forest_plot(comparison.to_frame(), title))
+    return vega_spec(_layout("ratio", title), charts.ratio_data(comparison.to_frame()))
