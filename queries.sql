@@ -46,19 +46,19 @@ WHERE c.arm = 'anakinra'
 ORDER BY s.year NULLS LAST, c.label;
 
 -- name: poolable_outcomes
--- Counts (events of total) chosen for analysis for one outcome in the given cohorts: the pooling input.
-SELECT o.outcome_id, o.cohort_id, o.study_id, c.label, o.events, o.total, o.definition,
+-- Counts (events of total) chosen for analysis in the given cohorts, every outcome at once (one
+-- query per slice rather than one per outcome): the pooling input.
+SELECT o.outcome, o.outcome_id, o.cohort_id, o.study_id, c.label, o.events, o.total, o.definition,
        o.timepoint, o.status, o.locator, o.quote, src.citation AS source, src.kind AS source_kind,
        src.url AS source_url, c.dose_mg_day_min, c.dose_mg_day_max, c.dose_band, c.products,
        c.grading_system, c.sub_indication, c.indication
 FROM outcomes AS o
 JOIN cohorts AS c USING (cohort_id)
 JOIN sources AS src USING (source_id)
-WHERE o.outcome = $outcome
-  AND o.use_in_analysis
+WHERE o.use_in_analysis
   AND o.events IS NOT NULL AND o.total IS NOT NULL AND o.total > 0
   AND list_contains($cohort_ids::VARCHAR[], o.cohort_id)
-ORDER BY c.label;
+ORDER BY o.outcome, c.label;
 
 -- name: outcome_rows
 -- Every extracted number (counts, percents, medians) in the given cohorts, with its provenance.

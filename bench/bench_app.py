@@ -72,7 +72,12 @@ from tests.browser_support import (  # noqa: E402
 )
 
 STUDY = "Wehrli2022"  # in the Treatment page's response outcome: excluding it re-pools
+# The three studies of that outcome (A, B, C), and studies without response counts whose
+# exclusion changes the filters but not the numbers.
+PAGE_STUDIES = ("LBCL2025", "Strati2020", "Wehrli2022")
+SALT_STUDIES = ("Park2023", "Gazeau2023", "Strati2023", "FHCC_OHSU2025", "IPTW_ASH2025")
 EXCLUDE_LABEL = "Exclude studies (sensitivity)"
+NEW = ", new slices"
 QUIET_MS = 300  # no chart change for this long (and no running indicator) = the redraw ended
 CHANGE_TIMEOUT_MS = 15_000
 PAGE_TIMEOUT_MS = 45_000
@@ -279,12 +284,14 @@ def cold_start(browser: Any, target: Target) -> dict[str, float]:
     }
 
 
-def _open_dropdown(page: Any) -> None:
+def _open_dropdown(page: Any, study: str = STUDY) -> None:
     """Open the exclusion multiselect until the option is listed (a first click can be lost)."""
     box = page.locator('[data-testid="stMultiSelect"]').filter(has_text=EXCLUDE_LABEL)
-    option = page.get_by_role("option", name=STUDY, exact=True)
+    option = page.get_by_role("option", name=study, exact=True)
     for _ in range(5):
         box.locator("input").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type(study)  # the list is virtualised: only matching options are drawn
         try:
             option.wait_for(state="visible", timeout=1_000)
             return
@@ -293,21 +300,38 @@ def _open_dropdown(page: Any) -> None:
     raise RuntimeError("the exclusion dropdown did not open")
 
 
-def _one_change(page: Any, exclude: bool) -> dict[str, float]:
-    """Commit one change (exclude or include STUDY again) and return its in-page timings."""
+def _one_change(page: Any, exclude: bool, study: str = STUDY) -> dict[str, float]:
+    """Commit one change (exclude or include `study` again) and return its in-page timings."""
     if exclude:
-        _open_dropdown(page)
+        _open_dropdown(page, study)
         page.evaluate("() => window.__bench.arm()")
-        page.get_by_role("option", name=STUDY, exact=True).click()
+        page.get_by_role("option", name=study, exact=True).click()
     else:
         page.evaluate("() => window.__bench.arm()")
-        page.locator(f'button[aria-label="Remove {STUDY}"]').click()
+        page.locator(f'button[aria-label="Remove {study}"]').click()
     page.wait_for_function("() => window.__bench.settled()", polling=50, timeout=CHANGE_TIMEOUT_MS)
     result = page.evaluate("() => window.__bench.result()")
     if exclude:
         page.keyboard.press("Escape")
     _settle(page)
     return result
+
+
+def _untimed_change(page: Any, exclude: bool, study: str) -> None:
+    """A change that is not timed (it may leave the pooled text as it was): wait for its URL."""
+    if exclude:
+        _open_dropdown(page, study)
+        page.get_by_role("option", name=study, exact=True).click()
+        page.keyboard.press("Escape")
+    else:
+        page.locator(f'button[aria-label="Remove {study}"]').click()
+    page.wait_for_function(
+        "([study, exclude]) => new URL(location.href).searchParams.getAll('exclude')"
+        ".includes(study) === exclude",
+        arg=[study, exclude],
+        timeout=CHANGE_TIMEOUT_MS,
+    )
+    _settle(page)
 
 
 def filter_changes(
@@ -329,6 +353,41 @@ def filter_changes(
                     print(f"  deadline: stopped {target.name} after {index} changes")
                     break
                 results.append(_one_change(page, exclude=index % 2 == 0))
+        finally:
+            page.context.close()
+    return results
+
+
+def fresh_filter_changes(
+    browser: Any, target: Target, changes: int, deadline: Deadline
+) -> list[dict[str, float]]:
+    """Time changes that each lead to a slice no cache has seen in this server process.
+
+    Each timed change toggles one of the three studies of the Treatment page's response outcome,
+    walking the exclusion sets {} -> {C} -> {B, C} -> {B} -> {A, B} -> {A} -> {A, C} (each new,
+    never all three excluded). Between rounds, untimed changes clear A, B and C and exclude one
+    more study that has no response counts: the pooled numbers go back to the start but the
+    filters, and so every cache key, are new. (The floor keys its precomputed states on the
+    three studies only, so after its first round it answers from memory: its floor.)
+    """
+    a, b, c = PAGE_STUDIES
+    walk = ((True, c), (True, b), (False, c), (True, a), (False, b), (True, c))
+    results: list[dict[str, float]] = []
+    with server(target) as (base, _, _):
+        page = _new_page(browser)
+        try:
+            page.goto(f"{base}{target.filter_path}")
+            page.wait_for_selector('[data-testid="stVegaLiteChart"] svg', timeout=PAGE_TIMEOUT_MS)
+            _settle(page)
+            page.evaluate(OBSERVER, QUIET_MS)
+            for salt in SALT_STUDIES:
+                for exclude, study in walk:
+                    if len(results) >= changes or deadline.left() < 15:
+                        return results
+                    results.append(_one_change(page, exclude, study))
+                for study in (a, c):  # back to none of the three: untimed
+                    _untimed_change(page, exclude=False, study=study)
+                _untimed_change(page, exclude=True, study=salt)
         finally:
             page.context.close()
     return results
@@ -440,12 +499,15 @@ def report(
         "Filter change on the sidebar's 'Exclude studies (sensitivity)' (ms from the committing "
         "click to pooled text and charts redrawn; in-page performance.now(); p95 nearest rank; "
         "server = click to the last websocket message before the redraw ended, browser = the "
-        "rest):",
+        f"rest). Plain rows toggle between two slices already cached; '{NEW}' rows go to a "
+        "slice not seen before every time:",
         "",
         "| App | changes | median | p95 | max | server (median) | browser (median) |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, runs in changes.items():
+        if not runs:
+            continue
         latency = [r["latency"] for r in runs]
         server_part = [r["lastMessage"] for r in runs if r["lastMessage"] is not None]
         browser_part = [
@@ -457,12 +519,17 @@ def report(
             f"{_ms(server_part) if server_part else '-'} | "
             f"{_ms(browser_part) if browser_part else '-'} |"
         )
-    app = [r["latency"] for r in changes["dashboard"]]
-    for name in ("floor", FLOOR_ALTAIR.name):
-        floor = [r["latency"] for r in changes.get(name, [])]
+    pairs = (
+        ("dashboard", "floor"),
+        ("dashboard", FLOOR_ALTAIR.name),
+        (f"dashboard{NEW}", f"floor{NEW}"),
+    )
+    for app_name, floor_name in pairs:
+        app = [r["latency"] for r in changes.get(app_name, [])]
+        floor = [r["latency"] for r in changes.get(floor_name, [])]
         if app and floor:
             lines.append(
-                f"| ratio dashboard / {name} | | "
+                f"| ratio {app_name} / {floor_name} | | "
                 f"{statistics.median(app) / statistics.median(floor):.2f} | "
                 f"{percentile(app, 95) / percentile(floor, 95):.2f} | | | |"
             )
@@ -526,6 +593,11 @@ def main(argv: list[str] | None = None) -> int:
                 changes[target.name] = _timed(
                     f"{change_count} changes {target.name}",
                     lambda t=target: filter_changes(browser, t, change_count, deadline),
+                )
+            for target in targets:
+                changes[f"{target.name}{NEW}"] = _timed(
+                    f"{change_count} changes to new slices {target.name}",
+                    lambda t=target: fresh_filter_changes(browser, t, change_count, deadline),
                 )
         finally:
             browser.close()

@@ -99,13 +99,21 @@ def slice_summary(cohorts: pd.DataFrame) -> dict[str, int]:
     }
 
 
+def poolable_rows(con: duckdb.DuckDBPyConnection, cohorts: pd.DataFrame) -> pd.DataFrame:
+    """The counts chosen for analysis in these cohorts, every outcome (column `outcome`)."""
+    return db.run(con, "poolable_outcomes", cohort_ids=cohorts["cohort_id"].tolist())
+
+
+def rows_of(poolable: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """One outcome's rows of `poolable_rows`, in cohort-label order."""
+    return poolable[poolable["outcome"] == outcome].reset_index(drop=True)
+
+
 def outcome_rows(
     con: duckdb.DuckDBPyConnection, cohorts: pd.DataFrame, outcome: str
 ) -> pd.DataFrame:
     """The counts chosen for analysis for `outcome` in these cohorts."""
-    return db.run(
-        con, "poolable_outcomes", outcome=outcome, cohort_ids=cohorts["cohort_id"].tolist()
-    )
+    return rows_of(poolable_rows(con, cohorts), outcome)
 
 
 def analyse_outcome(
