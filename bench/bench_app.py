@@ -318,19 +318,17 @@ def _one_change(page: Any, exclude: bool, study: str = STUDY) -> dict[str, float
 
 
 def _untimed_change(page: Any, exclude: bool, study: str) -> None:
-    """A change that is not timed (it may leave the pooled text as it was): wait for its URL."""
+    """A change that is not timed (it may leave the pooled text as it was): wait until the
+    sidebar shows it and the run it started has finished."""
+    tag = page.locator(f'button[aria-label="Remove {study}"]')
     if exclude:
         _open_dropdown(page, study)
         page.get_by_role("option", name=study, exact=True).click()
         page.keyboard.press("Escape")
+        tag.wait_for(state="visible", timeout=CHANGE_TIMEOUT_MS)
     else:
-        page.locator(f'button[aria-label="Remove {study}"]').click()
-    page.wait_for_function(
-        "([study, exclude]) => new URL(location.href).searchParams.getAll('exclude')"
-        ".includes(study) === exclude",
-        arg=[study, exclude],
-        timeout=CHANGE_TIMEOUT_MS,
-    )
+        tag.click()
+        tag.wait_for(state="detached", timeout=CHANGE_TIMEOUT_MS)
     _settle(page)
 
 
