@@ -401,7 +401,7 @@ def cache_miss_work(repeats: int) -> dict[str, float]:
     warnings.filterwarnings("ignore")
     from evidence import analysis, build, charts, db
     from evidence.filters import Filters
-    from evidence.ui.data import vega_spec
+    from evidence.ui.vega import vega_spec
 
     con = db.connect_read_only(build.DATABASE)
     filters = Filters(exclude=(STUDY,)).within("treatment")

@@ -3,7 +3,7 @@
 A minimal app with the same kinds of elements as the Treatment page's first panel: a title, a
 sidebar multiselect labelled "Exclude studies (sensitivity)" with the same study ids, a pooled
 number line in bold, and one forest plot drawn by the dashboard's own `charts.forest_plot` and
-sent as the dashboard sends it (`data.vega_spec`; three studies and a pooled row). Everything a
+sent as the dashboard sends it (`evidence.ui.vega`; three studies and a pooled row). Everything a
 rerun shows is PRECOMPUTED once per process, so a rerun costs only Streamlit's script run, the
 deltas on the websocket and the browser's redraw. The gap between the dashboard and this app is
 what the dashboard's own work adds.
@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # `streamlit run bench/floor_app.py` puts only be
     sys.path.insert(0, str(ROOT))
 
 from evidence import charts  # noqa: E402  (after the path fix above)
-from evidence.ui import data  # noqa: E402
+from evidence.ui.vega import vega_spec  # noqa: E402
 
 # The shipped studies' ids, so the benchmark drives the same options in both apps.
 STUDY_IDS = (
@@ -139,7 +139,7 @@ def precomputed(state: frozenset[str]) -> tuple[str, pd.DataFrame, dict[str, obj
     use (closed-form pooling and the rows: a few ms; the benchmark's warm-up visits the states
     it times)."""
     line, frame = _pooled_frame(state)
-    return line, frame, data.vega_spec(layout(), charts.forest_data(frame))
+    return line, frame, vega_spec(layout(), charts.forest_data(frame))
 
 
 st.set_page_config(page_title="Streamlit floor (benchmark)", layout="wide")

@@ -13,7 +13,7 @@ import pytest
 
 from evidence import analysis, build, charts
 from evidence.filters import Filters
-from evidence.ui.data import vega_spec
+from evidence.ui.vega import vega_spec
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from evidence import charts
 from evidence.analysis import OutcomeAnalysis
 from evidence.filters import METHOD_LABELS, Filters
 from evidence.meta.results import PoolResult, SubgroupResult
@@ -166,7 +165,9 @@ def _picked_study(event: object) -> str | None:
     )
     if not selection:
         return None
-    points = selection.get(charts.PICK) or []
+    from evidence.charts import PICK  # already imported: a chart was drawn (see data._charts)
+
+    points = selection.get(PICK) or []
     for point in points:
         if isinstance(point, dict) and point.get("study_id"):
             return str(point["study_id"])

@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 import streamlit as st
 
-from evidence import analysis, build, charts, db
+from evidence import analysis, build, db
 from evidence.filters import Filters
+from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
 UPLOAD_KEY = "uploaded_data"
@@ -160,9 +161,18 @@ def dose_regression(
 # which depends only on the outcome's title: layouts are built once per process, and a slice only
 # adds its rows. Rows go as Arrow bytes, which st.vega_lite_chart passes through (it converts
 # rows given as records on every rerun, ~4 ms a chart).
+def _charts() -> ModuleType:
+    """evidence.charts, imported on first use: Altair takes ~0.35 s to import, and the page a
+    cold start opens (Overview) draws no chart."""
+    from evidence import charts
+
+    return charts
+
+
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _layout(kind: str, *args: object) -> dict:
     """A chart layout's Vega-Lite spec, shared read-only (specs below copy it, never change it)."""
+    charts = _charts()
     builders = {
         "forest": charts.forest_layout,
         "subgroup": charts.subgroup_layout,
@@ -172,26 +182,12 @@ def _layout(kind: str, *args: object) -> dict:
     return builders[kind](*args).to_dict(validate=False)
 
 
-def vega_spec(layout: dict, datasets: dict[str, list[dict]]) -> dict:
-    """A layout with its rows, in the form Streamlit's frontend reads: each named dataset as Arrow
-    IPC stream bytes (streamlit/elements/vega_charts.py, _marshall_chart_data)."""
-    return {**layout, "datasets": {name: _arrow_bytes(rows) for name, rows in datasets.items()}}
-
-
-def _arrow_bytes(rows: list[dict]) -> bytes:
-    table = pa.Table.from_pylist(rows)  # straight from records: a DataFrame first costs ~2 ms
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 @st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=FAST_HASH)
 def forest_spec(
     _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, highlight: str | None
 ) -> dict:
     result = outcome(_data, data_key, filters, outcome_code)
-    rows = charts.forest_data(result.forest_frame(), highlight)
+    rows = _charts().forest_data(result.forest_frame(), highlight)
     return vega_spec(_layout("forest", result.label), rows)
 
 
@@ -203,7 +199,7 @@ def subgroup_spec(
     if result is None:
         return None
     title = outcome(_data, data_key, filters, outcome_code).label
-    rows = charts.subgroup_data(analysis.subgroup_frame(result))
+    rows = _charts().subgroup_data(analysis.subgroup_frame(result))
     return vega_spec(_layout("subgroup", title), rows)
 
 
@@ -218,7 +214,7 @@ def dose_spec(
     regression = dose_regression(_data, data_key, filters, outcome_code)
     line = analysis.regression_line(regression, points) if regression is not None else None
     layout = _layout("dose", result.label, line is not None and not line.empty)
-    return vega_spec(layout, charts.dose_data(points, line, highlight))
+    return vega_spec(layout, _charts().dose_data(points, line, highlight))
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
@@ -230,4 +226,4 @@ def comparator_spec(
         return None
     label = outcome(_data, data_key, filters, outcome_code).label
     title = f"{label}: risk ratio, anakinra vs comparison cohort"
-    return vega_spec(_layout("ratio", title), charts.ratio_data(comparison.to_frame()))
+    return vega_spec(_layout("ratio", title), _charts().ratio_data(comparison.to_frame()))
