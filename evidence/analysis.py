@@ -69,18 +69,15 @@ class OutcomeAnalysis:
         """Per-cohort rows joined with the engine's per-study numbers, plus the pooled row."""
         if self.result is None:
             return pd.DataFrame()
-        frame = self.result.to_frame()
-        study_part = frame[frame["row_type"] == "study"].reset_index(drop=True)
+        *studies, pooled = self.result.to_records()
         keys = self.rows[["cohort_id", "study_id", "label", "quote", "locator", "source"]]
-        study_part = pd.concat(
-            [study_part.drop(columns="label"), keys.reset_index(drop=True)], axis=1
-        )
-        if self.result.k < 2:  # one study: nothing pooled, so no diamond
-            return study_part
-        pooled = frame[frame["row_type"] == "pooled"].assign(
-            cohort_id=None, study_id=None, quote=None, locator=None, source=None
-        )
-        return pd.concat([study_part, pooled], ignore_index=True)
+        records = [
+            {**study, **key} for study, key in zip(studies, keys.to_dict("records"), strict=True)
+        ]
+        if self.result.k >= 2:  # one study: nothing pooled, so no diamond
+            empty_keys = dict.fromkeys(("cohort_id", "study_id", "quote", "locator", "source"))
+            records.append({**pooled, **empty_keys})
+        return pd.DataFrame(records)
 
 
 def cohort_slice(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:

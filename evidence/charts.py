@@ -42,17 +42,18 @@ def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     )
 
 
+def _clean(value: object) -> object:
+    """A JSON-ready cell: None for missing (a Vega-Lite spec must be valid JSON, no NaN), plain
+    Python numbers for numpy ones."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
 def _records(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[dict]:
-    """JSON-ready rows with None for missing cells: a Vega-Lite spec must be valid JSON (no NaN),
-    and pandas would turn None back into NaN in a float column."""
-
-    def clean(value: object) -> object:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        return value.item() if hasattr(value, "item") else value
-
+    """JSON-ready rows (pandas would turn None back into NaN in a float column)."""
     part = frame if columns is None else frame[list(columns)]
-    return [{k: clean(v) for k, v in row.items()} for row in part.to_dict("records")]
+    return [{k: _clean(v) for k, v in row.items()} for row in part.to_dict("records")]
 
 
 def _named(name: str) -> alt.NamedData:
@@ -75,12 +76,15 @@ FOREST_COLUMNS = (
 )  # fmt: skip
 
 
-def _percent_with_ci(estimates: pd.Series, lows: pd.Series, highs: pd.Series) -> list[str]:
+def _percent_text(estimate: float | None, low: float | None, high: float | None) -> str:
     """Tooltip text such as "70.8% [56.7%, 81.8%]", or "not estimable" where there is none."""
-    return [
-        f"{p:.1%} [{lo:.1%}, {hi:.1%}]" if pd.notna(p) else "not estimable"
-        for p, lo, hi in zip(estimates, lows, highs, strict=True)
-    ]
+    if estimate is None or pd.isna(estimate):
+        return "not estimable"
+    return f"{estimate:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def _percent_with_ci(estimates: pd.Series, lows: pd.Series, highs: pd.Series) -> list[str]:
+    return [_percent_text(*values) for values in zip(estimates, lows, highs, strict=True)]
 
 
 def _percent_axis(title: str, domain: Sequence[float] = (0, 1)) -> alt.X:
@@ -103,20 +107,22 @@ def forest_plot(
 
 
 def forest_data(frame: pd.DataFrame, highlight: str | None = None) -> dict[str, list[dict]]:
-    """The forest plot's rows: what its marks draw and its tooltips show."""
-    data = _in_order(frame)
-    data["x"] = data["proportion"]
-    data["row"] = [
-        label if kind == "study" else "Pooled estimate"
-        for label, kind in zip(data["label"], data["row_type"], strict=True)
-    ]
-    data["counts"] = [
-        f"{int(e)}/{int(t)}" for e, t in zip(data["events"], data["total"], strict=True)
-    ]
-    data["estimate_text"] = _percent_with_ci(data["proportion"], data["ci_low"], data["ci_high"])
-    data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
-    columns = [*FOREST_COLUMNS, "x", "row", "counts", "estimate_text", "highlighted", "order"]
-    return {"forest": _records(data, columns)}
+    """The forest plot's rows: what its marks draw and its tooltips show. Plain Python over the
+    records: for a few rows it is several times faster than column-wise pandas."""
+    rows = []
+    for order, source in enumerate(frame.to_dict("records")):
+        row = {column: _clean(source[column]) for column in FOREST_COLUMNS}
+        is_study = row["row_type"] == "study"
+        row |= {
+            "x": row["proportion"],
+            "row": source["label"] if is_study else "Pooled estimate",
+            "counts": f"{int(row['events'])}/{int(row['total'])}",
+            "estimate_text": _percent_text(row["proportion"], row["ci_low"], row["ci_high"]),
+            "highlighted": highlight is not None and row["study_id"] == highlight,
+            "order": order,
+        }
+        rows.append(row)
+    return {"forest": rows}
 
 
 def forest_layout(title: str, x_title: str = "Proportion") -> alt.TopLevelMixin:

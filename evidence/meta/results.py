@@ -93,7 +93,11 @@ class PoolResult:
         """Studies plus a pooled row, tidy, for forest plots and tables."""
         import pandas as pd
 
-        rows = [
+        return pd.DataFrame(self.to_records())
+
+    def to_records(self) -> list[dict[str, object]]:
+        """The rows of `to_frame` as plain dicts (no pandas round trip for a handful of rows)."""
+        rows: list[dict[str, object]] = [
             {
                 "row_type": "study",
                 "label": s.label,
@@ -126,7 +130,7 @@ class PoolResult:
                 "weight": 100.0 if self.k else None,
             }
         )
-        return pd.DataFrame(rows)
+        return rows
 
 
 @dataclass(frozen=True)
