@@ -337,6 +337,20 @@ def filter_changes(
 ) -> list[dict[str, float]]:
     """Time `changes` alternating exclude/include changes on a warm server."""
     results: list[dict[str, float]] = []
+    with _observed_page(browser, target) as page:
+        for exclude in (True, False):  # warm-up: caches filled, both states seen once
+            _one_change(page, exclude)
+        for index in range(changes):
+            if deadline.left() < 15:
+                print(f"  deadline: stopped {target.name} after {index} changes")
+                break
+            results.append(_one_change(page, exclude=index % 2 == 0))
+    return results
+
+
+@contextmanager
+def _observed_page(browser: Any, target: Target) -> Iterator[Any]:
+    """A fresh server with the target's filter page open, drawn, and the in-page observer on."""
     with server(target) as (base, _, _):
         page = _new_page(browser)
         try:
@@ -344,16 +358,9 @@ def filter_changes(
             page.wait_for_selector('[data-testid="stVegaLiteChart"] svg', timeout=PAGE_TIMEOUT_MS)
             _settle(page)
             page.evaluate(OBSERVER, QUIET_MS)
-            for exclude in (True, False):  # warm-up: caches filled, both states seen once
-                _one_change(page, exclude)
-            for index in range(changes):
-                if deadline.left() < 15:
-                    print(f"  deadline: stopped {target.name} after {index} changes")
-                    break
-                results.append(_one_change(page, exclude=index % 2 == 0))
+            yield page
         finally:
             page.context.close()
-    return results
 
 
 def fresh_filter_changes(
@@ -371,23 +378,15 @@ def fresh_filter_changes(
     a, b, c = PAGE_STUDIES
     walk = ((True, c), (True, b), (False, c), (True, a), (False, b), (True, c))
     results: list[dict[str, float]] = []
-    with server(target) as (base, _, _):
-        page = _new_page(browser)
-        try:
-            page.goto(f"{base}{target.filter_path}")
-            page.wait_for_selector('[data-testid="stVegaLiteChart"] svg', timeout=PAGE_TIMEOUT_MS)
-            _settle(page)
-            page.evaluate(OBSERVER, QUIET_MS)
-            for salt in SALT_STUDIES:
-                for exclude, study in walk:
-                    if len(results) >= changes or deadline.left() < 15:
-                        return results
-                    results.append(_one_change(page, exclude, study))
-                for study in (a, c):  # back to none of the three: untimed
-                    _untimed_change(page, exclude=False, study=study)
-                _untimed_change(page, exclude=True, study=salt)
-        finally:
-            page.context.close()
+    with _observed_page(browser, target) as page:
+        for salt in SALT_STUDIES:
+            for exclude, study in walk:
+                if len(results) >= changes or deadline.left() < 15:
+                    return results
+                results.append(_one_change(page, exclude, study))
+            for study in (a, c):  # back to none of the three: untimed
+                _untimed_change(page, exclude=False, study=study)
+            _untimed_change(page, exclude=True, study=salt)
     return results
 
 
