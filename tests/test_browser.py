@@ -165,6 +165,24 @@ def test_a_clicked_study_is_highlighted_and_excluding_it_updates_the_sidebar(
     page.context.close()
 
 
+def test_navigating_by_the_sidebar_keeps_the_slice(server: str, browser: object) -> None:
+    """Navigation runs inside the page fragment; a page change must still carry the filters."""
+    page = _page(browser, f"{server}/treatment?exclude=Wehrli2022")
+    excluded_value = page.locator("strong").first.inner_text()
+    page.get_by_role("link", name="Dose").click()
+    page.wait_for_url(re.compile(r"/dose\?.*exclude=Wehrli2022"), timeout=TIMEOUT_MS)
+    playwright_api.expect(page.locator("h1")).to_have_text("Anakinra dose", timeout=TIMEOUT_MS)
+    page.get_by_role("link", name="Treatment").click()
+    page.wait_for_url(re.compile(r"/treatment\?.*exclude=Wehrli2022"), timeout=TIMEOUT_MS)
+    _settle(page)
+    assert page.locator("strong").first.inner_text() == excluded_value
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    tag = sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Wehrli2022")
+    tag.wait_for(timeout=TIMEOUT_MS)
+    assert not page.errors, page.errors
+    page.context.close()
+
+
 def test_deep_link_to_a_fresh_server_gets_the_shared_sidebar(
     browser: object, tmp_path: Path
 ) -> None:
