@@ -13,8 +13,7 @@ st.set_page_config(
     layout="wide",
 )
 
-current, _ = state.current()
-state.sidebar(current)
+state.sidebar(state.current())
 
 
 @st.fragment(key=state.PAGE_FRAGMENT)

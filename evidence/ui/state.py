@@ -50,8 +50,9 @@ def _url_params() -> dict[str, list[str]]:
     return {key: st.query_params.get_all(key) for key in st.query_params}
 
 
-def current() -> tuple[Filters, list[str]]:
-    """Filters of this run (from the URL, else this session's last), and notices about the link."""
+def current() -> Filters:
+    """Filters of this run (from the URL, else this session's last); what the link had that was
+    ignored is kept for `link_notices`."""
     params = _url_params()
     if params:
         filters, notices = Filters.from_query_params(params)
@@ -62,7 +63,7 @@ def current() -> tuple[Filters, list[str]]:
         st.session_state[NOTICES_KEY] = notices
     st.session_state[SESSION_KEY] = filters
     _write_url(filters)
-    return filters, link_notices()
+    return filters
 
 
 def link_notices() -> list[str]:
