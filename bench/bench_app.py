@@ -51,12 +51,10 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,8 +65,7 @@ sys.path.insert(0, str(ROOT))
 from tests.browser_support import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
-    free_port,
-    streamlit_command,
+    streamlit_process,
 )
 
 STUDY = "Wehrli2022"  # in the Treatment page's response outcome: excluding it re-pools
@@ -81,7 +78,6 @@ NEW = ", new slices"
 QUIET_MS = 300  # no chart change for this long (and no running indicator) = the redraw ended
 CHANGE_TIMEOUT_MS = 15_000
 PAGE_TIMEOUT_MS = 45_000
-STARTUP_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -205,47 +201,9 @@ def ensure_database() -> str:
     return "rebuilt" if rebuilt else "up to date"
 
 
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-@contextmanager
-def server(target: Target) -> Iterator[tuple[str, float, float]]:
-    """Spawn `streamlit run` on a free loopback port; yield (url, spawn time, health time).
-
-    Times are time.perf_counter() values; the process is always terminated on exit.
-    """
-    port = free_port()
-    command = streamlit_command(target.script, port)
-    (ROOT / "artifacts").mkdir(exist_ok=True)
-    log = open(ROOT / "artifacts" / f"bench-{port}.log", "w")  # noqa: SIM115
-    base = f"http://127.0.0.1:{port}"
-    spawned = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, **dict(target.env)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        while not _healthy(base):
-            if time.perf_counter() - spawned > STARTUP_TIMEOUT_S or process.poll() is not None:
-                raise RuntimeError(f"{target.script} did not start; see {log.name}")
-            time.sleep(0.02)
-        yield base, spawned, time.perf_counter()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+def server(target: Target) -> AbstractContextManager[tuple[str, float, float]]:
+    """`streamlit run` for `target`; yields (url, spawn time, health time), perf_counter values."""
+    return streamlit_process(target.script, dict(target.env), log_prefix="bench")
 
 
 def _new_page(browser: Any) -> Any:
