@@ -18,8 +18,7 @@ filters = state.filters()
 active = data.active()
 chosen = filters.outcome or "icans_response"
 result = data.outcome(active, active.key, filters, chosen)
-summary = analysis.slice_summary(data.cohorts(active, active.key, filters))
-caption = filters.describe(summary["studies"], summary["patients"])
+caption = components.slice_caption(filters)
 st.subheader(f"{OUTCOME_LABELS[chosen]} against dose (pick the outcome in the sidebar)")
 
 points = analysis.dose_points(result.rows)

@@ -17,8 +17,7 @@ if filters is None:
     st.stop()
 active = data.active()
 cohorts = data.cohorts(active, active.key, filters)
-summary = analysis.slice_summary(cohorts)
-caption = filters.describe(summary["studies"], summary["patients"])
+caption = components.slice_caption(filters)
 
 for code in analysis.PROPHYLAXIS_OUTCOMES:
     result = data.outcome(active, active.key, filters, code)

@@ -15,8 +15,7 @@ st.caption(
 filters = state.filters()
 active = data.active()
 cohorts = data.cohorts(active, active.key, filters)
-summary = analysis.slice_summary(cohorts)
-caption = filters.describe(summary["studies"], summary["patients"])
+caption = components.slice_caption(filters)
 
 components.outcome_sections(
     [data.outcome(active, active.key, filters, code) for code in analysis.SAFETY_OUTCOMES],

@@ -17,8 +17,7 @@ if filters is None:
     st.info("The indication filter in the sidebar leaves out every treatment cohort.")
     st.stop()
 active = data.active()
-summary = analysis.slice_summary(data.cohorts(active, active.key, filters))
-caption = filters.describe(summary["studies"], summary["patients"])
+caption = components.slice_caption(filters)
 
 components.outcome_sections(
     [data.outcome(active, active.key, filters, code) for code in analysis.TREATMENT_OUTCOMES],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from evidence.analysis import OutcomeAnalysis
+from evidence.analysis import OutcomeAnalysis, slice_summary
 from evidence.filters import METHOD_LABELS, Filters
 from evidence.meta.results import PoolResult, SubgroupResult
 from evidence.ui import data, state
@@ -37,6 +37,13 @@ def notices(messages: list[str]) -> None:
 
 def highlighted() -> str | None:
     return st.session_state.get(HIGHLIGHT_KEY)
+
+
+def slice_caption(filters: Filters) -> str:
+    """The slice in plain words (studies, patients), the caption under every chart of a page."""
+    active = data.active()
+    summary = slice_summary(data.cohorts(active, active.key, filters))
+    return filters.describe(summary["studies"], summary["patients"])
 
 
 def headline(result: PoolResult) -> tuple[str, str]:
