@@ -24,7 +24,6 @@ import datetime as dt
 import io
 import math
 import re
-import zipfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from evidence.sheets import SHEETS, Sheet
-from evidence.template import CSV_README_NAME, ZIP_DATE_TIME, csv_readme, write_workbook
+from evidence.template import sheets_zip, write_workbook
 
 # The characters OWASP lists as able to start a formula in a spreadsheet.
 INJECTION_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
@@ -188,22 +187,12 @@ def export_csv_zip(con: duckdb.DuckDBPyConnection) -> bytes:
     CSVs are written without a BOM, like the sheets kept in git, so an exported set can be
     committed to data/extraction as it is.
     """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for sheet in SHEETS:
-            text = io.StringIO()
-            writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(sheet.column_names)
-            for row in export_rows(con, sheet):
-                writer.writerow([sheet_text(v) for v in row])
-            zf.writestr(
-                zipfile.ZipInfo(f"{sheet.name}.csv", ZIP_DATE_TIME),
-                text.getvalue(),
-                compress_type=zipfile.ZIP_DEFLATED,
-            )
-        zf.writestr(
-            zipfile.ZipInfo(CSV_README_NAME, ZIP_DATE_TIME),
-            csv_readme(),
-            compress_type=zipfile.ZIP_DEFLATED,
-        )
-    return buffer.getvalue()
+    texts = {}
+    for sheet in SHEETS:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(sheet.column_names)
+        for row in export_rows(con, sheet):
+            writer.writerow([sheet_text(v) for v in row])
+        texts[sheet.name] = text.getvalue()
+    return sheets_zip(texts)

@@ -325,19 +325,19 @@ def _header_csv(sheet: Sheet) -> str:
 
 def template_csv_zip() -> bytes:
     """The blank CSV template: `<sheet>.csv` header rows plus README.txt, as one zip."""
+    return sheets_zip({sheet.name: _header_csv(sheet) for sheet in SHEETS})
+
+
+def sheets_zip(csv_texts: dict[str, str]) -> bytes:
+    """`<sheet>.csv` for each text plus README.txt, as one zip with fixed timestamps (the same
+    content always gives the same bytes)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for sheet in SHEETS:
+        files = {f"{name}.csv": text for name, text in csv_texts.items()}
+        for name, text in {**files, CSV_README_NAME: csv_readme()}.items():
             zf.writestr(
-                zipfile.ZipInfo(f"{sheet.name}.csv", ZIP_DATE_TIME),
-                _header_csv(sheet),
-                compress_type=zipfile.ZIP_DEFLATED,
+                zipfile.ZipInfo(name, ZIP_DATE_TIME), text, compress_type=zipfile.ZIP_DEFLATED
             )
-        zf.writestr(
-            zipfile.ZipInfo(CSV_README_NAME, ZIP_DATE_TIME),
-            csv_readme(),
-            compress_type=zipfile.ZIP_DEFLATED,
-        )
     return buffer.getvalue()
 
 
