@@ -26,27 +26,32 @@ regression = data.dose_regression(active, active.key, filters, chosen)
 if points.empty:
     st.info("No cohort in this slice reports both this outcome as a count and a mg/day dose.")
 else:
-    spec = data.dose_spec(active, active.key, filters, chosen, components.highlighted())
-    components.selectable_chart(spec, "dose_chart")
-    st.caption(
+    chart_caption = (
         f"{caption}. Bubble area = patients; horizontal lines = reported dose range; "
         "dashed line = the review's 200 mg/day split."
     )
-    components.exclusion_control("dose")
     if regression is None:
-        st.info(
+        regression_line = (
             f"Meta-regression needs at least {analysis.MIN_STUDIES_FOR_REGRESSION} cohorts with "
             "different mg/day doses; this slice has "
             f"{len(points)} cohort(s) with {points['dose_mid'].nunique()} distinct dose(s)."
         )
     else:
-        st.markdown(
+        regression_line = (
             f"Meta-regression (logit scale, REML): slope per 100 mg/day "
             f"{number(100 * regression.slope, 3)} "
             f"(95% CI {number(100 * regression.ci_low_slope, 3)} to "
             f"{number(100 * regression.ci_high_slope, 3)}), p = {number(regression.p_slope, 3)}, "
             f"residual τ² = {number(regression.tau2, 3)}, k = {regression.k}."
         )
+    spec = data.dose_spec(active, active.key, filters, chosen, components.highlighted())
+    components.selectable_chart(spec, f"dose_{chosen}", [chart_caption, regression_line])
+    st.caption(chart_caption)
+    components.exclusion_control("dose")
+    if regression is None:
+        st.info(regression_line)
+    else:
+        st.markdown(regression_line)
 missing = result.rows[result.rows["dose_mg_day_max"].isna()]
 if not missing.empty:
     st.caption(

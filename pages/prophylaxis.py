@@ -61,12 +61,17 @@ for code in analysis.PROPHYLAXIS_OUTCOMES:
             },
         )
         if comparison is not None:
-            components.chart(data.comparator_spec(active, active.key, filters, code))
-            st.markdown(
+            ratio_line = (
                 f"Mantel-Haenszel risk ratio {comparison.estimate:.2f} "
                 f"(95% CI {comparison.ci_low:.2f}–{comparison.ci_high:.2f}), k = {comparison.k}. "
                 "Historical or matched comparison cohorts, not randomised."
             )
+            components.chart(
+                data.comparator_spec(active, active.key, filters, code),
+                f"ratio_{code}",
+                [caption, ratio_line],
+            )
+            st.markdown(ratio_line)
 
 st.header("Hospital stay and other reported figures")
 rows = data.query(active, active.key, "outcome_rows", cohort_ids=tuple(cohorts["cohort_id"]))

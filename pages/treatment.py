@@ -46,6 +46,11 @@ subgroups = data.subgroups(active, active.key, filters, chosen, dimension)
 if subgroups is None:
     st.info("Subgroups need at least two studies reporting this outcome in the slice.")
 else:
-    components.chart(data.subgroup_spec(active, active.key, filters, chosen, dimension))
-    st.markdown(components.subgroup_test_line(subgroups))
+    test_line = components.subgroup_test_line(subgroups)
+    components.chart(
+        data.subgroup_spec(active, active.key, filters, chosen, dimension),
+        f"subgroups_{chosen}_{dimension}",
+        [caption, test_line],
+    )
+    st.markdown(test_line)
     st.caption("  \n".join([*subgroups.notes, caption]))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence import build, charts
+from evidence import build, charts, figures
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -161,6 +161,34 @@ def test_a_clicked_study_is_highlighted_and_excluding_it_updates_the_sidebar(
     tag = sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="Wehrli2022")
     tag.wait_for(timeout=TIMEOUT_MS)  # the sidebar shows an exclusion made on the page
     assert "exclude=Wehrli2022" in _copied_link(page)
+    assert not page.errors, page.errors
+    page.context.close()
+
+
+def test_a_forest_plot_downloads_as_a_png_of_the_chart_shown(server: str, browser: object) -> None:
+    """The click gives a PNG of the chart at twice the export width, made on the click
+    (deferred) without rerunning the page: the highlight and the pooled line stay."""
+    page = _page(browser, f"{server}/treatment?exclude=Strati2020")
+    marker = page.locator(
+        '[data-testid="stVegaLiteChart"] svg '
+        'path[aria-roledescription="square"][aria-label*="Wehrli 2022"]'
+    ).first
+    marker.wait_for(timeout=TIMEOUT_MS)
+    marker.click()
+    page.get_by_role("button", name="Exclude Wehrli2022 and re-pool").wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    pooled = page.locator("strong").first.inner_text()
+    button = page.locator(".st-key-forest_icans_response_png button")
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        button.click()
+    assert download.value.suggested_filename == "anakinra-forest_icans_response.png"
+    png = Path(download.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk
+    assert width >= figures.PNG_SCALE * figures.EXPORT_WIDTH
+    _settle(page)
+    assert page.locator("strong").first.inner_text() == pooled
+    assert marker.get_attribute("fill") == charts.OKABE_ITO["vermillion"]  # still highlighted
     assert not page.errors, page.errors
     page.context.close()
 

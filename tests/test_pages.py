@@ -270,3 +270,22 @@ def test_tables_shade_the_study_highlighted_in_the_charts(
         own = {i for i, label in enumerate(labels) if label in own_labels}
         assert own and _shaded_rows(table) == own
     assert f"Shaded: **{study}**" in _text(at)
+
+
+@pytest.mark.parametrize(
+    ("page", "charts"),
+    [
+        ("treatment", {"forest_icans_response", "subgroups_icans_response_product"}),
+        ("prophylaxis", {"forest_any_icans", "forest_grade3plus_icans"}),
+        ("dose", {"dose_icans_response"}),
+    ],
+)
+def test_every_chart_offers_a_png_download(app: AppTest, page: str, charts: set) -> None:
+    """Each chart drawn has its download, made only on click (deferred, no rerun)."""
+    at = _open(app, page)
+    buttons = {b.proto.id.rsplit("-", 1)[-1]: b.proto for b in at.get("download_button")}
+    for chart in charts:
+        button = buttons[f"{chart}_png"]
+        assert button.label == "Download chart (PNG)"
+        assert button.deferred_file_id and button.ignore_rerun
+    assert len(buttons) == len(at.get("vega_lite_chart"))  # no chart without its download

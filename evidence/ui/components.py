@@ -3,9 +3,13 @@ caption and linked selection, and the banner saying which data is in use."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
+from evidence import figures
 from evidence.analysis import OutcomeAnalysis, slice_summary
 from evidence.filters import METHOD_LABELS, Filters
 from evidence.meta.results import PoolResult, SubgroupResult
@@ -80,21 +84,25 @@ def method_line(result: PoolResult, filters: Filters) -> str:
     return text
 
 
+def result_sentence(result: PoolResult) -> str:
+    """The pooled estimate in one line, or with one study that study's own proportion."""
+    if result.k != 1:
+        return pooled_sentence(result)
+    only = result.studies[0]
+    return (
+        f"One study only — **{only.label}**: {only.events}/{only.total} = "
+        f"**{pct(only.proportion)}** (exact 95% CI {pct_interval(only.ci_low, only.ci_high)}). "
+        "Nothing is pooled."
+    )
+
+
 def pooled_block(analysis: OutcomeAnalysis, filters: Filters) -> None:
     """The pooled number, or a plain message in its place when there is nothing to pool."""
     if analysis.result is None:
         st.info(analysis.message or "Nothing to pool in this slice.")
         return
     result = analysis.result
-    if result.k == 1:
-        only = result.studies[0]
-        st.markdown(
-            f"One study only — **{only.label}**: {only.events}/{only.total} = "
-            f"**{pct(only.proportion)}** (exact 95% CI {pct_interval(only.ci_low, only.ci_high)}). "
-            "Nothing is pooled."
-        )
-    else:
-        st.markdown(pooled_sentence(result))
+    st.markdown(result_sentence(result))
     if analysis.message and result.k != 1:
         st.warning(analysis.message)
     # One caption rather than one per note: every element costs a message on each rerun.
@@ -144,26 +152,50 @@ def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) 
     if analysis.result is None:
         return
     active = data.active()
+    notes = [caption, result_sentence(analysis.result), method_line(analysis.result, filters)]
     selectable_chart(
-        data.forest_spec(active, active.key, filters, analysis.outcome, highlighted()), key
+        data.forest_spec(active, active.key, filters, analysis.outcome, highlighted()), key, notes
     )
     st.caption(caption)
     exclusion_control(key)
 
 
-def chart(spec: dict) -> None:
-    """Render a cached Vega-Lite spec with the charts' own theme (Streamlit's collapses rows)."""
+def chart(spec: dict, key: str, notes: Sequence[str]) -> None:
+    """Render a cached Vega-Lite spec with the charts' own theme (Streamlit's collapses rows),
+    with its downloads; `notes` go under the title of a downloaded file."""
     st.vega_lite_chart(spec, width="stretch", theme=None)
+    chart_download(spec, key, notes)
 
 
-def selectable_chart(spec: dict, key: str) -> None:
+def selectable_chart(spec: dict, key: str, notes: Sequence[str]) -> None:
     """Render a chart whose study markers can be clicked; a click highlights that study on
     every chart of the page (the rerun redraws them with the highlight)."""
     event = st.vega_lite_chart(spec, on_select="rerun", key=key, width="stretch", theme=None)
+    chart_download(spec, key, notes)
     picked = _picked_study(event)
     if picked and picked != highlighted():
         st.session_state[HIGHLIGHT_KEY] = picked
         st.rerun()
+
+
+def chart_download(spec: dict, key: str, notes: Sequence[str]) -> None:
+    """The chart as shown, as a PNG for an evidence profile or a slide (twice the screen size, the
+    notes and data version under its title). The file is made only when the button is clicked (a
+    deferred download, ~0.1 s) and the click does not rerun the page. One button per chart: each
+    element costs every filter change a few ms of redraw (SVG and PNG side by side cost ~20 ms
+    on the Treatment page; `evidence.figures` makes either from Python)."""
+    active = data.active()
+    lines = figures.export_notes(notes, active.label, active.key)
+    st.download_button(
+        "Download chart (PNG)",
+        data=partial(figures.chart_file, spec, lines, "png"),
+        file_name=f"anakinra-{key}.png",
+        mime=figures.MIME["png"],
+        on_click="ignore",
+        key=f"{key}_png",
+        type="tertiary",
+        icon=":material/download:",
+    )
 
 
 def _picked_study(event: object) -> str | None:

@@ -1,0 +1,67 @@
+"""Chart files: an exported forest plot shows the rows the page showed, with the slice, the
+pooled numbers and the data version under its title, as SVG and as a PNG sharp enough to print."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+import duckdb
+import pytest
+
+from evidence import analysis, build, charts, figures
+from evidence.filters import Filters
+from evidence.ui.vega import vega_spec
+
+pytest.importorskip("vl_convert")
+
+NOTES = ["Treatment of ICANS: 3 studies, 62 patients", "**71.0%** (95% CI 58.6%–80.9%)"]
+
+
+@pytest.fixture(scope="module")
+def shown_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, dict]]:
+    """The Treatment page's forest plot as the page sends it, with Strati 2020 highlighted."""
+    target = tmp_path_factory.mktemp("figures") / "anakinra.duckdb"
+    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
+    with duckdb.connect(str(target), read_only=True) as con:
+        result = analysis.analyse_outcome(con, Filters(), "icans_response")
+    rows = charts.forest_data(result.forest_frame(), highlight="Strati2020")
+    layout = charts.forest_layout(result.label).to_dict(validate=False)
+    yield vega_spec(layout, rows), rows
+
+
+def test_standalone_spec_carries_the_same_rows_the_page_was_sent(shown_spec) -> None:
+    spec, rows = shown_spec
+    standalone = figures.standalone_spec(spec, NOTES)
+    assert standalone["datasets"] == rows
+    assert isinstance(spec["datasets"]["forest"], bytes)  # the page's spec is left as it was
+    assert standalone["width"] == figures.EXPORT_WIDTH  # "container" has no width in a file
+    assert standalone["title"] == {"text": "Neurological response / improvement", "subtitle": NOTES}
+
+
+def test_export_notes_are_plain_text_ending_with_the_data_version() -> None:
+    lines = figures.export_notes([*NOTES, ""], "the shipped extraction", "shipped:0123456789abcdef")
+    assert lines[1] == "71.0% (95% CI 58.6%–80.9%)"  # markdown emphasis removed
+    assert len(lines) == 3
+    assert "data: the shipped extraction (shipped:0123456789abcdef)" in lines[-1]
+
+
+def test_svg_shows_every_study_the_highlight_and_the_notes(shown_spec) -> None:
+    spec, rows = shown_spec
+    notes = figures.export_notes(NOTES, "the shipped extraction", "shipped:0123456789abcdef")
+    svg = figures.chart_file(spec, notes, "svg").decode("utf-8")
+    assert svg.startswith("<svg")
+    for row in rows["forest"]:
+        assert row["row"] in svg
+    for note in notes:
+        assert note in svg
+    assert charts.OKABE_ITO["vermillion"] in svg  # Strati 2020 drawn highlighted, as on screen
+
+
+def test_png_is_a_white_image_twice_the_export_width(shown_spec) -> None:
+    spec, _ = shown_spec
+    png = figures.chart_file(spec, NOTES, "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert width >= figures.PNG_SCALE * figures.EXPORT_WIDTH
+    assert height > 200
