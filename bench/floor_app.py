@@ -14,7 +14,6 @@ Run alone with: .venv/bin/streamlit run bench/floor_app.py
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -148,11 +147,7 @@ excluded = st.sidebar.multiselect(
     "Exclude studies (sensitivity)", list(STUDY_IDS), key="exclude", placeholder="none"
 )
 relevant = frozenset(excluded) & {s[0] for s in STUDIES}
-line, frame, spec = precomputed(relevant if len(relevant) < len(STUDIES) else frozenset())
+line, _, spec = precomputed(relevant if len(relevant) < len(STUDIES) else frozenset())
 st.subheader(TITLE)
 st.markdown(line)
-if os.environ.get("FLOOR_CHART", "spec") == "altair":
-    chart = charts.forest_plot(frame, TITLE)
-    st.altair_chart(chart, on_select="rerun", key="forest", width="stretch", theme=None)
-else:
-    st.vega_lite_chart(spec, on_select="rerun", key="forest", width="stretch", theme=None)
+st.vega_lite_chart(spec, on_select="rerun", key="forest", width="stretch", theme=None)
