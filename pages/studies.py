@@ -8,6 +8,8 @@ from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import components, data, state
 from evidence.ui.format import NOT_REPORTED
 
+TABLE_KEY = "studies_table"
+
 st.title("Studies and the provenance of every number")
 filters = state.filters()
 active = data.active()
@@ -50,12 +52,15 @@ columns = [
     "doi_link",
     "nct_id",
 ]
-event = st.dataframe(
-    shown[columns],
+# A row picked here is the highlighted study everywhere; one picked in a chart is shaded here.
+components.highlight(components.picked_row(shown, TABLE_KEY))
+event = components.study_table(
+    shown,
+    columns,
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
-    key="studies_table",
+    key=TABLE_KEY,
     column_config={
         "study_id": "Study",
         "first_author": "First author",
@@ -85,7 +90,6 @@ st.download_button(
 rows = event.selection.rows if event and event.selection else []
 if rows:
     study_id = shown.iloc[rows[0]]["study_id"]
-    st.session_state[components.HIGHLIGHT_KEY] = study_id
     record = shown.iloc[rows[0]]
     author = study_id if record["first_author"] == NOT_REPORTED else record["first_author"]
     year = "" if pd.isna(record["year"]) else int(record["year"])

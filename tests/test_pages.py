@@ -272,6 +272,22 @@ def test_tables_shade_the_study_highlighted_in_the_charts(
     assert f"Shaded: **{study}**" in _text(at)
 
 
+def test_studies_table_shades_the_highlighted_study_and_a_picked_row_moves_it(
+    app: AppTest,
+) -> None:
+    app.session_state["highlighted_study"] = "Wehrli2022"  # clicked in a chart elsewhere
+    at = _open(app, "studies")
+    table = at.dataframe[0]
+    ids = table.value["study_id"].tolist()
+    assert _shaded_rows(table) == {ids.index("Wehrli2022")}
+    # Picking Park2023's row makes it the highlighted study, shaded in this very run.
+    at.session_state["studies_table"] = {"selection": {"rows": [ids.index("Park2023")]}}
+    at.run()
+    assert at.session_state["highlighted_study"] == "Park2023"
+    assert _shaded_rows(at.dataframe[0]) == {ids.index("Park2023")}
+    assert "Shaded: **Park2023**" in _text(at)
+
+
 @pytest.mark.parametrize(
     ("page", "charts"),
     [

@@ -43,6 +43,22 @@ def highlighted() -> str | None:
     return st.session_state.get(HIGHLIGHT_KEY)
 
 
+def highlight(study_id: str | None) -> None:
+    """Make `study_id` the study highlighted on every page (None leaves the highlight as is)."""
+    if study_id:
+        st.session_state[HIGHLIGHT_KEY] = study_id
+
+
+def picked_row(frame: pd.DataFrame, table_key: str) -> str | None:
+    """The study of the row selected in a selectable table, read before the table is drawn so
+    that this run already shades it (the widget's state holds the selection of the last click)."""
+    selection = st.session_state.get(table_key, {}).get("selection", {})
+    rows = selection.get("rows", []) if isinstance(selection, dict) else []
+    if not rows or rows[0] >= len(frame):
+        return None
+    return str(frame.iloc[rows[0]]["study_id"])
+
+
 def slice_caption(filters: Filters) -> str:
     """The slice in plain words (studies, patients), the caption under every chart of a page."""
     active = data.active()
@@ -213,18 +229,19 @@ def _picked_study(event: object) -> str | None:
     return None
 
 
-def study_table(frame: pd.DataFrame, columns: list[str], **dataframe_args: object) -> None:
-    """A table of study rows; the study clicked in a chart is shaded as it is in the charts."""
+def study_table(frame: pd.DataFrame, columns: list[str], **dataframe_args: object) -> object:
+    """A table of study rows; the study clicked in a chart is shaded as it is in the charts.
+    Returns what st.dataframe returns (the selection, for a selectable table)."""
     shown = frame[columns].reset_index(drop=True)
     study = highlighted()
     marked = frame["study_id"].eq(study).tolist() if study else []
     if not any(marked):
-        st.dataframe(shown, **dataframe_args)
-        return
+        return st.dataframe(shown, **dataframe_args)
     shade = f"background-color: {HIGHLIGHT_SHADE}"
     styled = shown.style.apply(lambda row: [shade if marked[row.name] else ""] * len(row), axis=1)
-    st.dataframe(styled, **dataframe_args)
+    event = st.dataframe(styled, **dataframe_args)
     st.caption(f"Shaded: **{study}**, highlighted in the charts.")
+    return event
 
 
 def exclusion_control(key: str) -> None:
