@@ -128,6 +128,19 @@ bar.multiselect(
 bar.button("Reset filters", width="stretch")
 
 
+def _download_button(chart: str) -> None:
+    """The element the dashboard draws under a chart (a deferred download that never reruns)."""
+    st.download_button(
+        "Download chart (PNG)",
+        data=lambda: b"",
+        file_name=f"floor_{chart}.png",
+        on_click="ignore",
+        key=f"{chart}_png",
+        type="tertiary",
+        icon=":material/download:",
+    )
+
+
 def treatment() -> None:
     page_state = shown(tuple(sorted(st.session_state.get("exclude", []))))
     with st.sidebar.popover("Copy link to this view", width="stretch"):
@@ -142,28 +155,14 @@ def treatment() -> None:
         st.vega_lite_chart(
             page_state.forest, on_select="rerun", key="forest", width="stretch", theme=None
         )
-        st.download_button(
-            "Download chart (PNG)",
-            data=lambda: b"",
-            file_name="floor.png",
-            on_click="ignore",
-            key="forest_png",
-            type="tertiary",
-        )
+        _download_button("forest")
         st.caption(page_state.caption)
     st.info(page_state.missing)
     st.header("Subgroups")
     st.segmented_control("Split by", ["product", "dose_band"], default="product", key="split")
     st.markdown(page_state.subgroup_title)
     st.vega_lite_chart(page_state.subgroup, width="stretch", theme=None)
-    st.download_button(
-        "Download chart (PNG)",
-        data=lambda: b"",
-        file_name="floor_subgroups.png",
-        on_click="ignore",
-        key="subgroups_png",
-        type="tertiary",
-    )
+    _download_button("subgroups")
     st.markdown(page_state.test_line)
     st.caption(page_state.subgroup_notes)
 

@@ -138,14 +138,19 @@ def _copied_link(page: object) -> str:
     return link
 
 
+def _study_marker(page: object, label: str) -> object:
+    """The square a forest plot draws for the study with this label (clickable)."""
+    return page.locator(
+        '[data-testid="stVegaLiteChart"] svg '
+        f'path[aria-roledescription="square"][aria-label*="{label}"]'
+    ).first
+
+
 def test_a_clicked_study_is_highlighted_and_excluding_it_updates_the_sidebar(
     server: str, browser: object
 ) -> None:
     page = _page(browser, f"{server}/treatment")
-    marker = page.locator(
-        '[data-testid="stVegaLiteChart"] svg '
-        'path[aria-roledescription="square"][aria-label*="Wehrli 2022"]'
-    ).first
+    marker = _study_marker(page, "Wehrli 2022")
     marker.wait_for(timeout=TIMEOUT_MS)
     before_value = page.locator("strong").first.inner_text()
     marker.click()
@@ -169,10 +174,7 @@ def test_a_forest_plot_downloads_as_a_png_of_the_chart_shown(server: str, browse
     """The click gives a PNG of the chart at twice the export width, made on the click
     (deferred) without rerunning the page: the highlight and the pooled line stay."""
     page = _page(browser, f"{server}/treatment?exclude=Strati2020")
-    marker = page.locator(
-        '[data-testid="stVegaLiteChart"] svg '
-        'path[aria-roledescription="square"][aria-label*="Wehrli 2022"]'
-    ).first
+    marker = _study_marker(page, "Wehrli 2022")
     marker.wait_for(timeout=TIMEOUT_MS)
     marker.click()
     page.get_by_role("button", name="Exclude Wehrli2022 and re-pool").wait_for(timeout=TIMEOUT_MS)
