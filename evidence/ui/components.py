@@ -178,7 +178,7 @@ def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) 
 
 def chart(spec: dict, key: str, notes: Sequence[str]) -> None:
     """Render a cached Vega-Lite spec with the charts' own theme (Streamlit's collapses rows),
-    with its downloads; `notes` go under the title of a downloaded file."""
+    with its download; `notes` go under the title of the downloaded file."""
     st.vega_lite_chart(spec, width="stretch", theme=None)
     chart_download(spec, key, notes)
 
