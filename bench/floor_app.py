@@ -133,12 +133,12 @@ def layout() -> dict[str, object]:
 
 
 @st.cache_resource
-def precomputed(state: frozenset[str]) -> tuple[str, pd.DataFrame, dict[str, object]]:
-    """One state's pooled line, frame and Vega-Lite spec, computed once per process on first
-    use (closed-form pooling and the rows: a few ms; the benchmark's warm-up visits the states
-    it times)."""
+def precomputed(state: frozenset[str]) -> tuple[str, dict[str, object]]:
+    """One state's pooled line and Vega-Lite spec, computed once per process on first use
+    (closed-form pooling and the rows: a few ms; the benchmark's warm-up visits the states it
+    times)."""
     line, frame = _pooled_frame(state)
-    return line, frame, vega_spec(layout(), charts.forest_data(frame))
+    return line, vega_spec(layout(), charts.forest_data(frame))
 
 
 st.set_page_config(page_title="Streamlit floor (benchmark)", layout="wide")
@@ -147,7 +147,7 @@ excluded = st.sidebar.multiselect(
     "Exclude studies (sensitivity)", list(STUDY_IDS), key="exclude", placeholder="none"
 )
 relevant = frozenset(excluded) & {s[0] for s in STUDIES}
-line, _, spec = precomputed(relevant if len(relevant) < len(STUDIES) else frozenset())
+line, spec = precomputed(relevant if len(relevant) < len(STUDIES) else frozenset())
 st.subheader(TITLE)
 st.markdown(line)
 st.vega_lite_chart(spec, on_select="rerun", key="forest", width="stretch", theme=None)
