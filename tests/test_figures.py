@@ -11,6 +11,7 @@ import pytest
 
 from evidence import analysis, build, charts, figures
 from evidence.filters import Filters
+from evidence.meta.comparisons import compare_groups
 from evidence.ui.vega import vega_spec
 
 pytest.importorskip("vl_convert")
@@ -65,3 +66,49 @@ def test_png_is_a_white_image_twice_the_export_width(shown_spec) -> None:
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
     assert width >= figures.PNG_SCALE * figures.EXPORT_WIDTH
     assert height > 200
+
+
+@pytest.fixture(scope="module")
+def other_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The dashboard's other three charts, built as data.py builds them."""
+    target = tmp_path_factory.mktemp("figures_other") / "anakinra.duckdb"
+    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
+    filters = Filters()
+    with duckdb.connect(str(target), read_only=True) as con:
+        response = analysis.analyse_outcome(con, filters, "icans_response")
+    subgroups = analysis.analyse_subgroups(response, "product", filters)
+    assert subgroups is not None
+    # No shipped study gives counts on both sides yet: two made-up cohorts, chart input only.
+    comparison = compare_groups(
+        [3, 5], [20, 30], [9, 11], [21, 28], measure="RR", labels=["A", "B"]
+    )
+    points = analysis.dose_points(response.rows)
+    return {
+        "subgroup": vega_spec(
+            charts.subgroup_layout(response.label).to_dict(validate=False),
+            charts.subgroup_data(analysis.subgroup_frame(subgroups)),
+        ),
+        "dose": vega_spec(
+            charts.dose_layout(response.label, False).to_dict(validate=False),
+            charts.dose_data(points, None, None),
+        ),
+        "ratio": vega_spec(
+            charts.ratio_layout("Any ICANS: risk ratio").to_dict(validate=False),
+            charts.ratio_data(comparison.to_frame()),
+        ),
+    }
+
+
+# Text each chart draws only from its rows: a subgroup's label, the bubble-size legend, a cohort.
+@pytest.mark.parametrize(
+    ("kind", "drawn_from_rows"),
+    [("subgroup", "axi-cel  (k = 1)"), ("dose", "Patients"), ("ratio", "B")],
+)
+def test_every_chart_kind_exports_with_its_notes(
+    other_specs: dict, kind: str, drawn_from_rows: str
+) -> None:
+    """The download under each of the dashboard's charts renders (not only the forest plot)."""
+    svg = figures.chart_file(other_specs[kind], NOTES[:1], "svg").decode("utf-8")
+    assert NOTES[0] in svg
+    assert f">{drawn_from_rows}<" in svg
+    assert figures.chart_file(other_specs[kind], NOTES[:1], "png")[:4] == b"\x89PNG"
