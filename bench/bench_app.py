@@ -357,16 +357,12 @@ def filter_changes(
 @contextmanager
 def _observed_page(browser: Any, target: Target) -> Iterator[Any]:
     """A fresh server with the target's filter page open, drawn, and the in-page observer on."""
-    with server(target) as (base, _, _):
-        page = _new_page(browser)
-        try:
-            page.goto(f"{base}{target.filter_path}")
-            page.wait_for_selector('[data-testid="stVegaLiteChart"] svg', timeout=PAGE_TIMEOUT_MS)
-            _settle(page)
-            page.evaluate(OBSERVER, QUIET_MS)
-            yield page
-        finally:
-            page.context.close()
+    with server(target) as (base, _, _), _fresh_page(browser) as page:
+        page.goto(f"{base}{target.filter_path}")
+        page.wait_for_selector('[data-testid="stVegaLiteChart"] svg', timeout=PAGE_TIMEOUT_MS)
+        _settle(page)
+        page.evaluate(OBSERVER, QUIET_MS)
+        yield page
 
 
 def fresh_filter_changes(
@@ -596,7 +592,10 @@ def main(argv: list[str] | None = None) -> int:
             with returning_browsers(playwright, targets) as returning:
                 for run in range(cold_runs):
                     if deadline.left() < 180:
-                        print(f"  deadline: stopped returning cold starts after {run} runs")
+                        print(
+                            f"  deadline: stopped returning cold starts after {run} runs",
+                            file=sys.stderr,
+                        )
                         break
                     for target in targets:
                         context, port = returning[target.name]

@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,15 +60,20 @@ class Shown:
 
 
 @st.cache_resource
+def connection() -> duckdb.DuckDBPyConnection:
+    """The shipped database, opened once per process (read-only, as the dashboard opens it)."""
+    return db.connect_read_only(build.DATABASE)
+
+
+@st.cache_resource
 def study_ids() -> tuple[str, ...]:
-    con = db.connect_read_only(build.DATABASE)
-    return tuple(db.run(con, "studies_table")["study_id"])
+    return tuple(db.run(connection(), "studies_table")["study_id"])
 
 
 @st.cache_resource
 def shown(excluded: tuple[str, ...]) -> Shown:
     """One state's page, computed once per process with the dashboard's engine and charts."""
-    con = db.connect_read_only(build.DATABASE)
+    con = connection()
     filters = Filters(exclude=excluded).within("treatment")
     assert filters is not None
     cohorts = analysis.cohort_slice(con, filters)
