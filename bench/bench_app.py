@@ -434,7 +434,7 @@ def cache_miss_work(repeats: int) -> dict[str, float]:
             layouts["forest"] = charts.forest_layout(title).to_dict(validate=False)
             layouts["subgroup"] = charts.subgroup_layout(title).to_dict(validate=False)
         marks.append(time.perf_counter())
-        vega_spec(layouts["forest"], charts.forest_data(results[0].forest_frame()))
+        vega_spec(layouts["forest"], charts.forest_data(results[0].forest_records()))
         if frame is not None:
             vega_spec(layouts["subgroup"], charts.subgroup_data(frame))
         marks.append(time.perf_counter())

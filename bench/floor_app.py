@@ -138,7 +138,7 @@ def precomputed(state: frozenset[str]) -> tuple[str, dict[str, object]]:
     (closed-form pooling and the rows: a few ms; the benchmark's warm-up visits the states it
     times)."""
     line, frame = _pooled_frame(state)
-    return line, vega_spec(layout(), charts.forest_data(frame))
+    return line, vega_spec(layout(), charts.forest_data(frame.to_dict("records")))
 
 
 st.set_page_config(page_title="Streamlit floor (benchmark)", layout="wide")

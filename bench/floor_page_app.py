@@ -96,7 +96,7 @@ def shown(excluded: tuple[str, ...]) -> Shown:
         pooled=f"**{pooled.estimate:.1%}** (95% CI {pooled.ci_low:.1%}–{pooled.ci_high:.1%}) · "
         f"k = {pooled.k}, {pooled.events_total}/{pooled.n_total} patients",
         notes="  \n".join([*pooled.notes, "Method: GLMM"]),
-        forest=vega_spec(forest, charts.forest_data(response.forest_frame())),
+        forest=vega_spec(forest, charts.forest_data(response.forest_records())),
         missing="Not reported as counts in this slice: "
         + ", ".join(r.label for r in results if r.result is None),
         subgroup_title=f"**{response.label}** by CAR-T product (pick another outcome)",

@@ -22,7 +22,7 @@ caption = components.slice_caption(filters)
 st.subheader(f"{OUTCOME_LABELS[chosen]} against dose (pick the outcome in the sidebar)")
 
 points = analysis.dose_points(result.rows)
-regression = data.dose_regression(active, active.key, filters, chosen)
+regression = data.dose_regression(result, filters)
 if points.empty:
     st.info("No cohort in this slice reports both this outcome as a count and a mg/day dose.")
 else:
@@ -44,7 +44,7 @@ else:
             f"{number(100 * regression.ci_high_slope, 3)}), p = {number(regression.p_slope, 3)}, "
             f"residual τ² = {number(regression.tau2, 3)}, k = {regression.k}."
         )
-    spec = data.dose_spec(active, active.key, filters, chosen, components.highlighted())
+    spec = data.dose_spec(result, filters, components.highlighted())
     components.selectable_chart(spec, f"dose_{chosen}", [chart_caption, regression_line])
     st.caption(chart_caption)
     components.exclusion_control("dose")
@@ -60,7 +60,7 @@ if not missing.empty:
     )
 
 st.subheader("Higher vs lower dose within the same study")
-table, comparison = data.dose_comparisons(active, active.key, filters, chosen)
+table, comparison = data.dose_comparisons(result)
 if table.empty:
     st.info("No study in this slice reports this outcome separately for two dose levels.")
 else:

@@ -29,9 +29,9 @@ st.caption(filters.describe(summary["studies"], summary["patients"]))
 
 st.subheader("Key pooled outcomes")
 cards = st.columns(len(KEY_OUTCOMES))
-for card, code in zip(cards, KEY_OUTCOMES, strict=True):
-    result = data.outcome(active, active.key, filters, code)
-    with card.container(border=True, key=f"card_{code}"):
+results = data.outcomes(active, active.key, filters, KEY_OUTCOMES)
+for card, result in zip(cards, results, strict=True):
+    with card.container(border=True, key=f"card_{result.outcome}"):
         st.markdown(f"**{result.label}**")
         if result.result is None:
             st.markdown("not estimable")

@@ -19,8 +19,8 @@ active = data.active()
 cohorts = data.cohorts(active, active.key, filters)
 caption = components.slice_caption(filters)
 
-for code in analysis.PROPHYLAXIS_OUTCOMES:
-    result = data.outcome(active, active.key, filters, code)
+for result in data.outcomes(active, active.key, filters, analysis.PROPHYLAXIS_OUTCOMES):
+    code = result.outcome
     with st.container(border=True):
         st.subheader(result.label)
         components.pooled_block(result, filters)

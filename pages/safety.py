@@ -18,7 +18,7 @@ cohorts = data.cohorts(active, active.key, filters)
 caption = components.slice_caption(filters)
 
 components.outcome_sections(
-    [data.outcome(active, active.key, filters, code) for code in analysis.SAFETY_OUTCOMES],
+    data.outcomes(active, active.key, filters, analysis.SAFETY_OUTCOMES),
     filters,
     caption,
     key_prefix="safety",

@@ -19,12 +19,8 @@ if filters is None:
 active = data.active()
 caption = components.slice_caption(filters)
 
-components.outcome_sections(
-    [data.outcome(active, active.key, filters, code) for code in analysis.TREATMENT_OUTCOMES],
-    filters,
-    caption,
-    key_prefix="forest",
-)
+results = data.outcomes(active, active.key, filters, analysis.TREATMENT_OUTCOMES)
+components.outcome_sections(results, filters, caption, key_prefix="forest")
 
 st.header("Subgroups")
 chosen = filters.outcome if filters.outcome in analysis.TREATMENT_OUTCOMES else "icans_response"
@@ -42,13 +38,14 @@ st.markdown(
     f"**{OUTCOME_LABELS[chosen]}** by {analysis.SUBGROUP_DIMENSIONS[dimension].lower()} "
     "(pick another outcome in the sidebar)"
 )
-subgroups = data.subgroups(active, active.key, filters, chosen, dimension)
+result = results[analysis.TREATMENT_OUTCOMES.index(chosen)]
+subgroups = data.subgroups(result, filters, dimension)
 if subgroups is None:
     st.info("Subgroups need at least two studies reporting this outcome in the slice.")
 else:
     test_line = components.subgroup_test_line(subgroups)
     components.chart(
-        data.subgroup_spec(active, active.key, filters, chosen, dimension),
+        data.subgroup_spec(result, filters, dimension),
         f"subgroups_{chosen}_{dimension}",
         [caption, test_line],
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 from evidence import analysis
+from evidence.filters import Filters
 from evidence.meta.comparisons import compare_groups
+from evidence.sheets import OUTCOME_LABELS
 
 
 def test_within_study_dose_comparison_pairs_highest_with_lowest_dose_of_each_study() -> None:
@@ -34,3 +37,23 @@ def test_no_study_with_two_doses_gives_no_comparison() -> None:
     )  # fmt: skip
     table, result = analysis.within_study_dose_comparisons(rows)
     assert table.empty and result is None
+
+
+def test_pooling_a_pages_outcomes_at_once_gives_each_outcomes_own_result(
+    fixture_con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The dashboard pools a page's outcomes from one query of the slice's counts; every number
+    must be what pooling that outcome alone gives, in the order the page asked for."""
+    filters = Filters()
+    counts = analysis.poolable_rows(fixture_con, analysis.cohort_slice(fixture_con, filters))
+    codes = tuple(reversed(OUTCOME_LABELS))  # every outcome, not in the frame's order
+    together = analysis.pool_outcomes(counts, codes, filters, origin="v1|slice")
+    assert [a.outcome for a in together] == list(codes)
+    assert {a.origin for a in together} == {"v1|slice"}
+    assert any(a.result is None and a.rows.empty for a in together)
+    for shared in together:
+        alone = analysis.analyse_outcome(fixture_con, filters, shared.outcome)
+        pd.testing.assert_frame_equal(shared.rows, alone.rows)
+        assert shared.result == alone.result
+        assert shared.forest_records() == alone.forest_records()
+    assert any(a.result is not None and a.result.k >= 2 for a in together)

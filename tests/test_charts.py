@@ -75,7 +75,7 @@ def test_spec_sent_to_the_browser_carries_each_dataset_as_arrow_with_the_same_ro
     chart = charts.forest_plot(response.forest_frame(), response.label)
     rows = chart.to_dict()["datasets"]["forest"]
     layout = charts.forest_layout(response.label).to_dict(validate=False)
-    sent = vega_spec(layout, charts.forest_data(response.forest_frame()))
+    sent = vega_spec(layout, charts.forest_data(response.forest_records()))
     table = pa.ipc.open_stream(io.BytesIO(sent["datasets"]["forest"])).read_all()
     back = table.to_pandas()
     assert back["row"].tolist() == [r["row"] for r in rows]

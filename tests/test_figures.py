@@ -26,7 +26,7 @@ def shown_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict,
     build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
     with duckdb.connect(str(target), read_only=True) as con:
         result = analysis.analyse_outcome(con, Filters(), "icans_response")
-    rows = charts.forest_data(result.forest_frame(), highlight="Strati2020")
+    rows = charts.forest_data(result.forest_records(), highlight="Strati2020")
     layout = charts.forest_layout(result.label).to_dict(validate=False)
     yield vega_spec(layout, rows), rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -305,3 +306,23 @@ def test_every_chart_offers_a_png_download(app: AppTest, page: str, charts: set)
         assert button.label == "Download chart (PNG)"
         assert button.deferred_file_id and button.ignore_rerun
     assert len(buttons) == len(at.get("vega_lite_chart"))  # no chart without its download
+
+
+def test_chart_caches_key_on_where_an_analysis_came_from(
+    fixture_con: duckdb.DuckDBPyConnection,
+) -> None:
+    """Charts are cached by the analysis's origin (data version and slice), not its rows: two
+    slices must never share a chart, and an analysis of unknown origin must not be cached."""
+    from evidence.ui import data
+
+    def response(filters: Filters, origin: str) -> analysis.OutcomeAnalysis:
+        counts = analysis.poolable_rows(fixture_con, analysis.cohort_slice(fixture_con, filters))
+        return analysis.pool_outcomes(counts, ("icans_response",), filters, origin)[0]
+
+    everything = response(Filters(), "fixture|all")
+    first = str(everything.rows["study_id"].iloc[0])
+    fewer = response(Filters(exclude=(first,)), "fixture|fewer")
+    assert data.forest_spec(everything, None) != data.forest_spec(fewer, None)
+    assert data.forest_spec(everything, None) == data.forest_spec(everything, None)
+    with pytest.raises(Exception, match="_analysis_key"):
+        data.forest_spec(replace(everything, origin=""), None)

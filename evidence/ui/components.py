@@ -148,7 +148,7 @@ def subgroup_test_line(result: SubgroupResult) -> str:
 
 
 def outcome_sections(
-    analyses: list[OutcomeAnalysis], filters: Filters, caption: str, key_prefix: str
+    analyses: Sequence[OutcomeAnalysis], filters: Filters, caption: str, key_prefix: str
 ) -> None:
     """A bordered section per outcome that has counts in the slice; the rest in one line."""
     for result in analyses:
@@ -167,11 +167,8 @@ def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) 
     """Forest plot with linked selection: a click highlights the study and offers to exclude it."""
     if analysis.result is None:
         return
-    active = data.active()
     notes = [caption, result_sentence(analysis.result), method_line(analysis.result, filters)]
-    selectable_chart(
-        data.forest_spec(active, active.key, filters, analysis.outcome, highlighted()), key, notes
-    )
+    selectable_chart(data.forest_spec(analysis, highlighted()), key, notes)
     st.caption(caption)
     exclusion_control(key)
 

@@ -19,6 +19,7 @@ import streamlit as st
 
 from evidence import analysis, build, db
 from evidence.filters import Filters
+from evidence.sheets import OUTCOME_LABELS
 from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
@@ -38,7 +39,15 @@ class ActiveData:
 # Every cached call hashes its arguments on every rerun. Streamlit's generic hashing walks a
 # Filters value field by field (~0.4 ms a call, ~15 calls a rerun); its repr names every field
 # and value, so it identifies the slice as exactly, in ~0.01 ms.
-FAST_HASH = {Filters: repr}
+# An analysis made by `outcomes` is identified by its origin (data version and slice) and
+# outcome, so the charts and subgroups computed from it are keyed on that, not on its rows.
+def _analysis_key(result: analysis.OutcomeAnalysis) -> str:
+    if not result.origin:
+        raise ValueError("only analyses from data.outcomes can key a cache (origin is empty)")
+    return f"{result.origin}|{result.outcome}"
+
+
+FAST_HASH = {Filters: repr, analysis.OutcomeAnalysis: _analysis_key}
 
 
 def database_path() -> Path:
@@ -81,18 +90,20 @@ def cohorts(_data: ActiveData, data_key: str, filters: Filters) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def poolable(_data: ActiveData, data_key: str, filters: Filters) -> pd.DataFrame:
-    """Every outcome's counts in the slice: one query, where each outcome pooled on a page
-    would otherwise ask again (~10 ms a query)."""
-    return analysis.poolable_rows(_data.con, cohorts(_data, data_key, filters))
+def outcomes(
+    _data: ActiveData, data_key: str, filters: Filters, codes: tuple[str, ...]
+) -> tuple[analysis.OutcomeAnalysis, ...]:
+    """Every outcome a page shows, pooled from one query of the slice's counts, in one cached
+    call: a cached value is pickled when stored and unpickled by every cached caller, so a page
+    that asked per outcome paid for the slice's counts once per outcome."""
+    counts = analysis.poolable_rows(_data.con, cohorts(_data, data_key, filters))
+    return analysis.pool_outcomes(counts, codes, filters, origin=f"{data_key}|{filters!r}")
 
 
-@st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=FAST_HASH)
 def outcome(
     _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
 ) -> analysis.OutcomeAnalysis:
-    rows = analysis.rows_of(poolable(_data, data_key, filters), outcome_code)
-    return analysis.pool_rows(outcome_code, rows, filters)
+    return outcomes(_data, data_key, filters, (outcome_code,))[0]
 
 
 @st.cache_data(show_spinner=False, max_entries=256, hash_funcs=FAST_HASH)
@@ -126,12 +137,8 @@ def study_ids(_data: ActiveData, data_key: str) -> tuple[str, ...]:
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def subgroups(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, dimension: str
-) -> object:
-    return analysis.analyse_subgroups(
-        outcome(_data, data_key, filters, outcome_code), dimension, filters
-    )
+def subgroups(result: analysis.OutcomeAnalysis, filters: Filters, dimension: str) -> object:
+    return analysis.analyse_subgroups(result, dimension, filters)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
@@ -142,19 +149,13 @@ def comparators(
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def dose_comparisons(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
-) -> tuple[pd.DataFrame, object]:
-    return analysis.within_study_dose_comparisons(
-        outcome(_data, data_key, filters, outcome_code).rows
-    )
+def dose_comparisons(result: analysis.OutcomeAnalysis) -> tuple[pd.DataFrame, object]:
+    return analysis.within_study_dose_comparisons(result.rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def dose_regression(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
-) -> object:
-    return analysis.dose_regression(outcome(_data, data_key, filters, outcome_code).rows, filters)
+def dose_regression(result: analysis.OutcomeAnalysis, filters: Filters) -> object:
+    return analysis.dose_regression(result.rows, filters)
 
 
 # Chart specs. Building and validating an Altair chart cost ~300 ms, nearly all of it the layout,
@@ -183,35 +184,30 @@ def _layout(kind: str, *args: object) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=FAST_HASH)
-def forest_spec(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, highlight: str | None
-) -> dict:
-    result = outcome(_data, data_key, filters, outcome_code)
-    rows = _charts().forest_data(result.forest_frame(), highlight)
+def forest_spec(result: analysis.OutcomeAnalysis, highlight: str | None) -> dict:
+    rows = _charts().forest_data(result.forest_records(), highlight)
     return vega_spec(_layout("forest", result.label), rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
 def subgroup_spec(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, dimension: str
+    result: analysis.OutcomeAnalysis, filters: Filters, dimension: str
 ) -> dict | None:
-    result = subgroups(_data, data_key, filters, outcome_code, dimension)
-    if result is None:
+    split = subgroups(result, filters, dimension)
+    if split is None:
         return None
-    title = outcome(_data, data_key, filters, outcome_code).label
-    rows = _charts().subgroup_data(analysis.subgroup_frame(result))
-    return vega_spec(_layout("subgroup", title), rows)
+    rows = _charts().subgroup_data(analysis.subgroup_frame(split))
+    return vega_spec(_layout("subgroup", result.label), rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
 def dose_spec(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str, highlight: str | None
+    result: analysis.OutcomeAnalysis, filters: Filters, highlight: str | None
 ) -> dict | None:
-    result = outcome(_data, data_key, filters, outcome_code)
     points = analysis.dose_points(result.rows)
     if points.empty:
         return None
-    regression = dose_regression(_data, data_key, filters, outcome_code)
+    regression = dose_regression(result, filters)
     line = analysis.regression_line(regression, points) if regression is not None else None
     layout = _layout("dose", result.label, line is not None and not line.empty)
     return vega_spec(layout, _charts().dose_data(points, line, highlight))
@@ -224,6 +220,5 @@ def comparator_spec(
     _, comparison = comparators(_data, data_key, filters, outcome_code)
     if comparison is None:
         return None
-    label = outcome(_data, data_key, filters, outcome_code).label
-    title = f"{label}: risk ratio, anakinra vs comparison cohort"
+    title = f"{OUTCOME_LABELS[outcome_code]}: risk ratio, anakinra vs comparison cohort"
     return vega_spec(_layout("ratio", title), _charts().ratio_data(comparison.to_frame()))
