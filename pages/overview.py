@@ -2,15 +2,13 @@
 
 import streamlit as st
 
-from evidence import analysis
 from evidence.ui import components, data, state
 
 KEY_OUTCOMES = ("icans_response", "grade5_icans", "any_icans", "grade3plus_icans")
 
 filters = state.filters()
 active = data.active()
-cohorts = data.cohorts(active, active.key, filters)
-summary = analysis.slice_summary(cohorts)
+summary = data.summary(active, active.key, filters)
 
 st.title("Anakinra for ICANS after CAR-T cell therapy")
 st.markdown(

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from evidence import figures
-from evidence.analysis import OutcomeAnalysis, slice_summary
+from evidence.analysis import OutcomeAnalysis
 from evidence.filters import METHOD_LABELS, Filters
 from evidence.meta.results import PoolResult, SubgroupResult
 from evidence.ui import data, state
@@ -62,8 +62,8 @@ def picked_row(frame: pd.DataFrame, table_key: str) -> str | None:
 def slice_caption(filters: Filters) -> str:
     """The slice in plain words (studies, patients), the caption under every chart of a page."""
     active = data.active()
-    summary = slice_summary(data.cohorts(active, active.key, filters))
-    return filters.describe(summary["studies"], summary["patients"])
+    counts = data.summary(active, active.key, filters)
+    return filters.describe(counts["studies"], counts["patients"])
 
 
 def headline(result: PoolResult) -> tuple[str, str]:

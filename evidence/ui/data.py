@@ -90,6 +90,13 @@ def cohorts(_data: ActiveData, data_key: str, filters: Filters) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
+def summary(_data: ActiveData, data_key: str, filters: Filters) -> dict[str, int]:
+    """The slice's counts for captions, cached as plain numbers: every page's caption reads them
+    on every rerun, and unpickling the cohort frame to count it again cost more than the counts."""
+    return analysis.slice_summary(cohorts(_data, data_key, filters))
+
+
+@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
 def outcomes(
     _data: ActiveData, data_key: str, filters: Filters, codes: tuple[str, ...]
 ) -> tuple[analysis.OutcomeAnalysis, ...]:
