@@ -40,6 +40,9 @@ What is measured
   sent on a cache miss (rows as Arrow into layouts built once per process), beside the same two
   charts built whole by Altair. The browser changes above toggle between two slices the caches
   already hold; a change to a new slice adds this work.
+- The same page's data calls through the dashboard's cached data layer (evidence.ui.data with
+  Streamlit's caches, in-process): 35 exclusion sets never seen, then the same sets again. This
+  is what caching adds to the work above (pickling, hashing) and what a cached slice still costs.
 
 Usage:
     .venv/bin/python bench/bench_app.py [--quick] [--cold-runs 5] [--changes 30]
@@ -450,6 +453,48 @@ def cache_miss_work(repeats: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
+def data_layer_work() -> dict[str, float]:
+    """Milliseconds (median) of the Treatment page's data calls through the dashboard's cached
+    data layer (evidence.ui.data, Streamlit's caches in bare mode, no browser): the cohort
+    counts, the four outcomes, the forest and subgroup specs, for 35 exclusion sets never seen
+    before and then the same sets again (what a change to a cached slice costs the data layer)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)  # bare mode warns that there is no script run context
+    from evidence import analysis
+    from evidence.filters import Filters
+    from evidence.ui import data
+
+    active = data.active()
+
+    def page(filters: Filters) -> None:
+        data.summary(active, active.key, filters)
+        results = data.outcomes(active, active.key, filters, analysis.TREATMENT_OUTCOMES)
+        for result in results:
+            if result.result is not None:
+                data.forest_spec(result, None)
+        if data.subgroups(results[0], filters, "product") is not None:
+            data.subgroup_spec(results[0], filters, "product")
+
+    states = [
+        (salt, *studies)
+        for salt in SALT_STUDIES
+        for size in (0, 1, 2)
+        for studies in itertools.combinations(PAGE_STUDIES, size)
+    ]
+    timings: dict[str, list[float]] = {"new slice": [], "cached slice": []}
+    page(Filters().within("treatment"))  # layouts and imports, once per process
+    for kind in timings:
+        for excluded in states:
+            filters = Filters(exclude=excluded).within("treatment")
+            start = time.perf_counter()
+            page(filters)
+            timings[kind].append(1000 * (time.perf_counter() - start))
+    return {kind: statistics.median(values) for kind, values in timings.items()}
+
+
 def _ms(values: list[float]) -> str:
     return f"{statistics.median(values):.0f}"
 
@@ -477,6 +522,7 @@ def report(
     cold: dict[str, list[dict[str, float]]],
     changes: dict[str, list[dict[str, float]]],
     work: dict[str, float],
+    layer: dict[str, float],
 ) -> str:
     """The markdown block for the README."""
     lines = [f"Command: `{command}`", "", *machine, ""]
@@ -538,6 +584,10 @@ def report(
         "Treatment page server work for one exclusion to a slice not seen before, in-process "
         "without Streamlit (ms, median; a change to a new slice adds the first four to the "
         "figures above): " + ", ".join(f"{name} {value:.1f}" for name, value in work.items()),
+        "",
+        "The same page's data calls through the dashboard's cached data layer (evidence.ui.data, "
+        "in-process, no browser; ms, median of 35 exclusion sets): "
+        + ", ".join(f"{name} {value:.1f}" for name, value in layer.items()),
         "",
         "Targets: filter change p95 ≤ 250 ms; first page ≤ 3 s from a cold start.",
     ]
@@ -620,11 +670,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             browser.close()
     work = cache_miss_work(repeats=5)
+    layer = data_layer_work()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     machine.append(
         f"- Load average at the end: {load} (other work on the machine inflates both apps)"
     )
-    print(report(command, machine, cold, changes, work))
+    print(report(command, machine, cold, changes, work, layer))
     return 0
 
 
