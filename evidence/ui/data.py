@@ -36,17 +36,17 @@ class ActiveData:
     is_upload: bool
 
 
-# Every cached call hashes its arguments on every rerun. Streamlit's generic hashing walks a
-# Filters value field by field (~0.4 ms a call, ~15 calls a rerun); its repr names every field
-# and value, so it identifies the slice as exactly, in ~0.01 ms.
-# An analysis made by `outcomes` is identified by its origin (data version and slice) and
-# outcome, so the charts and subgroups computed from it are keyed on that, not on its rows.
 def _analysis_key(result: analysis.OutcomeAnalysis) -> str:
+    """An analysis made by `outcomes` is identified by its origin (data version and slice) and
+    outcome, so what is computed from it is cached on that, not on a hash of its rows."""
     if not result.origin:
         raise ValueError("only analyses from data.outcomes can key a cache (origin is empty)")
     return f"{result.origin}|{result.outcome}"
 
 
+# Every cached call hashes its arguments on every rerun. Streamlit's generic hashing walks a
+# Filters value field by field (~0.4 ms a call); its repr names every field and value, so it
+# identifies the slice as exactly, in ~0.01 ms.
 FAST_HASH = {Filters: repr, analysis.OutcomeAnalysis: _analysis_key}
 
 
