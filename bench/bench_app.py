@@ -424,10 +424,7 @@ def cache_miss_work(repeats: int) -> dict[str, float]:
         cohorts = analysis.cohort_slice(con, filters)
         marks.append(time.perf_counter())
         poolable = analysis.poolable_rows(con, cohorts)  # one query per slice, as the dashboard
-        results = [
-            analysis.pool_rows(code, analysis.rows_of(poolable, code), filters)
-            for code in analysis.TREATMENT_OUTCOMES
-        ]
+        results = analysis.pool_outcomes(poolable, analysis.TREATMENT_OUTCOMES, filters)
         marks.append(time.perf_counter())
         subgroups = analysis.analyse_subgroups(results[0], "product", filters)
         frame = analysis.subgroup_frame(subgroups) if subgroups is not None else None

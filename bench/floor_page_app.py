@@ -80,10 +80,7 @@ def shown(excluded: tuple[str, ...]) -> Shown:
     summary = analysis.slice_summary(cohorts)
     caption = filters.describe(summary["studies"], summary["patients"])
     poolable = analysis.poolable_rows(con, cohorts)
-    results = [
-        analysis.pool_rows(code, analysis.rows_of(poolable, code), filters)
-        for code in analysis.TREATMENT_OUTCOMES
-    ]
+    results = analysis.pool_outcomes(poolable, analysis.TREATMENT_OUTCOMES, filters)
     response = results[0]
     assert response.result is not None
     pooled = response.result
