@@ -53,8 +53,9 @@ columns = [
     "nct_id",
 ]
 # A row picked here is the highlighted study everywhere; one picked in a chart is shaded here.
-components.highlight(components.picked_row(shown, TABLE_KEY))
-event = components.study_table(
+study_id = components.picked_row(shown, TABLE_KEY)
+components.highlight(study_id)
+components.study_table(
     shown,
     columns,
     hide_index=True,
@@ -87,10 +88,8 @@ st.download_button(
     mime="text/csv",
 )
 
-rows = event.selection.rows if event and event.selection else []
-if rows:
-    study_id = shown.iloc[rows[0]]["study_id"]
-    record = shown.iloc[rows[0]]
+if study_id:
+    record = shown[shown["study_id"] == study_id].iloc[0]
     author = study_id if record["first_author"] == NOT_REPORTED else record["first_author"]
     year = "" if pd.isna(record["year"]) else int(record["year"])
     st.header(f"{author} {year}: where every number was read")

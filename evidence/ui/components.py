@@ -226,19 +226,19 @@ def _picked_study(event: object) -> str | None:
     return None
 
 
-def study_table(frame: pd.DataFrame, columns: list[str], **dataframe_args: object) -> object:
+def study_table(frame: pd.DataFrame, columns: list[str], **dataframe_args: object) -> None:
     """A table of study rows; the study clicked in a chart is shaded as it is in the charts.
-    Returns what st.dataframe returns (the selection, for a selectable table)."""
+    (A selectable table's pick is read with `picked_row`, before the table is drawn.)"""
     shown = frame[columns].reset_index(drop=True)
     study = highlighted()
     marked = frame["study_id"].eq(study).tolist() if study else []
     if not any(marked):
-        return st.dataframe(shown, **dataframe_args)
+        st.dataframe(shown, **dataframe_args)
+        return
     shade = f"background-color: {HIGHLIGHT_SHADE}"
     styled = shown.style.apply(lambda row: [shade if marked[row.name] else ""] * len(row), axis=1)
-    event = st.dataframe(styled, **dataframe_args)
+    st.dataframe(styled, **dataframe_args)
     st.caption(f"Shaded: **{study}**, highlighted in the charts.")
-    return event
 
 
 def exclusion_control(key: str) -> None:
