@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize, special
+from scipy import special
 
 # lme4 GHrule(7) exactly as stored in lme4 1.1-31 (fgq_rules[[7]], R/GHrule.R): the 7-point
 # Gauss-Hermite rule for the standard normal density, weights summing to 1 (centre node 1.7e-17).
@@ -228,6 +228,10 @@ def _stage1(d: _Data) -> tuple[float, _Pirls]:
     (ldL2 + sqrL + deviance), each evaluation starting from the linear predictor of the initial
     PIRLS at theta = 1 from mustart = (n y + 0.5)/(n + 1), as mkGlmerDevfun does.
     """
+    # Imported here, not with the module: scipy.optimize takes ~0.2 s to import, and a cold
+    # start draws the first page's title and sidebar before any GLMM runs.
+    from scipy import optimize
+
     eta0 = np.log((d.x + 0.5) / (d.n - d.x + 0.5))
     lp_init = _pirls(1.0, 0.0, eta0, d, u_only=False).eta
 
