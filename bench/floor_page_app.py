@@ -97,7 +97,7 @@ def shown(excluded: tuple[str, ...]) -> Shown:
         missing="Not reported as counts in this slice: "
         + ", ".join(r.label for r in results if r.result is None),
         subgroup_title=f"**{response.label}** by CAR-T product (pick another outcome)",
-        subgroup=vega_spec(subgroup, charts.subgroup_data(analysis.subgroup_frame(subgroups))),
+        subgroup=vega_spec(subgroup, charts.subgroup_data(analysis.subgroup_records(subgroups))),
         test_line=f"Test for subgroup differences: QM = {subgroups.qm}",
         subgroup_notes="  \n".join([*subgroups.notes, caption]),
         link=f"http://localhost/treatment?{'&'.join(f'exclude={s}' for s in excluded)}",

@@ -83,10 +83,6 @@ def _percent_text(estimate: float | None, low: float | None, high: float | None)
     return f"{estimate:.1%} [{low:.1%}, {high:.1%}]"
 
 
-def _percent_with_ci(estimates: pd.Series, lows: pd.Series, highs: pd.Series) -> list[str]:
-    return [_percent_text(*values) for values in zip(estimates, lows, highs, strict=True)]
-
-
 def _percent_axis(title: str, domain: Sequence[float] = (0, 1)) -> alt.X:
     return alt.X(
         "x:Q",
@@ -180,15 +176,23 @@ def forest_layout(title: str, x_title: str = "Proportion") -> alt.TopLevelMixin:
 
 def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
     """Pooled proportion per subgroup with its CI (frame: analysis.subgroup_frame)."""
-    return subgroup_layout(title).properties(datasets=subgroup_data(frame))
+    return subgroup_layout(title).properties(datasets=subgroup_data(frame.to_dict("records")))
 
 
-def subgroup_data(frame: pd.DataFrame) -> dict[str, list[dict]]:
-    data = _in_order(frame)
-    data["x"] = data["ci_low"]
-    data["row"] = [f"{g}  (k = {k})" for g, k in zip(data["subgroup"], data["k"], strict=True)]
-    data["estimate_text"] = _percent_with_ci(data["estimate"], data["ci_low"], data["ci_high"])
-    return {"subgroups": _records(data)}
+def subgroup_data(records: Sequence[Mapping[str, object]]) -> dict[str, list[dict]]:
+    """The subgroup chart's rows (from analysis.subgroup_records), in plain Python like
+    `forest_data`."""
+    rows = []
+    for order, source in enumerate(records):
+        row = {column: _clean(value) for column, value in source.items()}
+        row |= {
+            "order": order,
+            "x": row["ci_low"],
+            "row": f"{row['subgroup']}  (k = {row['k']})",
+            "estimate_text": _percent_text(row["estimate"], row["ci_low"], row["ci_high"]),
+        }
+        rows.append(row)
+    return {"subgroups": rows}
 
 
 def subgroup_layout(title: str) -> alt.TopLevelMixin:

@@ -106,3 +106,22 @@ def test_dose_plot_spec_has_its_threshold_and_line_as_named_data() -> None:
     assert len(spec["datasets"]["line"]) == 2
     without_line = charts.dose_bubble_plot(points, None, "Response").to_dict(validate=True)
     assert "line" not in without_line["datasets"]
+
+
+def test_subgroup_rows_read_as_the_panel_sees_them_and_stay_valid_json() -> None:
+    records = [
+        {"subgroup": "axi-cel", "k": 3, "patients": 40, "estimate": 0.7, "ci_low": 0.55,
+         "ci_high": 0.82, "method": "GLMM"},
+        {"subgroup": "tisa-cel", "k": 2, "patients": 9, "estimate": float("nan"),
+         "ci_low": float("nan"), "ci_high": float("nan"), "method": "GLMM"},
+    ]  # fmt: skip
+    rows = charts.subgroup_data(records)["subgroups"]
+    assert [r["row"] for r in rows] == ["axi-cel  (k = 3)", "tisa-cel  (k = 2)"]
+    assert [r["order"] for r in rows] == [0, 1]
+    assert rows[0]["estimate_text"] == "70.0% [55.0%, 82.0%]"
+    assert rows[0]["x"] == 0.55  # the CI rule starts at its lower bound
+    assert rows[1]["estimate_text"] == "not estimable"
+    assert rows[1]["estimate"] is None and rows[1]["x"] is None  # JSON null, never NaN
+    frame = pd.DataFrame(records)
+    spec = charts.subgroup_plot(frame, "Response").to_dict(validate=True)
+    assert spec["datasets"]["subgroups"] == rows

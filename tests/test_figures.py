@@ -86,7 +86,7 @@ def other_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     return {
         "subgroup": vega_spec(
             charts.subgroup_layout(response.label).to_dict(validate=False),
-            charts.subgroup_data(analysis.subgroup_frame(subgroups)),
+            charts.subgroup_data(analysis.subgroup_records(subgroups)),
         ),
         "dose": vega_spec(
             charts.dose_layout(response.label, False).to_dict(validate=False),

@@ -203,7 +203,7 @@ def subgroup_spec(
     split = subgroups(result, filters, dimension)
     if split is None:
         return None
-    rows = _charts().subgroup_data(analysis.subgroup_frame(split))
+    rows = _charts().subgroup_data(analysis.subgroup_records(split))
     return vega_spec(_layout("subgroup", result.label), rows)
 
 
