@@ -237,7 +237,7 @@ def regression_line(result: MetaRegressionResult, points: pd.DataFrame) -> pd.Da
 
 def subgroup_records(result: SubgroupResult) -> list[dict[str, object]]:
     """One row per subgroup (pooled estimate and CI), for the subgroup chart: plain dicts, since
-    a DataFrame round trip cost ten times the rest of building the chart's rows."""
+    a DataFrame round trip cost ~2.4 ms a chart and everything else about its rows ~0.1 ms."""
     return [
         {
             "subgroup": group.name,
@@ -253,7 +253,7 @@ def subgroup_records(result: SubgroupResult) -> list[dict[str, object]]:
 
 
 def subgroup_frame(result: SubgroupResult) -> pd.DataFrame:
-    """`subgroup_records` as a table (for exports and tests)."""
+    """`subgroup_records` as a table, for a chart built whole by `charts.subgroup_plot`."""
     return pd.DataFrame(subgroup_records(result))
 
 
