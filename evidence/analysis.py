@@ -107,9 +107,21 @@ def slice_summary(cohorts: pd.DataFrame) -> dict[str, int]:
     }
 
 
+def every_poolable_row(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The counts chosen for analysis in every cohort, every outcome (column `outcome`). Small
+    (one row per cohort and outcome), so the dashboard reads it once per data version."""
+    return db.run(con, "poolable_outcomes")
+
+
+def in_slice(poolable: pd.DataFrame, cohorts: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `every_poolable_row` whose cohort is in the slice, in their order. The filters
+    were applied by the slice's query; this only matches its cohort ids."""
+    return poolable[poolable["cohort_id"].isin(cohorts["cohort_id"])].reset_index(drop=True)
+
+
 def poolable_rows(con: duckdb.DuckDBPyConnection, cohorts: pd.DataFrame) -> pd.DataFrame:
     """The counts chosen for analysis in these cohorts, every outcome (column `outcome`)."""
-    return db.run(con, "poolable_outcomes", cohort_ids=cohorts["cohort_id"].tolist())
+    return in_slice(every_poolable_row(con), cohorts)
 
 
 def rows_of(poolable: pd.DataFrame, outcome: str) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from evidence import analysis
+from evidence import analysis, db
 from evidence.filters import Filters
 from evidence.meta.comparisons import compare_groups
 from evidence.sheets import OUTCOME_LABELS
@@ -37,6 +37,34 @@ def test_no_study_with_two_doses_gives_no_comparison() -> None:
     )  # fmt: skip
     table, result = analysis.within_study_dose_comparisons(rows)
     assert table.empty and result is None
+
+
+def test_a_slices_counts_are_exactly_its_cohorts_chosen_counts(
+    fixture_con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The dashboard reads every cohort's counts once and picks a slice's rows by cohort id. The
+    rows must be those the database marks for analysis in exactly the slice's cohorts (checked
+    against the per-cohort `outcome_rows` query), so an excluded study's counts never pool."""
+    every = analysis.every_poolable_row(fixture_con)
+    first = str(every["study_id"].iloc[0])
+    for filters in (Filters(), Filters(exclude=(first,)), Filters(indication=("prophylaxis",))):
+        cohorts = analysis.cohort_slice(fixture_con, filters)
+        picked = analysis.in_slice(every, cohorts)
+        extracted = db.run(fixture_con, "outcome_rows", cohort_ids=cohorts["cohort_id"].tolist())
+        chosen = extracted[
+            extracted["use_in_analysis"] & extracted["events"].notna() & (extracted["total"] > 0)
+        ]
+        key = ["outcome", "cohort_id", "events", "total"]
+        assert sorted(picked[key].itertuples(index=False)) == sorted(
+            chosen[key].astype({"events": int, "total": int}).itertuples(index=False)
+        )
+        assert set(picked["cohort_id"]) <= set(cohorts["cohort_id"])
+        assert picked.index.tolist() == list(range(len(picked)))
+    assert first not in set(
+        analysis.in_slice(every, analysis.cohort_slice(fixture_con, Filters(exclude=(first,))))[
+            "study_id"
+        ]
+    )
 
 
 def test_pooling_a_pages_outcomes_at_once_gives_each_outcomes_own_result(

@@ -47,7 +47,7 @@ def test_unknown_query_and_missing_parameter_fail_loudly(
     with pytest.raises(db.UnknownQuery):
         db.run(fixture_con, "no_such_query")
     with pytest.raises(TypeError, match="needs parameters"):
-        db.run(fixture_con, "poolable_outcomes")
+        db.run(fixture_con, "outcome_rows")
 
 
 def test_database_opens_read_only(fixture_db_path: Path) -> None:
