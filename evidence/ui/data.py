@@ -96,22 +96,22 @@ def summary(_data: ActiveData, data_key: str, filters: Filters) -> dict[str, int
     return analysis.slice_summary(cohorts(_data, data_key, filters))
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def outcomes(
-    _data: ActiveData, data_key: str, filters: Filters, codes: tuple[str, ...]
-) -> tuple[analysis.OutcomeAnalysis, ...]:
-    """Every outcome a page shows, pooled from one query of the slice's counts, in one cached
-    call: a cached value is pickled when stored and unpickled by every cached caller, so a page
-    that asked per outcome paid for the slice's counts once per outcome."""
-    counts = analysis.in_slice(_every_poolable(_data, data_key), cohorts(_data, data_key, filters))
-    return analysis.pool_outcomes(counts, codes, filters, origin=f"{data_key}|{filters!r}")
-
-
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _every_poolable(_data: ActiveData, data_key: str) -> pd.DataFrame:
     """Every cohort's counts, read once per data version and shared read-only (a resource, not
     data: no copy per read); callers only select rows from it, which makes a new frame."""
     return analysis.every_poolable_row(_data.con)
+
+
+@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
+def outcomes(
+    _data: ActiveData, data_key: str, filters: Filters, codes: tuple[str, ...]
+) -> tuple[analysis.OutcomeAnalysis, ...]:
+    """Every outcome a page shows, pooled from the slice's counts in one cached call: a cached
+    value is pickled when stored and unpickled by every cached caller, so a page that asked per
+    outcome paid for the slice's counts once per outcome."""
+    counts = analysis.in_slice(_every_poolable(_data, data_key), cohorts(_data, data_key, filters))
+    return analysis.pool_outcomes(counts, codes, filters, origin=f"{data_key}|{filters!r}")
 
 
 def outcome(
