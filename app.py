@@ -13,7 +13,7 @@ st.set_page_config(
     layout="wide",
 )
 
-state.sidebar(state.current())
+state.sidebar(*state.current())
 
 
 @st.fragment(key=state.PAGE_FRAGMENT)
@@ -50,7 +50,7 @@ def page() -> None:
             ),
         ]
     )
-    state.share_link_control(state.filters())
+    state.share_link_control(state.current_slice(), state.current_view())
     components.data_banner()
     components.notices(state.link_notices())
     navigation.run()

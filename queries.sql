@@ -1,13 +1,13 @@
--- Every query the app runs. Format (aiosql convention): `-- name: x`, one line saying what it is
--- for, then the statement. Parameters are bound by DuckDB ($name), never pasted into the text.
--- Empty list parameters mean "no restriction" for that filter.
+-- Every query the app and its library run. Format (aiosql convention): `-- name: x`, a comment
+-- saying what it is for, then the statement. Parameters are bound by DuckDB ($name), never
+-- pasted into the text. Empty list parameters mean "no restriction" for that filter.
 
 -- name: cohort_slice
--- Anakinra cohorts that match the filters, one row each: the slice every page pools. Only what
--- the callers read (ids to pass on, n for the caption); each page queries the details it shows.
--- Every column costs DuckDB's join and the DataFrame conversion time (16 columns took 12 ms a
--- slice, these four 8 ms). (Here and below: list_contains rather than IN (SELECT unnest(...)),
--- which DuckDB plans as a subquery; same rows, about half the time.)
+-- Anakinra cohorts that match the filters, one row each: the slice every page pools. Each filter
+-- of evidence/filters.py (FILTERS) has its clause here, named by its parameters; an empty list or
+-- NULL means "no restriction". Only what callers read is selected (ids to pass on, n for
+-- the caption); each page queries the details it shows. list_contains rather than
+-- IN (SELECT unnest(...)), which DuckDB plans as a subquery.
 WITH product_lists AS (
     SELECT cohort_id, list(product) AS products_list FROM cohort_products GROUP BY cohort_id
 )
@@ -17,7 +17,7 @@ JOIN studies AS s USING (study_id)
 LEFT JOIN product_lists AS pl USING (cohort_id)
 WHERE c.arm = 'anakinra'
   AND s.same_patients_as IS NULL
-  AND (NOT $review_window_only OR coalesce(s.in_review_window, false))
+  AND ($window = 'all' OR coalesce(s.in_review_window, false))
   AND (len($indication::VARCHAR[]) = 0
        OR list_contains($indication::VARCHAR[], c.indication)
        OR list_contains($indication::VARCHAR[], c.sub_indication))
@@ -30,9 +30,7 @@ WHERE c.arm = 'anakinra'
   AND (len($dose_band::VARCHAR[]) = 0 OR list_contains($dose_band::VARCHAR[], c.dose_band))
   AND (len($route::VARCHAR[]) = 0 OR list_contains($route::VARCHAR[], c.route))
   AND (len($grading::VARCHAR[]) = 0 OR list_contains($grading::VARCHAR[], c.grading_system))
-  AND (len($design::VARCHAR[]) = 0
-       OR list_contains($design::VARCHAR[],
-                        CASE WHEN s.design LIKE 'prospective%' THEN 'prospective' ELSE s.design END))
+  AND (len($design::VARCHAR[]) = 0 OR list_contains($design::VARCHAR[], s.design))
   AND (len($pubtype::VARCHAR[]) = 0 OR list_contains($pubtype::VARCHAR[], s.publication_type))
   AND ($year_min::INTEGER IS NULL OR s.year >= $year_min::INTEGER)
   AND ($year_max::INTEGER IS NULL OR s.year <= $year_max::INTEGER)
@@ -43,9 +41,8 @@ ORDER BY s.year NULLS LAST, c.label;
 -- name: poolable_outcomes
 -- Counts (events of total) chosen for analysis in every cohort, every outcome: the pooling input,
 -- with the provenance the forest plot's rows carry and the cohort fields the subgroup and dose
--- views split on. The dashboard reads it once per data version and takes a slice's rows by the
--- cohort ids `cohort_slice` returned (where the filters are applied): a second query per slice
--- cost 6-10 ms of DuckDB's binding and planning, picking the rows in memory ~1-2 ms.
+-- views split on. Read once per data version; a slice's rows are picked from it by the cohort
+-- ids `cohort_slice` returned (where the filters are applied).
 SELECT o.outcome, o.cohort_id, o.study_id, c.label, o.events, o.total, o.locator, o.quote,
        src.citation AS source, c.dose_mg_day_min, c.dose_mg_day_max, c.dose_band, c.products,
        c.grading_system, c.sub_indication
@@ -84,6 +81,8 @@ ORDER BY comp.label, o.outcome;
 -- name: studies_table
 -- One row per report (every study, pooled or not), for the Studies page and the downloads.
 SELECT s.study_id, s.first_author, s.year, s.title, s.venue, s.publication_type, s.pmid, s.doi,
+       'https://pubmed.ncbi.nlm.nih.gov/' || s.pmid || '/' AS pubmed,
+       'https://doi.org/' || s.doi AS doi_link,
        s.nct_id, s.url, s.centres, s.country, s.design, s.enrolment_period, s.in_review_window,
        s.review_inclusion, s.review_inclusion_reason, s.same_patients_as, s.extraction_status,
        s.notes,
@@ -118,21 +117,10 @@ SELECT figure_id, description, quote, numerator, denominator, reported_percent, 
 FROM review_figures
 ORDER BY figure_id;
 
--- name: filter_options
--- The values present in the data, to offer in the sidebar (one row per dimension and value).
-SELECT 'product' AS dimension, product AS value FROM cohort_products
-UNION SELECT 'grading', grading_system FROM cohorts WHERE arm = 'anakinra'
-UNION SELECT 'route', route FROM cohorts WHERE arm = 'anakinra'
-UNION SELECT 'indication', indication FROM cohorts WHERE arm = 'anakinra'
-UNION SELECT 'sub_indication', sub_indication FROM cohorts WHERE arm = 'anakinra'
-UNION SELECT 'pubtype', publication_type FROM studies
-UNION SELECT 'outcome', outcome FROM outcomes
-ORDER BY dimension, value;
-
 -- name: data_ranges
--- Ranges for the sliders: anakinra mg/day, publication year and cohort size.
+-- Bounds of the range filters' sliders (columns named as their link keys).
 SELECT min(c.dose_mg_day_min) AS dose_min, max(c.dose_mg_day_max) AS dose_max,
-       min(s.year) AS year_min, max(s.year) AS year_max, max(c.n_patients) AS n_max
+       min(s.year) AS year_min, max(s.year) AS year_max
 FROM cohorts AS c JOIN studies AS s USING (study_id)
 WHERE c.arm = 'anakinra';
 

@@ -1,8 +1,9 @@
-"""From a filter state to the numbers a page shows: slice, outcome rows, pooled results.
+"""From a slice to the numbers a page shows: the slice's cohorts, its counts, pooled results.
 
-This is the seam between the data layer (named queries) and the engine (evidence.meta): pages
-call these functions and render what comes back; tests call the same functions to check that
-the number on screen is the engine's number for the same rows. Nothing here imports Streamlit.
+This is the seam between the data layer (named queries) and the engine (evidence.meta). The
+dashboard's data facade (evidence.ui.data) calls these functions and caches what they return;
+tests call the same functions. Nothing here imports Streamlit, and nothing here knows about
+caches.
 
 Vocabulary: a *study* is one report; a *cohort* is a group of patients within it (a dose level,
 a sub-indication); pooling is over cohorts, one row per cohort, and a cohort appears once even
@@ -12,14 +13,14 @@ when several reports describe it (`studies.same_patients_as`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from evidence import db
-from evidence.filters import DOSE_BANDS, GRADING, INDICATIONS, Filters
+from evidence import db, vocab
+from evidence.filters import Slice
 from evidence.meta.comparisons import compare_groups
 from evidence.meta.proportions import pool_proportions
 from evidence.meta.regression import meta_regression
@@ -30,24 +31,7 @@ from evidence.meta.results import (
     SubgroupResult,
 )
 from evidence.meta.subgroups import subgroup_analysis
-from evidence.sheets import OUTCOME_LABELS
 
-TREATMENT_OUTCOMES = ("icans_response", "icans_resolution", "grade5_icans", "early_mortality")
-PROPHYLAXIS_OUTCOMES = ("any_icans", "grade3plus_icans", "any_crs", "grade3plus_crs")
-SAFETY_OUTCOMES = (
-    "infection",
-    "viral_encephalitis",
-    "death",
-    "trm",
-    "grade5_icans",
-    "anakinra_discontinuation",
-)
-SUBGROUP_DIMENSIONS = {
-    "product": "CAR-T product",
-    "dose_band": "Anakinra dose band",
-    "grading_system": "ICANS grading system",
-    "sub_indication": "Indication",
-}
 # Fewer studies than this and a meta-regression slope is not estimated (intercept + slope need
 # at least one residual degree of freedom; metafor would fit k = 3 but with no information).
 MIN_STUDIES_FOR_REGRESSION = 3
@@ -55,24 +39,22 @@ MIN_STUDIES_FOR_REGRESSION = 3
 
 @dataclass(frozen=True)
 class OutcomeAnalysis:
-    """One outcome in one slice: the rows pooled and the result (None when there is no study)."""
+    """One outcome in one slice: the rows pooled, the pooling method asked for (a code of
+    vocab.POOLING_METHODS) and the result (None when no study reports the outcome as counts)."""
 
     outcome: str
+    method: str
     rows: pd.DataFrame
     result: PoolResult | None
     message: str | None
-    # Where the rows came from (data version and slice), set by the caching layer: together with
-    # the outcome it identifies the analysis, so a cache can key on it without hashing the rows.
-    origin: str = ""
 
     @property
     def label(self) -> str:
-        return OUTCOME_LABELS[self.outcome]
+        return vocab.OUTCOMES.label(self.outcome)
 
     def forest_records(self) -> list[dict[str, object]]:
         """Per-cohort rows joined with the engine's per-study numbers, plus the pooled row (none
-        with one study: nothing is pooled). Plain dicts: the chart reads a handful of rows, and
-        a DataFrame round trip cost more than the rest of building its spec."""
+        with one study: nothing is pooled)."""
         if self.result is None:
             return []
         *studies, pooled = self.result.to_records()
@@ -86,25 +68,31 @@ class OutcomeAnalysis:
             records.append({**pooled, **dict.fromkeys(columns[:2] + columns[3:])})
         return records
 
-    def forest_frame(self) -> pd.DataFrame:
-        """`forest_records` as a table (for exports and tests)."""
-        return pd.DataFrame(self.forest_records())
 
-
-def cohort_slice(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+def cohort_slice(con: duckdb.DuckDBPyConnection, rows: Slice) -> pd.DataFrame:
     """Anakinra cohorts in the slice (one row per cohort)."""
-    return db.run(con, "cohort_slice", **filters.sql_params())
+    return db.run(con, "cohort_slice", **rows.sql_params())
 
 
-def slice_summary(cohorts: pd.DataFrame) -> dict[str, int]:
-    """Counts a caption needs: studies, cohorts, patients (and cohorts whose n is unknown)."""
+@dataclass(frozen=True)
+class SliceSummary:
+    """What a caption says of a slice: studies, cohorts, patients where reported, and cohorts
+    whose number of patients no source gives."""
+
+    studies: int
+    cohorts: int
+    patients: int
+    cohorts_without_n: int
+
+
+def slice_summary(cohorts: pd.DataFrame) -> SliceSummary:
     n = cohorts["n_patients"]
-    return {
-        "studies": int(cohorts["study_id"].nunique()),
-        "cohorts": len(cohorts),
-        "patients": int(n.fillna(0).sum()),
-        "cohorts_without_n": int(n.isna().sum()),
-    }
+    return SliceSummary(
+        studies=int(cohorts["study_id"].nunique()),
+        cohorts=len(cohorts),
+        patients=int(n.fillna(0).sum()),
+        cohorts_without_n=int(n.isna().sum()),
+    )
 
 
 def every_poolable_row(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -119,59 +107,33 @@ def in_slice(poolable: pd.DataFrame, cohorts: pd.DataFrame) -> pd.DataFrame:
     return poolable[poolable["cohort_id"].isin(cohorts["cohort_id"])].reset_index(drop=True)
 
 
-def poolable_rows(con: duckdb.DuckDBPyConnection, cohorts: pd.DataFrame) -> pd.DataFrame:
-    """The counts chosen for analysis in these cohorts, every outcome (column `outcome`)."""
-    return in_slice(every_poolable_row(con), cohorts)
+def counts_by_outcome(counts: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A slice's counts (rows of `every_poolable_row`) split by outcome, each in cohort-label
+    order and indexed from 0."""
+    return {code: rows.reset_index(drop=True) for code, rows in counts.groupby("outcome")}
 
 
-def rows_of(poolable: pd.DataFrame, outcome: str) -> pd.DataFrame:
-    """One outcome's rows of `poolable_rows`, in cohort-label order."""
-    return poolable[poolable["outcome"] == outcome].reset_index(drop=True)
-
-
-def pool_outcomes(
-    counts: pd.DataFrame, outcomes: Sequence[str], filters: Filters, origin: str = ""
-) -> tuple[OutcomeAnalysis, ...]:
-    """Pool each of `outcomes` from one `poolable_rows` frame. The frame is split once: a mask
-    per outcome copies every column each time (~1 ms an outcome with pandas' Arrow strings)."""
-    groups = {code: rows.reset_index(drop=True) for code, rows in counts.groupby("outcome")}
-    empty = counts.iloc[0:0]
-    return tuple(
-        replace(pool_rows(code, groups.get(code, empty), filters), origin=origin)
-        for code in outcomes
-    )
-
-
-def outcome_rows(
-    con: duckdb.DuckDBPyConnection, cohorts: pd.DataFrame, outcome: str
-) -> pd.DataFrame:
-    """The counts chosen for analysis for `outcome` in these cohorts."""
-    return rows_of(poolable_rows(con, cohorts), outcome)
-
-
-def analyse_outcome(
-    con: duckdb.DuckDBPyConnection,
-    filters: Filters,
-    outcome: str,
-    cohorts: pd.DataFrame | None = None,
-) -> OutcomeAnalysis:
-    """Pool one outcome over the slice with the method the filters name."""
-    cohorts = cohort_slice(con, filters) if cohorts is None else cohorts
-    rows = outcome_rows(con, cohorts, outcome)
-    return pool_rows(outcome, rows, filters)
-
-
-def pool_rows(outcome: str, rows: pd.DataFrame, filters: Filters) -> OutcomeAnalysis:
+def pool(outcome: str, rows: pd.DataFrame, method: str) -> OutcomeAnalysis:
+    """Pool one outcome's counts with a method of vocab.POOLING_METHODS."""
     if rows.empty:
-        message = f"No study in this slice reports {OUTCOME_LABELS[outcome].lower()} as a count."
-        return OutcomeAnalysis(outcome, rows, None, message)
+        label = in_sentence(vocab.OUTCOMES.label(outcome))
+        return OutcomeAnalysis(
+            outcome, method, rows, None, f"No study in this slice reports {label} as a count."
+        )
     result = pool_proportions(
         rows["events"].to_numpy(dtype=int),
         rows["total"].to_numpy(dtype=int),
         labels=rows["label"].tolist(),
-        **filters.pooling_arguments(),
+        **vocab.POOLING_ARGUMENTS[method],
     )
-    return OutcomeAnalysis(outcome, rows, result, plain_message(result))
+    return OutcomeAnalysis(outcome, method, rows, result, plain_message(result))
+
+
+def in_sentence(label: str) -> str:
+    """A label inside a sentence: its first letter in lower case unless the first word is an
+    abbreviation ("ICANS resolution" stays, "Any-grade ICANS" becomes "any-grade ICANS")."""
+    first = label.split(" ", 1)[0]
+    return label if first.isupper() else label[:1].lower() + label[1:]
 
 
 def plain_message(result: PoolResult) -> str | None:
@@ -190,17 +152,15 @@ def subgroup_labels(rows: pd.DataFrame, dimension: str) -> list[str]:
     if dimension == "product":
         products = rows["products"].fillna("")
         return [
-            "not reported" if not p else ("several products" if ";" in p else p) for p in products
+            vocab.PRODUCT_CHOICES.label("not_reported")
+            if not p
+            else (vocab.PRODUCT_CHOICES.label("mixed") if ";" in p else vocab.PRODUCTS.label(p))
+            for p in products
         ]
-    names = {"dose_band": DOSE_BANDS, "grading_system": GRADING, "sub_indication": INDICATIONS}[
-        dimension
-    ]
-    return [names.get(v, v) for v in rows[dimension]]
+    return [vocab.SUBGROUP_VOCABULARIES[dimension].label(v) for v in rows[dimension]]
 
 
-def analyse_subgroups(
-    analysis: OutcomeAnalysis, dimension: str, filters: Filters
-) -> SubgroupResult | None:
+def analyse_subgroups(analysis: OutcomeAnalysis, dimension: str) -> SubgroupResult | None:
     """Pooled estimate per subgroup and the test for subgroup differences (None if k < 2)."""
     if analysis.result is None or len(analysis.rows) < 2:
         return None
@@ -210,7 +170,7 @@ def analyse_subgroups(
         rows["total"].to_numpy(dtype=int),
         subgroup_labels(rows, dimension),
         labels=rows["label"].tolist(),
-        **filters.pooling_arguments(),
+        **vocab.POOLING_ARGUMENTS[analysis.method],
     )
 
 
@@ -222,12 +182,18 @@ def dose_points(rows: pd.DataFrame) -> pd.DataFrame:
     return known
 
 
-def dose_regression(rows: pd.DataFrame, filters: Filters) -> MetaRegressionResult | None:
-    """Meta-regression of the outcome on anakinra mg/day (logit, REML), if enough cohorts."""
-    points = dose_points(rows)
-    if len(points) < MIN_STUDIES_FOR_REGRESSION or points["dose_mid"].nunique() < 2:
+def can_regress_on_dose(points: pd.DataFrame) -> bool:
+    """Whether `dose_points` can carry a meta-regression: enough cohorts at different doses."""
+    return len(points) >= MIN_STUDIES_FOR_REGRESSION and points["dose_mid"].nunique() >= 2
+
+
+def dose_regression(analysis: OutcomeAnalysis) -> MetaRegressionResult | None:
+    """Meta-regression of the outcome on anakinra mg/day (logit, REML; Hartung-Knapp when the
+    pooling method uses it), if `can_regress_on_dose`."""
+    points = dose_points(analysis.rows)
+    if not can_regress_on_dose(points):
         return None
-    ci = "hksj" if filters.pooling_arguments()["ci"] == "hksj" else "z"
+    ci = "hksj" if vocab.POOLING_ARGUMENTS[analysis.method]["ci"] == "hksj" else "z"
     return meta_regression(
         points["events"].to_numpy(dtype=int),
         points["total"].to_numpy(dtype=int),
@@ -248,8 +214,7 @@ def regression_line(result: MetaRegressionResult, points: pd.DataFrame) -> pd.Da
 
 
 def subgroup_records(result: SubgroupResult) -> list[dict[str, object]]:
-    """One row per subgroup (pooled estimate and CI), for the subgroup chart: plain dicts, since
-    a DataFrame round trip cost ~2.4 ms a chart and everything else about its rows ~0.1 ms."""
+    """One row per subgroup (pooled estimate and CI), for the subgroup chart."""
     return [
         {
             "subgroup": group.name,
@@ -262,11 +227,6 @@ def subgroup_records(result: SubgroupResult) -> list[dict[str, object]]:
         }
         for group in result.subgroups
     ]
-
-
-def subgroup_frame(result: SubgroupResult) -> pd.DataFrame:
-    """`subgroup_records` as a table, for a chart built whole by `charts.subgroup_plot`."""
-    return pd.DataFrame(subgroup_records(result))
 
 
 def within_study_dose_comparisons(
@@ -311,11 +271,11 @@ def within_study_dose_comparisons(
 
 
 def comparator_table(
-    con: duckdb.DuckDBPyConnection, cohorts: pd.DataFrame, outcome: str
+    con: duckdb.DuckDBPyConnection, cohort_ids: Sequence[str], outcome: str
 ) -> tuple[pd.DataFrame, ComparisonResult | None]:
     """Anakinra cohorts beside their own comparator cohorts; pooled MH risk ratio where both
     sides give counts (percent-only figures are shown but cannot be pooled)."""
-    ids = cohorts["cohort_id"].tolist()
+    ids = list(cohort_ids)
     treated = db.run(con, "outcome_rows", cohort_ids=ids)
     treated = treated[(treated["outcome"] == outcome) & treated["use_in_analysis"]]
     controls = db.run(con, "comparator_outcomes", cohort_ids=ids)

@@ -6,8 +6,8 @@ well as colour. A point selection named `pick` on study markers lets a page high
 study everywhere and offer to exclude it.
 
 Each chart is a layout (`*_layout`: marks, scales, title) plus its rows (`*_data`: named
-datasets); `*_plot` joins them. The layout does not depend on the rows, so a dashboard can build
-it once per outcome and send new rows for each slice.
+datasets). The layout does not depend on the rows, so the dashboard builds it once per outcome
+and sends new rows for each slice (evidence.ui.vega).
 """
 
 from __future__ import annotations
@@ -92,22 +92,11 @@ def _percent_axis(title: str, domain: Sequence[float] = (0, 1)) -> alt.X:
     )
 
 
-def forest_plot(
-    frame: pd.DataFrame, title: str, highlight: str | None = None, x_title: str = "Proportion"
-) -> alt.TopLevelMixin:
-    """Per-cohort proportions with exact 95% CIs, the pooled diamond, CI and prediction interval.
-
-    `frame` is OutcomeAnalysis.forest_frame(): rows of row_type 'study' then one 'pooled'.
-    """
-    records = frame.to_dict("records")
-    return forest_layout(title, x_title).properties(datasets=forest_data(records, highlight))
-
-
 def forest_data(
     records: Sequence[Mapping[str, object]], highlight: str | None = None
 ) -> dict[str, list[dict]]:
     """The forest plot's rows (from OutcomeAnalysis.forest_records): what its marks draw and its
-    tooltips show. Plain Python: for a few rows it is several times faster than pandas."""
+    tooltips show."""
     rows = []
     for order, source in enumerate(records):
         row = {column: _clean(source[column]) for column in FOREST_COLUMNS}
@@ -174,11 +163,6 @@ def forest_layout(title: str, x_title: str = "Proportion") -> alt.TopLevelMixin:
     return _style(chart)
 
 
-def subgroup_plot(frame: pd.DataFrame, title: str) -> alt.TopLevelMixin:
-    """Pooled proportion per subgroup with its CI (frame: analysis.subgroup_frame)."""
-    return subgroup_layout(title).properties(datasets=subgroup_data(frame.to_dict("records")))
-
-
 def subgroup_data(records: Sequence[Mapping[str, object]]) -> dict[str, list[dict]]:
     """The subgroup chart's rows (from analysis.subgroup_records), in plain Python like
     `forest_data`."""
@@ -211,14 +195,6 @@ def subgroup_layout(title: str) -> alt.TopLevelMixin:
         title=title, height=alt.Step(ROW_HEIGHT), width="container"
     )
     return _style(chart)
-
-
-def dose_bubble_plot(
-    points: pd.DataFrame, line: pd.DataFrame | None, title: str, highlight: str | None = None
-) -> alt.TopLevelMixin:
-    """Outcome proportion against anakinra mg/day; bubble area = patients; fitted line with CI."""
-    with_line = line is not None and not line.empty
-    return dose_layout(title, with_line).properties(datasets=dose_data(points, line, highlight))
 
 
 def dose_data(
@@ -291,11 +267,6 @@ def dose_layout(title: str, with_line: bool) -> alt.TopLevelMixin:
         layers = [band, fit, *layers]
     chart = alt.layer(*layers).properties(title=title, height=380, width="container")
     return _style(chart)
-
-
-def ratio_forest_plot(frame: pd.DataFrame, title: str, measure: str = "RR") -> alt.TopLevelMixin:
-    """Risk or odds ratios per study and pooled, on a log axis with the line of no effect."""
-    return ratio_layout(title, measure).properties(datasets=ratio_data(frame))
 
 
 def ratio_data(frame: pd.DataFrame) -> dict[str, list[dict]]:

@@ -1,268 +1,266 @@
-"""The slice of evidence a user is looking at, and its three faces: URL, SQL and words.
+"""What a user is looking at: the `Slice` (which cohorts) and the `View` (how they are shown).
 
-One `Filters` value is read from the URL query string, yields the parameters of the
-`cohort_slice` query, and describes itself in a sentence for chart captions. Each filter is
-declared once in `SPECS` with its URL name, its allowed values and its words, so the caption and
-the query cannot drift apart (datasette's filters.py follows the same idea). Unknown or
-malformed URL values are dropped with a notice, never an exception, because links get edited by
-hand and pasted into e-mails.
+Each filter is declared once, in `FILTERS`, with its link key, its sidebar label and kind, the
+vocabulary it offers, the parameters it gives the `cohort_slice` query and the words that
+describe it in a caption (datasette's filters declare their SQL and their human text together in
+the same way). The link reader, the SQL parameters, the caption and the sidebar are all made from
+these declarations, so adding a filter touches its declaration and its clause in `queries.sql`
+only.
+
+The slice decides which rows are pooled, so caches of counts and queries key on it alone; the
+view (pooling method, outcome of the single-outcome views, subgroup split, highlighted study)
+changes only how they are shown, so changing it never re-runs the slice's query.
+
+Unknown or malformed link values are dropped with a notice, never an exception: links are edited
+by hand and pasted into e-mails.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal, NamedTuple
 
-from evidence.sheets import ID_PATTERN, OUTCOME_LABELS, OUTCOMES
+from evidence import vocab
+from evidence.sheets import ID_PATTERN
 
-INDICATIONS = {
-    "treatment": "treatment of ICANS",
-    "prophylaxis": "prophylaxis",
-    "severe_icans": "severe (grade 3-4) ICANS",
-    "steroid_refractory_icans": "steroid-refractory ICANS",
-    "refractory_crs_or_icans": "refractory CRS or ICANS",
-    "carhlh": "carHLH",
-    "icans_any": "ICANS of any grade",
-    "universal_prophylaxis": "prophylaxis for all patients",
-    "high_risk_prophylaxis": "prophylaxis for high-risk patients",
-}
-# Which top-level indication each sub-indication belongs to (pages are per top-level indication).
-PARENT_INDICATION = {
-    "severe_icans": "treatment",
-    "steroid_refractory_icans": "treatment",
-    "refractory_crs_or_icans": "treatment",
-    "carhlh": "treatment",
-    "icans_any": "treatment",
-    "universal_prophylaxis": "prophylaxis",
-    "high_risk_prophylaxis": "prophylaxis",
-    "treatment": "treatment",
-    "prophylaxis": "prophylaxis",
-}
-PRODUCT_CHOICES = {
-    "axi-cel": "axi-cel",
-    "brexu-cel": "brexu-cel",
-    "tisa-cel": "tisa-cel",
-    "liso-cel": "liso-cel",
-    "mixed": "several products",
-    "not_reported": "product not reported",
-}
-DOSE_BANDS = {
-    "le200": "anakinra ≤ 200 mg/day",
-    "gt200": "anakinra > 200 mg/day",
-    "mixed": "doses on both sides of 200 mg/day",
-    "not_reported": "dose not reported",
-}
-ROUTES = {
-    "SC": "subcutaneous",
-    "IV": "intravenous",
-    "SC_IV": "SC or IV",
-    "not_reported": "route not reported",
-}
-GRADING = {
-    "ASTCT": "ASTCT",
-    "CTCAE": "CTCAE",
-    "CARTOX": "CARTOX",
-    "other": "other grading",
-    "not_reported": "grading not reported",
-}
-DESIGNS = {
-    "prospective": "prospective",
-    "retrospective": "retrospective",
-    "registry_only": "registry only",
-}
-PUBTYPES = {
-    "full_paper": "full papers",
-    "abstract": "conference abstracts",
-    "letter": "letters",
-    "registry": "registry records",
-    "news_report": "news reports",
-    "not_reported": "publication type not reported",
-}
-WINDOWS = {"all": "all evidence to date", "review": "as reviewed (to April 2022)"}
-# Pooling methods offered; the values are the arguments of evidence.meta.pool_proportions.
-METHODS: dict[str, dict[str, str]] = {
-    "glmm": {"method": "GLMM", "transform": "logit", "ci": "z"},
-    "reml_hksj": {"method": "REML", "transform": "logit", "ci": "hksj"},
-    "dl": {"method": "DL", "transform": "logit", "ci": "z"},
-    "freeman_tukey": {"method": "REML", "transform": "freeman-tukey", "ci": "hksj"},
-}
-METHOD_LABELS = {
-    "glmm": "GLMM, binomial-normal (primary)",
-    "reml_hksj": "Logit, REML + Hartung-Knapp (secondary)",
-    "dl": "Logit, DerSimonian-Laird (to reproduce published analyses)",
-    "freeman_tukey": "Freeman-Tukey, REML + Hartung-Knapp (sensitivity only)",
-}
+Kind = Literal["choices", "range", "minimum", "option", "studies"]
+
+
+class Range(NamedTuple):
+    """A numeric range; an open end is None."""
+
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
-class Spec:
-    """How one filter appears in the URL and in words."""
+class Filter:
+    """One way to narrow the slice, declared once.
 
-    name: str
-    kind: str  # multi | float | int | choice | ids
-    choices: Mapping[str, str] = field(default_factory=dict)
-    low: float = 0
-    high: float = 10_000
+    kind: `choices` (codes of `vocabulary`, several allowed), `range` (link keys KEY_min and
+    KEY_max), `minimum` (one whole number), `option` (one code of `vocabulary`), `studies` (study
+    ids). `sentence` describes an active filter: `{either}` is the chosen labels joined by "or",
+    `{low}`/`{high}` a range's ends (`open_end` where one is open), `{value}` a single value,
+    `{ids}` the chosen study ids. `columns` names the sheet columns ("sheet.column") its clause
+    in `queries.sql` reads; `covers` maps a choice to the codes it selects there, for choices that
+    stand for several (the design filter's groups).
+    """
+
+    key: str
+    label: str
+    kind: Kind
+    sentence: str
+    vocabulary: vocab.Vocabulary | None = None
+    columns: tuple[str, ...] = ()
+    covers: Mapping[str, tuple[str, ...]] | None = None
+    bounds: tuple[float, float] = (0, 100_000)
+    whole_numbers: bool = False
+    step: float = 1
+    open_end: str = "…"
+    help: str | None = None
+
+    @property
+    def default(self) -> Any:
+        if self.kind == "range":
+            return Range()
+        if self.kind == "minimum":
+            return None
+        if self.kind == "option":
+            assert self.vocabulary is not None
+            return self.vocabulary.codes[0]
+        return ()
+
+    @property
+    def link_keys(self) -> tuple[str, ...]:
+        return (f"{self.key}_min", f"{self.key}_max") if self.kind == "range" else (self.key,)
+
+    def sql_parameters(self, value: Any) -> dict[str, Any]:
+        """This filter's parameters of the `cohort_slice` query (named as its link keys)."""
+        if self.kind == "range":
+            return {f"{self.key}_min": value.low, f"{self.key}_max": value.high}
+        if self.kind in ("choices", "studies"):
+            covers = self.covers or {}
+            return {self.key: [code for choice in value for code in covers.get(choice, (choice,))]}
+        return {self.key: value}
+
+    def words(self, value: Any) -> str | None:
+        """The filter in words, or None when it restricts nothing."""
+        if value == self.default:
+            return None
+        labels = self.vocabulary.labels if self.vocabulary is not None else {}
+        if self.kind == "range":
+            ends = [self.open_end if end is None else format(end, "g") for end in value]
+            return self.sentence.format(low=ends[0], high=ends[1])
+        if self.kind == "option":
+            return self.sentence.format(value=labels[value])
+        if self.kind == "minimum":
+            return self.sentence.format(value=value)
+        return self.sentence.format(
+            either=" or ".join(labels.get(code, code) for code in value), ids=", ".join(value)
+        )
 
 
-SPECS: tuple[Spec, ...] = (
-    Spec("indication", "multi", INDICATIONS),
-    Spec("product", "multi", PRODUCT_CHOICES),
-    Spec("dose_min", "float", high=10_000),
-    Spec("dose_max", "float", high=10_000),
-    Spec("dose_band", "multi", DOSE_BANDS),
-    Spec("route", "multi", ROUTES),
-    Spec("grading", "multi", GRADING),
-    Spec("design", "multi", DESIGNS),
-    Spec("pubtype", "multi", PUBTYPES),
-    Spec("year_min", "int", low=1990, high=2100),
-    Spec("year_max", "int", low=1990, high=2100),
-    Spec("min_n", "int", low=0, high=100_000),
-    Spec("window", "choice", WINDOWS),
-    Spec("outcome", "choice", {o: OUTCOME_LABELS[o] for o in OUTCOMES}),
-    Spec("method", "choice", METHOD_LABELS),
-    Spec("exclude", "ids"),
+FILTERS: tuple[Filter, ...] = (
+    Filter(
+        "window",
+        "Evidence",
+        "option",
+        "{value}",
+        vocab.EVIDENCE_WINDOWS,
+        columns=("studies.in_review_window",),
+        help="The review searched to 1 April 2022; later reports are tagged and can be added.",
+    ),
+    Filter(
+        "indication",
+        "Indication",
+        "choices",
+        "{either} cohorts",
+        vocab.INDICATION_CHOICES,
+        columns=("cohorts.indication", "cohorts.sub_indication"),
+    ),
+    Filter(
+        "product",
+        "CAR-T product",
+        "choices",
+        "{either} (a cohort with several products matches each product it contains)",
+        vocab.PRODUCT_CHOICES,
+        columns=("cohorts.products",),
+    ),
+    Filter(
+        "dose_band",
+        "Dose band (review's split)",
+        "choices",
+        "{either}",
+        vocab.DOSE_BANDS,
+        columns=("cohorts.dose_band",),
+    ),
+    Filter("route", "Route", "choices", "{either}", vocab.ROUTES, columns=("cohorts.route",)),
+    Filter(
+        "grading",
+        "ICANS grading system",
+        "choices",
+        "{either} grading",
+        vocab.GRADING_SYSTEMS,
+        columns=("cohorts.grading_system",),
+    ),
+    Filter(
+        "design",
+        "Design",
+        "choices",
+        "{either} studies",
+        vocab.DESIGN_GROUPS,
+        columns=("studies.design",),
+        covers=vocab.DESIGNS_IN_GROUP,
+    ),
+    Filter(
+        "pubtype",
+        "Publication type",
+        "choices",
+        "{either}",
+        vocab.PUBLICATION_TYPES,
+        columns=("studies.publication_type",),
+    ),
+    Filter(
+        "dose",
+        "Anakinra dose (mg/day)",
+        "range",
+        "anakinra dose range overlapping {low}-{high} mg/day "
+        "(cohorts without a mg/day dose left out)",
+        columns=("cohorts.dose_mg_day_min", "cohorts.dose_mg_day_max"),
+        bounds=(0, 10_000),
+        step=50.0,
+        open_end="any",
+        help="Keeps cohorts whose reported dose range overlaps this one. Moving it away from the "
+        "full range leaves out cohorts with no mg/day dose (e.g. weight-based dosing).",
+    ),
+    Filter(
+        "year",
+        "Publication year",
+        "range",
+        "published {low}-{high}",
+        columns=("studies.year",),
+        bounds=(1990, 2100),
+        whole_numbers=True,
+    ),
+    Filter(
+        "min_n",
+        "Minimum cohort size",
+        "minimum",
+        "cohorts of at least {value} patients",
+        columns=("cohorts.n_patients",),
+        whole_numbers=True,
+    ),
+    Filter(
+        "exclude",
+        "Exclude studies (sensitivity)",
+        "studies",
+        "excluding {ids} by hand",
+        columns=("cohorts.study_id",),
+    ),
 )
-SPECS_BY_NAME = {s.name: s for s in SPECS}
+FILTERS_BY_KEY = {f.key: f for f in FILTERS}
 
 
-@dataclass(frozen=True)
-class Filters:
-    """A slice of the evidence; empty tuples and None mean "no restriction"; a cache key."""
+class Slice:
+    """Which cohorts are pooled: one value per declared filter, the default meaning "no
+    restriction". Immutable and hashable, so it keys caches; its repr names every value."""
 
-    indication: tuple[str, ...] = ()
-    product: tuple[str, ...] = ()
-    dose_min: float | None = None
-    dose_max: float | None = None
-    dose_band: tuple[str, ...] = ()
-    route: tuple[str, ...] = ()
-    grading: tuple[str, ...] = ()
-    design: tuple[str, ...] = ()
-    pubtype: tuple[str, ...] = ()
-    year_min: int | None = None
-    year_max: int | None = None
-    min_n: int | None = None
-    window: str = "all"
-    outcome: str | None = None
-    method: str = "glmm"
-    exclude: tuple[str, ...] = ()
+    __slots__ = ("_values",)
+    _values: tuple[tuple[str, Any], ...]
 
-    # ---- URL -------------------------------------------------------------------------------
-    @classmethod
-    def from_query_params(
-        cls, params: Mapping[str, str | Sequence[str]]
-    ) -> tuple[Filters, list[str]]:
-        """Read filters from URL params (repeated key = several values); list what was dropped."""
-        values: dict[str, Any] = {}
-        notices: list[str] = []
-        for key, raw in params.items():
-            spec = SPECS_BY_NAME.get(key)
-            items = [raw] if isinstance(raw, str) else list(raw)
-            if spec is None:
-                notices.append(f"Ignored unknown link parameter '{key}'.")
-                continue
-            parsed, bad = _parse(spec, items)
-            notices += [f"Ignored {key}={item!r}: {why}." for item, why in bad]
-            if parsed is not None:
-                values[key] = parsed
-        filters = cls(**values)
-        if (
-            filters.dose_min is not None
-            and filters.dose_max is not None
-            and filters.dose_min > filters.dose_max
-        ):
-            notices.append("Ignored the dose range: its minimum is above its maximum.")
-            filters = replace(filters, dose_min=None, dose_max=None)
-        if (
-            filters.year_min is not None
-            and filters.year_max is not None
-            and filters.year_min > filters.year_max
-        ):
-            notices.append("Ignored the year range: its start is after its end.")
-            filters = replace(filters, year_min=None, year_max=None)
-        return filters, notices
+    def __init__(self, **chosen: Any) -> None:
+        unknown = chosen.keys() - FILTERS_BY_KEY.keys()
+        if unknown:
+            raise TypeError(f"no filter named {', '.join(sorted(unknown))}")
+        values = tuple((f.key, _normalised(f, chosen.get(f.key, f.default))) for f in FILTERS)
+        object.__setattr__(self, "_values", values)
 
-    def to_query_params(self) -> dict[str, list[str]]:
-        """The URL form: only what differs from the defaults, lists for repeated keys."""
-        default = Filters()
-        out: dict[str, list[str]] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value == getattr(default, f.name):
-                continue
-            if isinstance(value, tuple):
-                out[f.name] = list(value)
-            else:
-                out[f.name] = [format(value, "g") if isinstance(value, float) else str(value)]
-        return out
+    def __getattr__(self, key: str) -> Any:
+        for name, value in object.__getattribute__(self, "_values"):
+            if name == key:
+                return value
+        raise AttributeError(key)
 
-    # ---- SQL -------------------------------------------------------------------------------
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("a Slice is immutable; use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Slice) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        chosen = ", ".join(f"{k}={v!r}" for k, v in self.active())
+        return f"Slice({chosen})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_slice, (dict(self._values),))
+
+    def replace(self, **changes: Any) -> Slice:
+        return Slice(**{**dict(self._values), **changes})
+
+    def active(self) -> Iterator[tuple[str, Any]]:
+        """(key, value) of every filter that restricts something, in declaration order."""
+        for f, (_, value) in zip(FILTERS, self._values, strict=True):
+            if value != f.default:
+                yield f.key, value
+
+    # ---- SQL and words ---------------------------------------------------------------------
     def sql_params(self) -> dict[str, Any]:
         """Parameters of the `cohort_slice` query."""
-        return {
-            "indication": list(self.indication),
-            "product": list(self.product),
-            "dose_min": self.dose_min,
-            "dose_max": self.dose_max,
-            "dose_band": list(self.dose_band),
-            "route": list(self.route),
-            "grading": list(self.grading),
-            "design": list(self.design),
-            "pubtype": list(self.pubtype),
-            "year_min": self.year_min,
-            "year_max": self.year_max,
-            "min_n": self.min_n,
-            "review_window_only": self.window == "review",
-            "exclude": list(self.exclude),
-        }
+        params: dict[str, Any] = {}
+        for f, (_, value) in zip(FILTERS, self._values, strict=True):
+            params |= f.sql_parameters(value)
+        return params
 
-    def pooling_arguments(self) -> dict[str, str]:
-        """Keyword arguments for evidence.meta.pool_proportions."""
-        return dict(METHODS[self.method])
-
-    # ---- words -----------------------------------------------------------------------------
     def clauses(self) -> list[str]:
         """The slice in plain words, one clause per active filter."""
-        words: list[str] = []
-
-        def either(choices: Mapping[str, str], chosen: tuple[str, ...]) -> str:
-            return " or ".join(choices[c] for c in chosen)
-
-        if self.indication:
-            words.append(f"{either(INDICATIONS, self.indication)} cohorts")
-        if self.product:
-            words.append(
-                f"{either(PRODUCT_CHOICES, self.product)} (a cohort with several products "
-                "matches each product it contains)"
-            )
-        if self.dose_min is not None or self.dose_max is not None:
-            low = f"{self.dose_min:g}" if self.dose_min is not None else "any"
-            high = f"{self.dose_max:g}" if self.dose_max is not None else "any"
-            words.append(
-                f"anakinra dose range overlapping {low}-{high} mg/day "
-                "(cohorts without a mg/day dose left out)"
-            )
-        if self.dose_band:
-            words.append(either(DOSE_BANDS, self.dose_band))
-        if self.route:
-            words.append(either(ROUTES, self.route))
-        if self.grading:
-            words.append(f"{either(GRADING, self.grading)} grading")
-        if self.design:
-            words.append(f"{either(DESIGNS, self.design)} studies")
-        if self.pubtype:
-            words.append(either(PUBTYPES, self.pubtype))
-        if self.year_min is not None or self.year_max is not None:
-            words.append(f"published {self.year_min or '…'}-{self.year_max or '…'}")
-        if self.min_n:
-            words.append(f"cohorts of at least {self.min_n} patients")
-        if self.window == "review":
-            words.append(WINDOWS["review"])
-        if self.exclude:
-            words.append(f"excluding {', '.join(self.exclude)} by hand")
-        return words
+        words = (f.words(value) for f, (_, value) in zip(FILTERS, self._values, strict=True))
+        return [w for w in words if w]
 
     def describe(self, studies: int | None = None, patients: int | None = None) -> str:
         """A caption such as "Treatment of ICANS cohorts, ASTCT grading: 3 studies, 28 patients"."""
@@ -276,45 +274,163 @@ class Filters:
             text += f": {counted}"
         return text
 
-    def within(self, indication: str) -> Filters | None:
-        """This slice restricted to one top-level indication (a page's scope), or None if the
-        user's indication filter leaves nothing of it."""
+    # ---- derived slices --------------------------------------------------------------------
+    def within(self, indication: str) -> Slice | None:
+        """This slice restricted to one indication (a page's scope), or None if the user's
+        indication filter leaves nothing of it."""
         if not self.indication:
-            return replace(self, indication=(indication,))
-        kept = tuple(i for i in self.indication if PARENT_INDICATION[i] == indication)
-        return replace(self, indication=kept) if kept else None
+            return self.replace(indication=(indication,))
+        kept = tuple(i for i in self.indication if vocab.PARENT_INDICATION.get(i, i) == indication)
+        return self.replace(indication=kept) if kept else None
 
-    def toggle_exclusion(self, study_id: str) -> Filters:
+    def toggle_exclusion(self, study_id: str) -> Slice:
         """The same slice with one study excluded, or included again if it was excluded."""
         if study_id in self.exclude:
-            return replace(self, exclude=tuple(s for s in self.exclude if s != study_id))
-        return replace(self, exclude=(*self.exclude, study_id))
+            return self.replace(exclude=tuple(s for s in self.exclude if s != study_id))
+        return self.replace(exclude=(*self.exclude, study_id))
 
 
-def _parse(spec: Spec, items: list[str]) -> tuple[Any, list[tuple[str, str]]]:
-    """Parse one parameter's values; return (value or None, [(bad item, reason)])."""
-    bad: list[tuple[str, str]] = []
-    if spec.kind in ("multi", "ids"):
+def _rebuild_slice(values: dict[str, Any]) -> Slice:
+    return Slice(**values)
+
+
+def _normalised(f: Filter, value: Any) -> Any:
+    if f.kind in ("choices", "studies"):
+        return tuple(value)
+    if f.kind == "range":
+        return Range(*value)
+    return value
+
+
+@dataclass(frozen=True)
+class View:
+    """How the slice is shown: the pooling method, the outcome of the single-outcome views
+    (None: the page's default), the subgroup split and the highlighted study."""
+
+    method: str = "glmm"
+    outcome: str | None = None
+    split: str = "product"
+    study: str | None = None
+
+    @property
+    def pooling_arguments(self) -> dict[str, str]:
+        """Keyword arguments for evidence.meta.pool_proportions."""
+        return dict(vocab.POOLING_ARGUMENTS[self.method])
+
+    def outcome_or(self, default: str, among: Sequence[str] | None = None) -> str:
+        """The chosen outcome if it is one of `among` (any outcome when None), else `default`."""
+        if self.outcome is not None and (among is None or self.outcome in among):
+            return self.outcome
+        return default
+
+
+# The view's link keys and what each accepts (None: a study id).
+VIEW_SETTINGS: Mapping[str, vocab.Vocabulary | None] = {
+    "method": vocab.POOLING_METHODS,
+    "outcome": vocab.OUTCOMES,
+    "split": vocab.SUBGROUP_DIMENSIONS,
+    "study": None,
+}
+
+
+# ---- links ---------------------------------------------------------------------------------
+def read_link(params: Mapping[str, str | Sequence[str]]) -> tuple[Slice, View, list[str]]:
+    """The slice and view a link's query string names (a repeated key gives several values),
+    and a notice for every value that was dropped."""
+    by_link_key = {key: f for f in FILTERS for key in f.link_keys}
+    chosen: dict[str, Any] = {}
+    view: dict[str, Any] = {}
+    notices: list[str] = []
+    for key, raw in params.items():
+        items = [raw] if isinstance(raw, str) else list(raw)
+        if key in VIEW_SETTINGS:
+            value, bad = _one_code(VIEW_SETTINGS[key], items)
+            if value is not None:
+                view[key] = value
+        elif key in by_link_key:
+            f = by_link_key[key]
+            value, bad = _parse(f, items)
+            if value is not None and f.kind == "range":
+                end = 0 if key.endswith("_min") else 1
+                current = list(chosen.get(f.key, Range()))
+                current[end] = value
+                value = Range(*current)
+            if value is not None:
+                chosen[f.key] = value
+        else:
+            notices.append(f"Ignored unknown link parameter '{key}'.")
+            continue
+        notices += [f"Ignored {key}={item!r}: {why}." for item, why in bad]
+    for f in FILTERS:
+        span = chosen.get(f.key)
+        if f.kind == "range" and span and None not in span and span.low > span.high:
+            notices.append(f"Ignored the {f.label.lower()} range: its start is above its end.")
+            del chosen[f.key]
+    return Slice(**chosen), View(**view), notices
+
+
+def link_params(rows: Slice, view: View) -> dict[str, list[str]]:
+    """The query string of a link to this slice and view: only what differs from the defaults,
+    lists for repeated keys."""
+    out: dict[str, list[str]] = {}
+    for key, value in rows.active():
+        f = FILTERS_BY_KEY[key]
+        if f.kind == "range":
+            for link_key, end in zip(f.link_keys, value, strict=True):
+                if end is not None:
+                    out[link_key] = [format(end, "g")]
+        elif isinstance(value, tuple):
+            out[key] = list(value)
+        else:
+            out[key] = [str(value)]
+    default = View()
+    for setting in fields(View):
+        value = getattr(view, setting.name)
+        if value != getattr(default, setting.name):
+            out[setting.name] = [str(value)]
+    return out
+
+
+def _parse(f: Filter, items: list[str]) -> tuple[Any, list[tuple[str, str]]]:
+    """One filter's link values: (value or None, [(bad item, reason)])."""
+    if f.kind in ("choices", "studies"):
         good: list[str] = []
+        bad: list[tuple[str, str]] = []
         for item in items:
-            if spec.kind == "multi" and item not in spec.choices:
-                bad.append((item, f"not one of {', '.join(spec.choices)}"))
-            elif spec.kind == "ids" and not re.match(ID_PATTERN, item):
+            if f.vocabulary is not None and item not in f.vocabulary:
+                bad.append((item, f"not one of {', '.join(f.vocabulary)}"))
+            elif f.vocabulary is None and not re.match(ID_PATTERN, item):
                 bad.append((item, "not a study id"))
             elif item not in good:
                 good.append(item)
         return (tuple(good) if good else None), bad
-    if len(items) > 1:
-        bad += [(item, "given more than once; the first value is used") for item in items[1:]]
-    item = items[0] if items else ""
-    if spec.kind == "choice":
-        if item in spec.choices:
-            return item, bad
-        return None, [*bad, (item, f"not one of {', '.join(spec.choices)}")]
+    if f.kind == "option":
+        return _one_code(f.vocabulary, items)
+    first, bad = _first(items)
     try:
-        number = float(item) if spec.kind == "float" else int(item)
+        number = int(first) if f.whole_numbers else float(first)
     except ValueError:
-        return None, [*bad, (item, "not a number")]
-    if not spec.low <= number <= spec.high or number != number:
-        return None, [*bad, (item, f"outside {spec.low:g}-{spec.high:g}")]
+        return None, [*bad, (first, "not a number")]
+    low, high = f.bounds
+    if math.isnan(number) or not low <= number <= high:
+        return None, [*bad, (first, f"outside {low:g}-{high:g}")]
     return number, bad
+
+
+def _one_code(
+    vocabulary: vocab.Vocabulary | None, items: list[str]
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """A single code of `vocabulary` (a study id when None)."""
+    first, bad = _first(items)
+    if vocabulary is None:
+        if re.match(ID_PATTERN, first):
+            return first, bad
+        return None, [*bad, (first, "not a study id")]
+    if first in vocabulary:
+        return first, bad
+    return None, [*bad, (first, f"not one of {', '.join(vocabulary)}")]
+
+
+def _first(items: list[str]) -> tuple[str, list[tuple[str, str]]]:
+    extra = [(item, "given more than once; the first value is used") for item in items[1:]]
+    return (items[0] if items else ""), extra

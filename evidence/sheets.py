@@ -10,50 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PRODUCTS = ("axi-cel", "brexu-cel", "tisa-cel", "liso-cel", "other")
-GRADING_SYSTEMS = ("ASTCT", "CTCAE", "CARTOX", "other", "not_reported")
-OUTCOMES = (
-    "icans_response",
-    "icans_resolution",
-    "grade5_icans",
-    "any_icans",
-    "grade3plus_icans",
-    "any_crs",
-    "grade2plus_crs",
-    "grade3plus_crs",
-    "early_mortality",
-    "death",
-    "trm",
-    "infection",
-    "viral_encephalitis",
-    "hospital_days",
-    "cumulative_steroid",
-    "anakinra_discontinuation",
-    "lymphoma_orr",
-    "lymphoma_cr",
-    "carhlh_response",
-)
-OUTCOME_LABELS = {
-    "icans_response": "Neurological response / improvement",
-    "icans_resolution": "ICANS resolution",
-    "grade5_icans": "Grade 5 (fatal) ICANS",
-    "any_icans": "Any-grade ICANS",
-    "grade3plus_icans": "Grade ≥ 3 ICANS",
-    "any_crs": "Any-grade CRS",
-    "grade2plus_crs": "Grade ≥ 2 CRS",
-    "grade3plus_crs": "Grade ≥ 3 CRS",
-    "early_mortality": "Early mortality",
-    "death": "Death (any cause)",
-    "trm": "Treatment-related mortality",
-    "infection": "Infection",
-    "viral_encephalitis": "Viral encephalitis",
-    "hospital_days": "Hospital stay (days)",
-    "cumulative_steroid": "Cumulative steroid dose",
-    "anakinra_discontinuation": "Anakinra stopped for side effects",
-    "lymphoma_orr": "Lymphoma overall response",
-    "lymphoma_cr": "Lymphoma complete response",
-    "carhlh_response": "carHLH response",
-}
+from evidence import vocab
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 
@@ -88,8 +45,9 @@ def _text(name: str, required: bool = False) -> Column:
     return Column(name, "text", required)
 
 
-def _vocab(name: str, values: tuple[str, ...], required: bool = True) -> Column:
-    return Column(name, "vocab", required, vocab=values)
+def _vocab(vocabulary: vocab.Vocabulary, required: bool = True) -> Column:
+    """A column holding one code of `vocabulary` (the column is named after it)."""
+    return Column(vocabulary.name, "vocab", required, vocab=vocabulary.codes)
 
 
 def _fact_columns(prefix: str) -> tuple[Column, ...]:
@@ -109,30 +67,20 @@ STUDIES = Sheet(
         Column("year", "int"),
         _text("title", True),
         _text("venue"),
-        _vocab("publication_type", ("full_paper", "abstract", "letter", "registry", "news_report")),
+        _vocab(vocab.PUBLICATION_TYPES),
         Column("pmid", "int"),
         _text("doi"),
         _text("nct_id"),
         _text("url"),
         _text("centres"),
         _text("country"),
-        _vocab(
-            "design",
-            (
-                "retrospective",
-                "prospective_single_arm",
-                "prospective_phase1",
-                "prospective_phase2",
-                "registry_only",
-                "not_reported",
-            ),
-        ),
+        _vocab(vocab.STUDY_DESIGNS),
         _text("enrolment_period"),
         Column("in_review_window", "bool"),
-        _vocab("review_inclusion", ("likely", "possible", "unlikely", "excluded")),
+        _vocab(vocab.REVIEW_INCLUSION),
         _text("review_inclusion_reason", True),
         Column("same_patients_as", "ref", ref="studies"),
-        _vocab("extraction_status", ("numbers_extracted", "partial", "identified_only")),
+        _vocab(vocab.EXTRACTION_STATUS),
         _text("notes"),
     ),
 )
@@ -143,10 +91,7 @@ SOURCES = Sheet(
     (
         Column("source_id", "id", True),
         _text("citation", True),
-        _vocab(
-            "kind",
-            ("primary_paper", "primary_abstract", "registry", "secondary_review", "news_report"),
-        ),
+        _vocab(vocab.SOURCE_KINDS),
         _text("url"),
         Column("pmid", "int"),
         _text("doi"),
@@ -161,41 +106,26 @@ COHORTS = Sheet(
         Column("cohort_id", "id", True),
         Column("study_id", "ref", True, ref="studies"),
         _text("label", True),
-        _vocab("indication", ("treatment", "prophylaxis")),
-        _vocab(
-            "sub_indication",
-            (
-                "severe_icans",
-                "steroid_refractory_icans",
-                "refractory_crs_or_icans",
-                "carhlh",
-                "icans_any",
-                "universal_prophylaxis",
-                "high_risk_prophylaxis",
-                "not_reported",
-            ),
-        ),
-        _vocab("arm", ("anakinra", "comparator")),
+        _vocab(vocab.INDICATIONS),
+        _vocab(vocab.SUB_INDICATIONS),
+        _vocab(vocab.ARMS),
         Column("comparator_for", "ref", ref="cohorts"),
-        _vocab(
-            "disease",
-            ("LBCL", "MCL", "LBCL_MCL", "B_cell_and_myeloma", "mixed_lymphoma", "not_reported"),
-        ),
+        _vocab(vocab.DISEASES),
         Column("n_patients", "int"),
         Column("n_axicel", "int"),
         Column("n_brexucel", "int"),
         Column("n_tisacel", "int"),
         Column("n_lisocel", "int"),
         Column("n_other_product", "int"),
-        Column("products", "list", vocab=PRODUCTS),
+        Column("products", "list", vocab=vocab.PRODUCTS.codes),
         Column("dose_mg_day_min", "number"),
         Column("dose_mg_day_max", "number"),
         Column("dose_mg_kg_day_min", "number"),
         Column("dose_mg_kg_day_max", "number"),
-        _vocab("dose_band", ("le200", "gt200", "mixed", "not_reported")),
-        _vocab("route", ("SC", "IV", "SC_IV", "not_reported")),
+        _vocab(vocab.DOSE_BANDS),
+        _vocab(vocab.ROUTES),
         _text("schedule"),
-        _vocab("grading_system", GRADING_SYSTEMS),
+        _vocab(vocab.GRADING_SYSTEMS),
         *_fact_columns("n"),
         *_fact_columns("product"),
         *_fact_columns("dose"),
@@ -210,20 +140,20 @@ OUTCOME_SHEET = Sheet(
     (
         Column("outcome_id", "id", True),
         Column("cohort_id", "ref", True, ref="cohorts"),
-        _vocab("outcome", OUTCOMES),
+        _vocab(vocab.OUTCOMES),
         Column("events", "int"),
         Column("total", "int"),
         Column("value", "number"),
         Column("value_low", "number"),
         Column("value_high", "number"),
-        _vocab("unit", ("patients", "percent", "days", "mg", "mg_dexamethasone_equivalent")),
-        _vocab("statistic", ("count", "percent", "median", "mean", "cumulative_incidence")),
+        _vocab(vocab.UNITS),
+        _vocab(vocab.STATISTICS),
         _text("definition"),
         _text("timepoint"),
         Column("source_id", "ref", True, ref="sources"),
         _text("locator", True),
         _text("quote", True),
-        _vocab("status", ("primary", "secondary", "derived")),
+        _vocab(vocab.NUMBER_STATUS),
         _text("derivation"),
         Column("use_in_analysis", "bool", True),
         _text("conflict_note"),
@@ -250,9 +180,9 @@ QUALITY = Sheet(
     None,
     (
         Column("study_id", "ref", True, ref="studies"),
-        _vocab("tool", ("JBI_case_series", "JBI_cohort", "not_assessable")),
+        _vocab(vocab.QUALITY_TOOLS),
         _text("item", True),
-        _vocab("judgement", ("yes", "no", "unclear", "not_applicable")),
+        _vocab(vocab.JUDGEMENTS),
         _text("reason", True),
     ),
 )

@@ -4,11 +4,9 @@ import streamlit as st
 
 from evidence.ui import components, data, state
 
-KEY_OUTCOMES = ("icans_response", "grade5_icans", "any_icans", "grade3plus_icans")
-
-filters = state.filters()
-active = data.active()
-summary = data.summary(active, active.key, filters)
+view = state.current_view()
+evidence = data.slice(state.current_slice(), view.method)
+summary = evidence.summary
 
 st.title("Anakinra for ICANS after CAR-T cell therapy")
 st.markdown(
@@ -19,32 +17,17 @@ st.markdown(
     "indication and grading system; every page follows."
 )
 columns = st.columns(4)
-columns[0].metric("Studies in slice", summary["studies"])
-columns[1].metric("Cohorts", summary["cohorts"])
-columns[2].metric("Patients (where reported)", summary["patients"])
-columns[3].metric("Cohorts with n not reported", summary["cohorts_without_n"])
-st.caption(filters.describe(summary["studies"], summary["patients"]))
+columns[0].metric("Studies in slice", summary.studies)
+columns[1].metric("Cohorts", summary.cohorts)
+columns[2].metric("Patients (where reported)", summary.patients)
+columns[3].metric("Cohorts with n not reported", summary.cohorts_without_n)
+st.caption(evidence.caption())
 
 st.subheader("Key pooled outcomes")
-cards = st.columns(len(KEY_OUTCOMES))
-results = data.outcomes(active, active.key, filters, KEY_OUTCOMES)
-for card, result in zip(cards, results, strict=True):
-    with card.container(border=True, key=f"card_{result.outcome}"):
-        st.markdown(f"**{result.label}**")
-        if result.result is None:
-            st.markdown("not estimable")
-            st.caption(result.message)
-            continue
-        pooled = result.result
-        value, interval = components.headline(pooled)
-        st.metric(result.label, value, label_visibility="collapsed")
-        method = "single study, not pooled" if pooled.k == 1 else pooled.method
-        st.caption(
-            f"{interval} · k = {pooled.k} · {pooled.events_total}/{pooled.n_total} patients · "
-            f"{method}"
-        )
-        if result.message:
-            st.caption(result.message)
+key_outcomes = evidence.outcomes("key")
+for card, pooled in zip(st.columns(len(key_outcomes)), key_outcomes, strict=True):
+    with card.container(border=True, key=f"card_{pooled.outcome}"):
+        components.outcome_card(pooled)
 
 st.subheader("The review's headline figures, checked")
 st.markdown(
@@ -54,7 +37,7 @@ st.markdown(
     "cannot reproduce is explained, not adjusted. (The review calls anakinra a monoclonal "
     "antibody; it is a recombinant IL-1 receptor antagonist.)"
 )
-figures = data.query(active, active.key, "review_figures")
+figures = data.review_figures()
 st.dataframe(
     figures[["description", "quote", "check_message", "percent_check", "sum_check", "note"]],
     hide_index=True,
@@ -68,9 +51,8 @@ st.dataframe(
     },
 )
 st.markdown("**What this database holds** (anakinra cohorts, each patient group counted once)")
-holdings = data.query(active, active.key, "holdings")
 st.dataframe(
-    holdings,
+    data.holdings(),
     hide_index=True,
     column_config={
         "indication": "Indication",

@@ -2,8 +2,6 @@
 
 import streamlit as st
 
-from evidence import analysis
-from evidence.sheets import OUTCOME_LABELS
 from evidence.ui import components, data, state
 
 st.title("Anakinra to prevent ICANS")
@@ -11,21 +9,17 @@ st.caption(
     "Patients given anakinra before or at CAR-T infusion in prospective studies. Rates are "
     "single-arm unless a study reports its own comparison cohort (shown beside it)."
 )
-filters = state.filters().within("prophylaxis")
-if filters is None:
-    st.info("The indication filter in the sidebar leaves out every prophylaxis cohort.")
-    st.stop()
-active = data.active()
-cohorts = data.cohorts(active, active.key, filters)
-caption = components.slice_caption(filters)
+view = state.current_view()
+evidence = data.slice(state.page_slice("prophylaxis"), view.method)
+caption = evidence.caption()
 
-for result in data.outcomes(active, active.key, filters, analysis.PROPHYLAXIS_OUTCOMES):
-    code = result.outcome
+for pooled in evidence.outcomes("prophylaxis"):
+    code = pooled.outcome
     with st.container(border=True):
-        st.subheader(result.label)
-        components.pooled_block(result, filters)
-        components.forest(result, filters, caption, key=f"forest_{code}")
-        table, comparison = data.comparators(active, active.key, filters, code)
+        st.subheader(pooled.label)
+        components.pooled_block(pooled)
+        components.forest(evidence, pooled, key=f"forest_{code}")
+        table, comparison = evidence.comparators(code)
         if table.empty:
             st.caption("No study in this slice reports a comparison cohort for this outcome.")
             continue
@@ -62,27 +56,20 @@ for result in data.outcomes(active, active.key, filters, analysis.PROPHYLAXIS_OU
         )
         if comparison is not None:
             ratio_line = (
-                f"Mantel-Haenszel risk ratio {comparison.estimate:.2f} "
-                f"(95% CI {comparison.ci_low:.2f}–{comparison.ci_high:.2f}), k = {comparison.k}. "
-                "Historical or matched comparison cohorts, not randomised."
+                components.risk_ratio_line(comparison, "anakinra vs comparison cohort")
+                + " Historical or matched comparison cohorts, not randomised."
             )
-            components.chart(
-                data.comparator_spec(active, active.key, filters, code),
-                f"ratio_{code}",
-                [caption, ratio_line],
-            )
+            components.chart(evidence.comparator_spec(code), f"ratio_{code}", [caption, ratio_line])
             st.markdown(ratio_line)
 
 st.header("Hospital stay and other reported figures")
-rows = data.query(active, active.key, "outcome_rows", cohort_ids=tuple(cohorts["cohort_id"]))
-other = rows[~rows["outcome"].isin(analysis.PROPHYLAXIS_OUTCOMES)]
+other = evidence.numbers(besides="prophylaxis")
 if other.empty:
     st.info(
         "No other figure is reported for prophylaxis cohorts in this slice (hospital stay: "
         "not reported by any study the public record gives)."
     )
 else:
-    other = other.assign(outcome=other["outcome"].map(OUTCOME_LABELS))
     components.study_table(
         other,
         [

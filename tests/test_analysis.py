@@ -5,10 +5,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from evidence import analysis, db
-from evidence.filters import Filters
+from evidence import analysis, db, vocab
+from evidence.filters import Slice
 from evidence.meta.comparisons import compare_groups
-from evidence.sheets import OUTCOME_LABELS
+from evidence.meta.proportions import pool_proportions
 
 
 def test_within_study_dose_comparison_pairs_highest_with_lowest_dose_of_each_study() -> None:
@@ -47,8 +47,8 @@ def test_a_slices_counts_are_exactly_its_cohorts_chosen_counts(
     against the per-cohort `outcome_rows` query), so an excluded study's counts never pool."""
     every = analysis.every_poolable_row(fixture_con)
     first = str(every["study_id"].iloc[0])
-    for filters in (Filters(), Filters(exclude=(first,)), Filters(indication=("prophylaxis",))):
-        cohorts = analysis.cohort_slice(fixture_con, filters)
+    for rows in (Slice(), Slice(exclude=(first,)), Slice(indication=("prophylaxis",))):
+        cohorts = analysis.cohort_slice(fixture_con, rows)
         picked = analysis.in_slice(every, cohorts)
         extracted = db.run(fixture_con, "outcome_rows", cohort_ids=cohorts["cohort_id"].tolist())
         chosen = extracted[
@@ -59,26 +59,47 @@ def test_a_slices_counts_are_exactly_its_cohorts_chosen_counts(
             chosen[key].astype({"events": int, "total": int}).itertuples(index=False)
         )
         assert set(picked["cohort_id"]) <= set(cohorts["cohort_id"])
-        assert picked.index.tolist() == list(range(len(picked)))
-    without_first = analysis.cohort_slice(fixture_con, Filters(exclude=(first,)))
+    without_first = analysis.cohort_slice(fixture_con, Slice(exclude=(first,)))
     assert first not in set(analysis.in_slice(every, without_first)["study_id"])
 
 
-def test_pooling_a_pages_outcomes_at_once_gives_each_outcomes_own_result(
-    fixture_con: duckdb.DuckDBPyConnection,
+def test_every_outcome_of_a_slice_pools_exactly_its_own_counts(
+    fixture_con: duckdb.DuckDBPyConnection, evidence_of
 ) -> None:
-    """The dashboard pools a page's outcomes from one query of the slice's counts; every number
-    must be what pooling that outcome alone gives, in the order the page asked for."""
-    filters = Filters()
-    counts = analysis.poolable_rows(fixture_con, analysis.cohort_slice(fixture_con, filters))
-    codes = tuple(reversed(OUTCOME_LABELS))  # every outcome, not in the frame's order
-    together = analysis.pool_outcomes(counts, codes, filters, origin="v1|slice")
-    assert [a.outcome for a in together] == list(codes)
-    assert {a.origin for a in together} == {"v1|slice"}
-    assert any(a.result is None and a.rows.empty for a in together)
-    for shared in together:
-        alone = analysis.analyse_outcome(fixture_con, filters, shared.outcome)
-        pd.testing.assert_frame_equal(shared.rows, alone.rows)
-        assert shared.result == alone.result
-        assert shared.forest_records() == alone.forest_records()
-    assert any(a.result is not None and a.result.k >= 2 for a in together)
+    """What the dashboard's facade shows for each outcome is the engine's result for that
+    outcome's counts in the slice, with the method asked for, and nothing for an outcome no
+    cohort reports as counts."""
+    for method in ("glmm", "dl"):
+        evidence = evidence_of(fixture_con, Slice(), method)
+        counts = analysis.in_slice(
+            analysis.every_poolable_row(fixture_con),
+            analysis.cohort_slice(fixture_con, Slice()),
+        )
+        for code in vocab.OUTCOMES:
+            shown = evidence.outcome(code)
+            own = counts[counts["outcome"] == code]
+            assert shown.outcome == code and shown.method == method
+            assert shown.rows["cohort_id"].tolist() == own["cohort_id"].tolist()
+            if own.empty:
+                assert shown.result is None and "No study in this slice reports" in shown.message
+                continue
+            expected = pool_proportions(
+                own["events"].to_numpy(dtype=int),
+                own["total"].to_numpy(dtype=int),
+                labels=own["label"].tolist(),
+                **vocab.POOLING_ARGUMENTS[method],
+            )
+            assert shown.result == expected
+
+
+def test_outcome_groups_come_back_in_their_order(
+    fixture_con: duckdb.DuckDBPyConnection, evidence_of
+) -> None:
+    evidence = evidence_of(fixture_con)
+    for group, codes in vocab.OUTCOME_GROUPS.items():
+        assert [a.outcome for a in evidence.outcomes(group)] == list(codes)
+
+
+def test_no_count_message_reads_the_outcome_as_a_person_writes_it() -> None:
+    assert analysis.in_sentence("Any-grade ICANS") == "any-grade ICANS"
+    assert analysis.in_sentence("ICANS resolution") == "ICANS resolution"

@@ -158,6 +158,7 @@ def test_a_clicked_study_is_highlighted_and_excluding_it_updates_the_sidebar(
     exclude.wait_for(timeout=TIMEOUT_MS)
     _settle(page)
     assert marker.get_attribute("fill") == charts.OKABE_ITO["vermillion"]  # highlighted
+    assert "study=Wehrli2022" in page.url  # the highlight travels with a copied link
     exclude.click()
     page.wait_for_url(re.compile(r"exclude=Wehrli2022"), timeout=TIMEOUT_MS)
     _settle(page)
@@ -241,8 +242,9 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     becomes the engine's value for the fixture; a second session still sees the shipped data."""
     import duckdb
 
-    from evidence import analysis, exports
-    from evidence.filters import Filters
+    from evidence import exports
+    from evidence.filters import Slice
+    from evidence.ui.data import ActiveData, SliceEvidence
     from evidence.ui.format import pct
 
     fixture_db = build.build_file(
@@ -251,7 +253,8 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     with duckdb.connect(str(fixture_db), read_only=True) as con:
         workbook = tmp_path / "panel_extraction.xlsx"
         workbook.write_bytes(exports.export_workbook(con))
-        expected = analysis.analyse_outcome(con, Filters(), "icans_response").result
+        source = ActiveData(con, "upload test", "fixture", is_upload=True)
+        expected = SliceEvidence(source, Slice(), "glmm").outcome("icans_response").result
     assert expected is not None
     expected_text = pct(expected.estimate)
 

@@ -3,14 +3,12 @@ pooled numbers and the data version under its title, as SVG and as a PNG sharp e
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator
+import io
 
 import duckdb
 import pytest
 
-from evidence import analysis, build, charts, figures
-from evidence.filters import Filters
+from evidence import analysis, charts, figures
 from evidence.meta.comparisons import compare_groups
 from evidence.ui.vega import vega_spec
 
@@ -20,15 +18,12 @@ NOTES = ["Treatment of ICANS: 3 studies, 62 patients", "**71.0%** (95% CI 58.6%â
 
 
 @pytest.fixture(scope="module")
-def shown_spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, dict]]:
+def shown_spec(shipped_con: duckdb.DuckDBPyConnection, evidence_of) -> tuple[dict, dict]:
     """The Treatment page's forest plot as the page sends it, with Strati 2020 highlighted."""
-    target = tmp_path_factory.mktemp("figures") / "anakinra.duckdb"
-    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
-    with duckdb.connect(str(target), read_only=True) as con:
-        result = analysis.analyse_outcome(con, Filters(), "icans_response")
+    evidence = evidence_of(shipped_con)
+    result = evidence.outcome("icans_response")
     rows = charts.forest_data(result.forest_records(), highlight="Strati2020")
-    layout = charts.forest_layout(result.label).to_dict(validate=False)
-    yield vega_spec(layout, rows), rows
+    return evidence.forest_spec("icans_response", "Strati2020"), rows
 
 
 def test_standalone_spec_carries_the_same_rows_the_page_was_sent(shown_spec) -> None:
@@ -60,34 +55,33 @@ def test_svg_shows_every_study_the_highlight_and_the_notes(shown_spec) -> None:
 
 
 def test_png_is_a_white_image_twice_the_export_width(shown_spec) -> None:
+    """White, not transparent: a transparent chart vanishes on a dark slide."""
+    from PIL import Image
+
     spec, _ = shown_spec
     png = figures.chart_file(spec, NOTES, "png")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    image = Image.open(io.BytesIO(png)).convert("RGBA")
+    width, height = image.size
     assert width >= figures.PNG_SCALE * figures.EXPORT_WIDTH
     assert height > 200
+    corners = [(0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)]
+    assert {image.getpixel(corner) for corner in corners} == {(255, 255, 255, 255)}
 
 
 @pytest.fixture(scope="module")
-def other_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """The dashboard's other three charts, built as data.py builds them."""
-    target = tmp_path_factory.mktemp("figures_other") / "anakinra.duckdb"
-    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
-    filters = Filters()
-    with duckdb.connect(str(target), read_only=True) as con:
-        response = analysis.analyse_outcome(con, filters, "icans_response")
-    subgroups = analysis.analyse_subgroups(response, "product", filters)
-    assert subgroups is not None
+def other_specs(shipped_con: duckdb.DuckDBPyConnection, evidence_of) -> dict[str, dict]:
+    """The dashboard's other three charts: two as its facade builds them, the ratio chart from
+    made-up counts."""
+    evidence = evidence_of(shipped_con)
+    response = evidence.outcome("icans_response")
     # No shipped study gives counts on both sides yet: two made-up cohorts, chart input only.
     comparison = compare_groups(
         [3, 5], [20, 30], [9, 11], [21, 28], measure="RR", labels=["A", "B"]
     )
     points = analysis.dose_points(response.rows)
     return {
-        "subgroup": vega_spec(
-            charts.subgroup_layout(response.label).to_dict(validate=False),
-            charts.subgroup_data(analysis.subgroup_records(subgroups)),
-        ),
+        "subgroup": evidence.subgroup_spec("icans_response", "product"),
         "dose": vega_spec(
             charts.dose_layout(response.label, False).to_dict(validate=False),
             charts.dose_data(points, None, None),

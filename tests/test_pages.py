@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from evidence import analysis, build
-from evidence.filters import Filters
+from evidence import analysis
+from evidence.filters import Slice, View
 from evidence.ui.format import pct
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +44,11 @@ URL_FILTERS = [
     {"outcome": "grade5_icans"},
     {"method": "reml_hksj"},
     {"method": "freeman_tukey"},
+    {"split": "grading_system"},
+    {"study": "Strati2020"},
     {"exclude": "Strati2020"},
 ]
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real extraction built by the production build into a private file."""
-    target = tmp_path_factory.mktemp("shipped") / "anakinra.duckdb"
-    return build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
 
 
 @pytest.fixture
@@ -107,39 +102,51 @@ def test_malformed_link_shows_a_notice_not_an_error(app: AppTest, page: str) -> 
     assert not at.exception, [e.value for e in at.exception]
     notices = " ".join(i.value for i in at.info)
     assert "cilta-cel" in notices and "'a lot'" in notices and "zzz" in notices
-    assert at.session_state["filters"] == Filters()  # every bad value dropped, nothing kept
+    # every bad value dropped, nothing kept
+    assert at.session_state["slice"] == Slice() and at.session_state["view"] == View()
 
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_sidebar_reflects_the_link_on_every_page(app: AppTest, page: str) -> None:
     at = _open(app, page, {"product": ["axi-cel", "tisa-cel"], "grading": "ASTCT"})
-    assert at.multiselect(key="w_product").value == ["axi-cel", "tisa-cel"]
-    assert at.multiselect(key="w_grading").value == ["ASTCT"]
+    assert at.multiselect(key="filter_product").value == ["axi-cel", "tisa-cel"]
+    assert at.multiselect(key="filter_grading").value == ["ASTCT"]
 
 
-def test_changing_a_filter_writes_the_url_and_repools(app: AppTest, shipped_db: Path) -> None:
+def _engine(con: duckdb.DuckDBPyConnection, rows: Slice, code: str, method: str = "glmm"):
+    """The engine's result for an outcome of a slice, computed without the dashboard's caches:
+    the slice's query, its chosen counts, one pool."""
+    counts = analysis.in_slice(analysis.every_poolable_row(con), analysis.cohort_slice(con, rows))
+    by_outcome = analysis.counts_by_outcome(counts)
+    return analysis.pool(code, by_outcome.get(code, counts.iloc[0:0]), method)
+
+
+def test_changing_a_setting_writes_the_url_and_repools(
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection
+) -> None:
     at = _open(app, "overview")
-    at.selectbox(key="w_method").set_value("reml_hksj").run()
-    assert at.query_params["method"] == ["reml_hksj"] or at.query_params["method"] == "reml_hksj"
-    with duckdb.connect(str(shipped_db), read_only=True) as con:
-        expected = analysis.analyse_outcome(con, Filters(method="reml_hksj"), "icans_response")
+    at.selectbox(key="view_method").set_value("reml_hksj").run()
+    assert at.query_params["method"] in (["reml_hksj"], "reml_hksj")
+    expected = _engine(shipped_con, Slice(), "icans_response", "reml_hksj")
     assert expected.result is not None
     assert pct(expected.result.estimate) in [str(m.value) for m in at.metric]
 
 
-def test_overview_shows_the_engines_pooled_number(app: AppTest, shipped_db: Path) -> None:
+def test_overview_shows_the_engines_pooled_number(
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection
+) -> None:
     at = _open(app, "overview")
-    with duckdb.connect(str(shipped_db), read_only=True) as con:
-        for code in ("icans_response", "any_icans"):
-            expected = analysis.analyse_outcome(con, Filters(), code)
-            assert expected.result is not None, code
-            assert pct(expected.result.estimate) in [str(m.value) for m in at.metric], code
+    for code in ("icans_response", "any_icans"):
+        expected = _engine(shipped_con, Slice(), code)
+        assert expected.result is not None, code
+        assert pct(expected.result.estimate) in [str(m.value) for m in at.metric], code
 
 
-def test_single_study_card_shows_the_observed_proportion(app: AppTest, shipped_db: Path) -> None:
+def test_single_study_card_shows_the_observed_proportion(
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection
+) -> None:
     at = _open(app, "overview")
-    with duckdb.connect(str(shipped_db), read_only=True) as con:
-        single = analysis.analyse_outcome(con, Filters(), "grade5_icans")
+    single = _engine(shipped_con, Slice(), "grade5_icans")
     assert single.result is not None and single.result.k == 1
     study = single.result.studies[0]
     shown = [str(m.value) for m in at.metric]
@@ -147,12 +154,13 @@ def test_single_study_card_shows_the_observed_proportion(app: AppTest, shipped_d
     assert pct(single.result.estimate) not in shown  # the 0.5-corrected model value
 
 
-def test_treatment_page_pooled_sentence_matches_the_engine(app: AppTest, shipped_db: Path) -> None:
+def test_treatment_page_pooled_sentence_matches_the_engine(
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection
+) -> None:
     at = _open(app, "treatment")
-    filters = Filters().within("treatment")
-    assert filters is not None
-    with duckdb.connect(str(shipped_db), read_only=True) as con:
-        expected = analysis.analyse_outcome(con, filters, "icans_response")
+    rows = Slice().within("treatment")
+    assert rows is not None
+    expected = _engine(shipped_con, rows, "icans_response")
     assert expected.result is not None and expected.result.k >= 2
     assert f"**{pct(expected.result.estimate)}**" in _text(at)
 
@@ -170,7 +178,7 @@ def test_reset_filters_clears_the_url(app: AppTest) -> None:
     reset.click().run()
     assert not at.exception
     assert dict(at.query_params) == {}
-    assert at.multiselect(key="w_grading").value == []
+    assert at.multiselect(key="filter_grading").value == []
 
 
 def test_empty_slice_says_so_instead_of_a_number(app: AppTest) -> None:
@@ -179,9 +187,26 @@ def test_empty_slice_says_so_instead_of_a_number(app: AppTest) -> None:
     assert "Not reported as counts in this slice: Neurological response" in _text(at)
 
 
-def test_single_study_slice_pools_nothing(app: AppTest) -> None:
+def test_a_slice_without_counts_pools_nothing_and_says_so(app: AppTest) -> None:
+    """Without Strati 2023, the ASTCT prophylaxis slice is one study that gives no counts."""
     at = _open(app, "prophylaxis", {"exclude": ["Strati2023"], "grading": "ASTCT"})
     assert not at.exception
+    assert not at.get("vega_lite_chart"), "a chart was drawn for a slice with nothing to pool"
+    said = [i.value for i in at.info]
+    for outcome in ("any-grade ICANS", "grade ≥ 3 ICANS", "any-grade CRS", "grade ≥ 3 CRS"):
+        assert f"No study in this slice reports {outcome} as a count." in said
+
+
+def test_a_single_study_outcome_shows_that_study_not_a_pool(
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection
+) -> None:
+    single = _engine(shipped_con, Slice(indication=("prophylaxis",)), "any_icans")
+    assert single.result is not None and single.result.k == 1
+    only = single.result.studies[0]
+    at = _open(app, "prophylaxis")
+    text = _text(at)
+    assert f"One study only — **{only.label}**: {only.events}/{only.total}" in text
+    assert "Nothing is pooled." in text
 
 
 def test_studies_page_lists_reports_with_links(app: AppTest) -> None:
@@ -192,18 +217,15 @@ def test_studies_page_lists_reports_with_links(app: AppTest) -> None:
 
 
 def test_highlighted_study_can_be_excluded_and_everything_repools(
-    app: AppTest, shipped_db: Path
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection
 ) -> None:
-    at = _open(app, "treatment")
-    at.session_state["highlighted_study"] = "Wehrli2022"  # what a click on its marker sets
-    at.run()
+    at = _open(app, "treatment", {"study": "Wehrli2022"})  # what a click on its marker sets
     button = next(b for b in at.button if b.label == "Exclude Wehrli2022 and re-pool")
     button.click().run()
     assert at.query_params["exclude"] in ("Wehrli2022", ["Wehrli2022"])
-    filters = Filters(exclude=("Wehrli2022",)).within("treatment")
-    assert filters is not None
-    with duckdb.connect(str(shipped_db), read_only=True) as con:
-        expected = analysis.analyse_outcome(con, filters, "icans_response")
+    rows = Slice(exclude=("Wehrli2022",)).within("treatment")
+    assert rows is not None
+    expected = _engine(shipped_con, rows, "icans_response")
     assert expected.result is not None
     assert f"**{pct(expected.result.estimate)}**" in _text(at)
     assert any(b.label == "Include Wehrli2022 again" for b in at.button)
@@ -254,15 +276,13 @@ def _shaded_rows(table: object) -> set[int]:
 
 @pytest.mark.parametrize("study", ["Park2023", "Strati2023"])
 def test_tables_shade_the_study_highlighted_in_the_charts(
-    app: AppTest, shipped_db: Path, study: str
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection, study: str
 ) -> None:
     """Park2023 has figures in the 'other figures' table; Strati2023 in the comparator table."""
-    with duckdb.connect(str(shipped_db), read_only=True) as con:
-        own_labels = {r[0] for r in con.execute(
-            "SELECT label FROM cohorts WHERE study_id = ?", [study]
-        ).fetchall()}  # fmt: skip
-    app.session_state["highlighted_study"] = study  # what a click on its marker sets
-    at = _open(app, "prophylaxis")
+    own_labels = {r[0] for r in shipped_con.execute(
+        "SELECT label FROM cohorts WHERE study_id = ?", [study]
+    ).fetchall()}  # fmt: skip
+    at = _open(app, "prophylaxis", {"study": study})  # what a click on its marker sets
     assert not at.exception
     styled = [t for t in at.dataframe if t.proto.arrow_data.HasField("styler")]
     assert styled, "no table shaded the highlighted study"
@@ -276,15 +296,15 @@ def test_tables_shade_the_study_highlighted_in_the_charts(
 def test_studies_table_shades_the_highlighted_study_and_a_picked_row_moves_it(
     app: AppTest,
 ) -> None:
-    app.session_state["highlighted_study"] = "Wehrli2022"  # clicked in a chart elsewhere
-    at = _open(app, "studies")
+    at = _open(app, "studies", {"study": "Wehrli2022"})  # clicked in a chart elsewhere
     table = at.dataframe[0]
     ids = table.value["study_id"].tolist()
     assert _shaded_rows(table) == {ids.index("Wehrli2022")}
     # Picking Park2023's row makes it the highlighted study, shaded in this very run.
     at.session_state["studies_table"] = {"selection": {"rows": [ids.index("Park2023")]}}
     at.run()
-    assert at.session_state["highlighted_study"] == "Park2023"
+    assert at.session_state["view"].study == "Park2023"
+    assert at.query_params["study"] in ("Park2023", ["Park2023"])
     assert _shaded_rows(at.dataframe[0]) == {ids.index("Park2023")}
     assert "Shaded: **Park2023**" in _text(at)
 
@@ -308,21 +328,49 @@ def test_every_chart_offers_a_png_download(app: AppTest, page: str, charts: set)
     assert len(buttons) == len(at.get("vega_lite_chart"))  # no chart without its download
 
 
-def test_chart_caches_key_on_where_an_analysis_came_from(
-    fixture_con: duckdb.DuckDBPyConnection,
+def test_cached_charts_are_the_slices_own(
+    fixture_con: duckdb.DuckDBPyConnection, evidence_of
 ) -> None:
-    """Charts are cached by the analysis's origin (data version and slice), not its rows: two
-    slices must never share a chart, and an analysis of unknown origin must not be cached."""
-    from evidence.ui import data
+    """Two slices never share a cached chart; the same slice, method and outcome do."""
+    everything = evidence_of(fixture_con)
+    first = str(everything.outcome("icans_response").rows["study_id"].iloc[0])
+    fewer = evidence_of(fixture_con, Slice(exclude=(first,)))
+    assert everything.forest_spec("icans_response", None) != fewer.forest_spec(
+        "icans_response", None
+    )
+    assert everything.forest_spec("icans_response", None) == everything.forest_spec(
+        "icans_response", None
+    )
+    by_dl = evidence_of(fixture_con, method="dl")
+    assert by_dl.outcome("icans_response").result != everything.outcome("icans_response").result
 
-    def response(filters: Filters, origin: str) -> analysis.OutcomeAnalysis:
-        counts = analysis.poolable_rows(fixture_con, analysis.cohort_slice(fixture_con, filters))
-        return analysis.pool_outcomes(counts, ("icans_response",), filters, origin)[0]
 
-    everything = response(Filters(), "fixture|all")
-    first = str(everything.rows["study_id"].iloc[0])
-    fewer = response(Filters(exclude=(first,)), "fixture|fewer")
-    assert data.forest_spec(everything, None) != data.forest_spec(fewer, None)
-    assert data.forest_spec(everything, None) == data.forest_spec(everything, None)
-    with pytest.raises(Exception, match="_analysis_key"):
-        data.forest_spec(replace(everything, origin=""), None)
+def test_changing_the_outcome_split_or_method_does_not_rerun_the_slice_query(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slice's query runs once per slice: a view setting only changes what is shown."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    calls: list[Slice] = []
+    slice_query = analysis.cohort_slice
+
+    def counted(con: duckdb.DuckDBPyConnection, rows: Slice):
+        calls.append(rows)
+        return slice_query(con, rows)
+
+    monkeypatch.setattr(analysis, "cohort_slice", counted)
+    at = _open(app, "treatment")
+    assert calls, "the page never asked for its slice"
+    before = len(calls)
+    # A sidebar change reruns the page fragment alone; the full run after it redraws the sidebar
+    # for the next change, as the browser keeps it.
+    at.selectbox(key="view_outcome").set_value("grade5_icans").run()
+    at.run()
+    at.selectbox(key="view_method").set_value("dl").run()
+    at.run()
+    at.segmented_control(key="view_split").set_value("dose_band").run()
+    assert not at.exception
+    assert "DerSimonian-Laird" in _text(at)
+    assert len(calls) == before, f"the slice query ran again for {calls[before:]}"
+    at.multiselect(key="filter_product").set_value(["axi-cel"]).run()
+    assert len(calls) > before, "a new slice must run its query"

@@ -1,5 +1,6 @@
 """Pieces every page shows the same way: the pooled-estimate block, a forest plot with its
-caption and linked selection, and the banner saying which data is in use."""
+caption and linked selection, statistical sentences, provenance, and the banner saying which data
+is in use."""
 
 from __future__ import annotations
 
@@ -9,14 +10,20 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from evidence import figures
+from evidence import analysis, exports, figures, vocab
 from evidence.analysis import OutcomeAnalysis
-from evidence.filters import METHOD_LABELS, Filters
-from evidence.meta.results import PoolResult, SubgroupResult
+from evidence.filters import View
+from evidence.meta.results import (
+    ComparisonResult,
+    MetaRegressionResult,
+    PoolResult,
+    SubgroupResult,
+)
 from evidence.ui import data, state
-from evidence.ui.format import number, pct, pct_interval
+from evidence.ui.data import SliceEvidence
+from evidence.ui.format import NOT_REPORTED, number, pct, pct_interval
+from evidence.validate import Problem
 
-HIGHLIGHT_KEY = "highlighted_study"
 HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okabe-Ito vermillion)
 
 
@@ -40,13 +47,8 @@ def notices(messages: list[str]) -> None:
 
 
 def highlighted() -> str | None:
-    return st.session_state.get(HIGHLIGHT_KEY)
-
-
-def highlight(study_id: str | None) -> None:
-    """Make `study_id` the study highlighted on every page (None leaves the highlight as is)."""
-    if study_id:
-        st.session_state[HIGHLIGHT_KEY] = study_id
+    """The study highlighted on every page (picked in a chart or the Studies table)."""
+    return state.current_view().study
 
 
 def picked_row(frame: pd.DataFrame, table_key: str) -> str | None:
@@ -57,13 +59,6 @@ def picked_row(frame: pd.DataFrame, table_key: str) -> str | None:
     if not rows or rows[0] >= len(frame):
         return None
     return str(frame.iloc[rows[0]]["study_id"])
-
-
-def slice_caption(filters: Filters) -> str:
-    """The slice in plain words (studies, patients), the caption under every chart of a page."""
-    active = data.active()
-    counts = data.summary(active, active.key, filters)
-    return filters.describe(counts["studies"], counts["patients"])
 
 
 def headline(result: PoolResult) -> tuple[str, str]:
@@ -88,11 +83,13 @@ def pooled_sentence(result: PoolResult) -> str:
     return " · ".join(parts)
 
 
-def method_line(result: PoolResult, filters: Filters) -> str:
-    text = f"Method: {METHOD_LABELS[filters.method]}"
-    if result.fallback_reason:
+def method_line(pooled: OutcomeAnalysis) -> str:
+    """The method asked for, and the one shown instead when it could not be fitted."""
+    text = f"Method: {vocab.POOLING_METHODS.label(pooled.method)}"
+    result = pooled.result
+    if result is not None and result.fallback_reason:
         text += f" — shown instead: {result.method} ({result.fallback_reason})"
-    if filters.method == "freeman_tukey":
+    if pooled.method == "freeman_tukey":
         text += (
             ". Sensitivity analysis only: the Freeman-Tukey back-transform can mislead "
             "(Schwarzer 2019)."
@@ -112,17 +109,16 @@ def result_sentence(result: PoolResult) -> str:
     )
 
 
-def pooled_block(analysis: OutcomeAnalysis, filters: Filters) -> None:
+def pooled_block(pooled: OutcomeAnalysis) -> None:
     """The pooled number, or a plain message in its place when there is nothing to pool."""
-    if analysis.result is None:
-        st.info(analysis.message or "Nothing to pool in this slice.")
+    if pooled.result is None:
+        st.info(pooled.message or "Nothing to pool in this slice.")
         return
-    result = analysis.result
+    result = pooled.result
     st.markdown(result_sentence(result))
-    if analysis.message and result.k != 1:
-        st.warning(analysis.message)
-    # One caption rather than one per note: every element costs a message on each rerun.
-    st.caption("  \n".join([*result.notes, method_line(result, filters)]))
+    if pooled.message and result.k != 1:
+        st.warning(pooled.message)
+    st.caption("  \n".join([*result.notes, method_line(pooled)]))
 
 
 def subgroup_test_line(result: SubgroupResult) -> str:
@@ -147,28 +143,60 @@ def subgroup_test_line(result: SubgroupResult) -> str:
     return line
 
 
-def outcome_sections(
-    analyses: Sequence[OutcomeAnalysis], filters: Filters, caption: str, key_prefix: str
-) -> None:
-    """A bordered section per outcome that has counts in the slice; the rest in one line."""
-    for result in analyses:
-        if result.result is None:
+def regression_line(evidence: SliceEvidence, code: str) -> str:
+    """The dose meta-regression in words, or why this slice cannot carry one."""
+    regression = evidence.dose_regression(code)
+    if regression is None:
+        points = evidence.dose_points(code)
+        return (
+            f"Meta-regression needs at least {analysis.MIN_STUDIES_FOR_REGRESSION} cohorts with "
+            f"different mg/day doses; this slice has {len(points)} cohort(s) with "
+            f"{points['dose_mid'].nunique()} distinct dose(s)."
+        )
+    return slope_sentence(regression)
+
+
+def slope_sentence(regression: MetaRegressionResult) -> str:
+    return (
+        f"Meta-regression (logit scale, REML): slope per 100 mg/day "
+        f"{number(100 * regression.slope, 3)} "
+        f"(95% CI {number(100 * regression.ci_low_slope, 3)} to "
+        f"{number(100 * regression.ci_high_slope, 3)}), p = {number(regression.p_slope, 3)}, "
+        f"residual τ² = {number(regression.tau2, 3)}, k = {regression.k}."
+    )
+
+
+def risk_ratio_line(comparison: ComparisonResult, what: str) -> str:
+    """A pooled Mantel-Haenszel risk ratio in words; `what` names the two sides compared."""
+    return (
+        f"Mantel-Haenszel risk ratio, {what}: {number(comparison.estimate)} "
+        f"(95% CI {number(comparison.ci_low)}–{number(comparison.ci_high)}), k = {comparison.k}."
+    )
+
+
+def outcome_sections(evidence: SliceEvidence, group: str, key_prefix: str) -> None:
+    """A bordered section per outcome of `group` that has counts in the slice; the rest in one
+    line."""
+    analyses = evidence.outcomes(group)
+    for pooled in analyses:
+        if pooled.result is None:
             continue
         with st.container(border=True):
-            st.subheader(result.label)
-            pooled_block(result, filters)
-            forest(result, filters, caption, key=f"{key_prefix}_{result.outcome}")
+            st.subheader(pooled.label)
+            pooled_block(pooled)
+            forest(evidence, pooled, key=f"{key_prefix}_{pooled.outcome}")
     missing = [a.label for a in analyses if a.result is None]
     if missing:
         st.info(f"Not reported as counts in this slice: {', '.join(missing)}.")
 
 
-def forest(analysis: OutcomeAnalysis, filters: Filters, caption: str, key: str) -> None:
+def forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> None:
     """Forest plot with linked selection: a click highlights the study and offers to exclude it."""
-    if analysis.result is None:
+    if pooled.result is None:
         return
-    notes = [caption, result_sentence(analysis.result), method_line(analysis.result, filters)]
-    selectable_chart(data.forest_spec(analysis, highlighted()), key, notes)
+    caption = evidence.caption()
+    notes = [caption, result_sentence(pooled.result), method_line(pooled)]
+    selectable_chart(evidence.forest_spec(pooled.outcome, highlighted()), key, notes)
     st.caption(caption)
     exclusion_control(key)
 
@@ -187,7 +215,7 @@ def selectable_chart(spec: dict, key: str, notes: Sequence[str]) -> None:
     chart_download(spec, key, notes)
     picked = _picked_study(event)
     if picked and picked != highlighted():
-        st.session_state[HIGHLIGHT_KEY] = picked
+        state.highlight(picked)
         st.rerun()
 
 
@@ -195,8 +223,7 @@ def chart_download(spec: dict, key: str, notes: Sequence[str]) -> None:
     """The chart as shown, as a PNG for an evidence profile or a slide (twice the screen size, the
     notes and data version under its title). The file is made only when the button is clicked (a
     deferred download, ~0.1 s) and the click does not rerun the page. One button per chart: each
-    element costs every filter change a few ms of redraw (SVG and PNG side by side cost ~20 ms
-    on the Treatment page; `evidence.figures` makes either from Python)."""
+    element costs every filter change some redraw; `evidence.figures` makes SVG from Python)."""
     active = data.active()
     lines = figures.export_notes(notes, active.label, active.key)
     st.download_button(
@@ -246,8 +273,8 @@ def exclusion_control(key: str) -> None:
     study = highlighted()
     if not study:
         return
-    filters = st.session_state[state.SESSION_KEY]
-    excluded = study in filters.exclude
+    rows = state.current_slice()
+    excluded = study in rows.exclude
     label = f"Include {study} again" if excluded else f"Exclude {study} and re-pool"
     left, right = st.columns([3, 1])
     left.caption(f"Highlighted: **{study}** (click a study in any chart to highlight it).")
@@ -255,5 +282,138 @@ def exclusion_control(key: str) -> None:
         label,
         key=f"{key}_toggle",
         on_click=state.apply_everywhere,
-        args=(filters.toggle_exclusion(study),),
+        args=(rows.toggle_exclusion(study),),
+    )
+
+
+# Each cohort fact shown with where it was read: (label, value columns, fact prefix in the query).
+_COHORT_FACTS = (
+    ("Patients", ("n_patients",), "n"),
+    ("Products", ("products",), "product"),
+    ("Dose", ("schedule", "dose_band"), "dose"),
+    ("Grading", ("grading_system",), "grading"),
+)
+
+
+def provenance(facts: pd.DataFrame) -> None:
+    """Each cohort of a study, every descriptive fact with its source, locator and quote."""
+    for fact in facts.to_dict("records"):
+        arm = vocab.ARMS.label(fact["arm"])
+        indication = vocab.INDICATIONS.label(fact["indication"])
+        with st.expander(f"Cohort: {fact['label']} ({arm}, {indication})", expanded=True):
+            for name, columns, prefix in _COHORT_FACTS:
+                given = [(c, fact[c]) for c in columns if not _missing(fact[c])]
+                shown = _fact_text(*given[0]) if given else NOT_REPORTED
+                quote = fact[f"{prefix}_quote"]
+                where = (
+                    f" — {fact[f'{prefix}_source']}, {fact[f'{prefix}_locator']}: “{quote}”"
+                    if not _missing(quote)
+                    else ""
+                )
+                st.markdown(f"**{name}:** {shown}{where}")
+
+
+def _missing(value: object) -> bool:
+    """None, NaN or pandas' NA: a cell no source filled."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _fact_text(column: str, value: object) -> str:
+    """A cohort fact in words (vocabulary codes by their labels)."""
+    if column == "grading_system":
+        return vocab.GRADING_SYSTEMS.label(str(value))
+    if column == "dose_band":
+        return vocab.DOSE_BANDS.label(str(value))
+    if column == "n_patients":
+        return str(int(value))  # type: ignore[call-overload]
+    return str(value)
+
+
+def chosen_outcome(analyses: Sequence[OutcomeAnalysis], view: View) -> OutcomeAnalysis:
+    """The outcome the sidebar picked for single-outcome views, if it is among `analyses`,
+    else the first of them."""
+    return next((a for a in analyses if a.outcome == view.outcome), analyses[0])
+
+
+def split_label(split: str) -> str:
+    return vocab.SUBGROUP_DIMENSIONS.label(split)
+
+
+def split_control(view: View) -> str:
+    """The subgroup split, bound to the view (and so to the link); returns the split shown."""
+    key = state.VIEW_WIDGET.format("split")
+    st.session_state[key] = view.split
+    st.segmented_control(
+        "Split by",
+        vocab.SUBGROUP_DIMENSIONS.codes,
+        format_func=vocab.SUBGROUP_DIMENSIONS.label,
+        key=key,
+        on_change=_on_split,
+    )
+    return view.split
+
+
+def _on_split() -> None:
+    chosen = st.session_state[state.VIEW_WIDGET.format("split")]
+    if chosen:  # clicking the selected segment again clears it: keep the split shown
+        state.choose_split(chosen)
+
+
+def outcome_card(pooled: OutcomeAnalysis) -> None:
+    """One outcome as a card: its name, the number to read aloud, interval, k and method."""
+    st.markdown(f"**{pooled.label}**")
+    if pooled.result is None:
+        st.markdown("not estimable")
+        st.caption(pooled.message)
+        return
+    result = pooled.result
+    value, interval = headline(result)
+    st.metric(pooled.label, value, label_visibility="collapsed")
+    method = "single study, not pooled" if result.k == 1 else result.method
+    st.caption(
+        f"{interval} · k = {result.k} · {result.events_total}/{result.n_total} patients · {method}"
+    )
+    if pooled.message:
+        st.caption(pooled.message)
+
+
+def with_gaps(
+    frame: pd.DataFrame, not_reported: Sequence[str] = (), blank: Sequence[str] = ()
+) -> pd.DataFrame:
+    """`frame` with its empty cells in `not_reported` columns reading "not reported" and those
+    in `blank` columns left empty (where a gap is not missing evidence), never "None"."""
+    filled = frame.astype({c: object for c in [*not_reported, *blank]})
+    for column, text in [*((c, NOT_REPORTED) for c in not_reported), *((c, "") for c in blank)]:
+        filled[column] = filled[column].where(filled[column].notna(), text)
+    return filled
+
+
+def study_heading(record: pd.Series) -> str:
+    """ "Park JH 2023": first author and year, or the study id when no author is given."""
+    author = record["first_author"]
+    name = record["study_id"] if _missing(author) or author == NOT_REPORTED else author
+    year = "" if _missing(record["year"]) else f" {int(record['year'])}"
+    return f"{name}{year}"
+
+
+def csv_download(frame: pd.DataFrame, label: str, file_name: str) -> None:
+    """Exactly the rows and columns shown, as a CSV a spreadsheet opens safely."""
+    st.download_button(label, exports.frame_to_csv(frame), file_name, mime="text/csv")
+
+
+def downloads(files: Sequence[data.Download]) -> None:
+    """Download buttons in three columns; each file is made when its button is clicked."""
+    columns = st.columns(3)
+    for index, file in enumerate(files):
+        columns[index % 3].download_button(
+            file.label, file.make, file.file_name, mime=file.mime, on_click="ignore"
+        )
+
+
+def problems(found: Sequence[Problem]) -> None:
+    """Every problem of a refused file, as sheet, row, column and message."""
+    st.error(f"{len(found)} problem(s) found; nothing was loaded. Fix them and upload again.")
+    st.dataframe(
+        [{"sheet": p.file, "row": p.row, "column": p.column, "problem": p.message} for p in found],
+        hide_index=True,
     )

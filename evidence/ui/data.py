@@ -1,26 +1,41 @@
-"""Which database a session is reading, and cached, pure data access keyed on the filters.
+"""The one door pages use to ask for evidence: which database this session reads, and, for a
+slice, its cohorts, pooled outcomes, subgroups, comparisons and chart specs.
+
+    evidence = data.slice(rows, view.method)
+    evidence.outcome("icans_response")          # an OutcomeAnalysis
+    evidence.forest_spec("icans_response", view.study)
+
+Everything is cached by what determines it and nothing else: the data version and the slice for
+the slice's cohorts and counts, plus the pooling method for pools, plus the outcome, split or
+highlighted study for what is drawn from a pool. So choosing another outcome, split or method
+never re-runs the slice's query, and pages never handle a cache key.
 
 The shipped file is opened read-only once per process. A panel's upload lives only in that
-browser session's state (an in-memory DuckDB), so two people never see each other's data. Every
-cached function is a pure function of (data version, filters, outcome), which is what makes
-caching safe; the connection itself is excluded from the cache key (leading underscore).
+browser session's state (an in-memory DuckDB), so two people never see each other's data.
+Analyses are cached as shared resources (one object for every session, never copied): they are
+frozen records and read-only frames, and no caller changes them. Frames a page may reshape are
+cached as data (each caller gets its own copy).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import duckdb
 import pandas as pd
 import streamlit as st
 
-from evidence import analysis, build, db
-from evidence.filters import Filters
-from evidence.sheets import OUTCOME_LABELS
+from evidence import analysis, build, db, exports, reference, template, vocab, workbook
+from evidence.filters import FILTERS, Slice
+from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui.vega import vega_spec
+from evidence.validate import Problem
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
 UPLOAD_KEY = "uploaded_data"
@@ -28,7 +43,8 @@ UPLOAD_KEY = "uploaded_data"
 
 @dataclass(frozen=True)
 class ActiveData:
-    """The database this session reads, with a version key for caches and a label for people."""
+    """The database this session reads, its version (what caches key on) and its name for
+    people."""
 
     con: duckdb.DuckDBPyConnection
     key: str
@@ -36,18 +52,9 @@ class ActiveData:
     is_upload: bool
 
 
-def _analysis_key(result: analysis.OutcomeAnalysis) -> str:
-    """An analysis made by `outcomes` is identified by its origin (data version and slice) and
-    outcome, so what is computed from it is cached on that, not on a hash of its rows."""
-    if not result.origin:
-        raise ValueError("only analyses from data.outcomes can key a cache (origin is empty)")
-    return f"{result.origin}|{result.outcome}"
-
-
-# Every cached call hashes its arguments on every rerun. Streamlit's generic hashing walks a
-# Filters value field by field (~0.4 ms a call); its repr names every field and value, so it
-# identifies the slice as exactly, in ~0.01 ms.
-FAST_HASH = {Filters: repr, analysis.OutcomeAnalysis: _analysis_key}
+# Cached functions identify the data by its version and a slice by its repr (which names every
+# value), instead of hashing a connection or walking an object.
+_HASH: dict[Any, Any] = {ActiveData: lambda source: source.key, Slice: repr}
 
 
 def database_path() -> Path:
@@ -66,6 +73,7 @@ def _shipped(path: str) -> tuple[duckdb.DuckDBPyConnection, str]:
 
 
 def active() -> ActiveData:
+    """The data this browser session reads: its upload, else the shipped extraction."""
     upload = st.session_state.get(UPLOAD_KEY)
     if upload is not None:
         return upload
@@ -84,101 +92,232 @@ def use_shipped() -> None:
     st.session_state.pop(UPLOAD_KEY, None)
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def cohorts(_data: ActiveData, data_key: str, filters: Filters) -> pd.DataFrame:
-    return analysis.cohort_slice(_data.con, filters)
+def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
+    """Check a panel's extraction file and, if it passes, make it this session's data; every
+    problem found otherwise (nothing is loaded then)."""
+    con, problems = workbook.load_upload(filename, content)
+    if con is not None and not problems:
+        use_upload(con, filename)
+    return problems
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def summary(_data: ActiveData, data_key: str, filters: Filters) -> dict[str, int]:
-    """The slice's counts for captions, cached as plain numbers: every page's caption reads them
-    on every rerun, and unpickling the cohort frame to count it again cost more than the counts."""
-    return analysis.slice_summary(cohorts(_data, data_key, filters))
+# ---- documents and downloads ---------------------------------------------------------------
+_DOCUMENTS = {
+    "methods": build.ROOT / "docs" / "methods.md",
+    "data dictionary": build.ROOT / "data" / "README.md",
+}
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _every_poolable(_data: ActiveData, data_key: str) -> pd.DataFrame:
-    """Every cohort's counts, read once per data version and shared read-only (a resource, not
-    data: no copy per read); callers only select rows from it, which makes a new frame."""
-    return analysis.every_poolable_row(_data.con)
+@st.cache_data(show_spinner=False)
+def document(name: str) -> str:
+    """A project document shown on a page (one copy of the text, kept in the repository)."""
+    return _DOCUMENTS[name].read_text(encoding="utf-8")
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def outcomes(
-    _data: ActiveData, data_key: str, filters: Filters, codes: tuple[str, ...]
-) -> tuple[analysis.OutcomeAnalysis, ...]:
-    """Every outcome a page shows, pooled from the slice's counts in one cached call: a cached
-    value is pickled when stored and unpickled by every cached caller, so a page that asked per
-    outcome paid for the slice's counts once per outcome."""
-    counts = analysis.in_slice(_every_poolable(_data, data_key), cohorts(_data, data_key, filters))
-    return analysis.pool_outcomes(counts, codes, filters, origin=f"{data_key}|{filters!r}")
+@st.cache_resource(show_spinner=False)
+def agreement() -> reference.Agreement:
+    return reference.agreement_summary()
 
 
-def outcome(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
-) -> analysis.OutcomeAnalysis:
-    return outcomes(_data, data_key, filters, (outcome_code,))[0]
+@dataclass(frozen=True)
+class Download:
+    """A file a page offers; `make` builds its bytes only when the button is clicked."""
+
+    label: str
+    file_name: str
+    mime: str
+    make: Callable[[], bytes]
 
 
-@st.cache_data(show_spinner=False, max_entries=256, hash_funcs=FAST_HASH)
-def query(_data: ActiveData, data_key: str, name: str, **params: object) -> pd.DataFrame:
-    """A named query whose parameters are plain values (lists as tuples for hashing)."""
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def downloads() -> list[Download]:
+    """The extraction in use, the database file (shipped data only) and empty templates."""
+    source = active()
+    files = [
+        Download(
+            "Extraction in use (XLSX)",
+            "anakinra_extraction.xlsx",
+            XLSX,
+            partial(exports.export_workbook, source.con),
+        ),
+        Download(
+            "Extraction in use (CSV, zipped)",
+            "anakinra_extraction.zip",
+            "application/zip",
+            partial(exports.export_csv_zip, source.con),
+        ),
+        Download(
+            "Empty template (XLSX)", "anakinra_template.xlsx", XLSX, template.template_workbook
+        ),
+        Download(
+            "Empty template (CSV, zipped)",
+            "anakinra_template.zip",
+            "application/zip",
+            template.template_csv_zip,
+        ),
+    ]
+    if not source.is_upload:
+        files.append(
+            Download(
+                "Database file (DuckDB)",
+                "anakinra.duckdb",
+                "application/octet-stream",
+                database_path().read_bytes,
+            )
+        )
+    return files
+
+
+# ---- the data as a whole -------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=256, hash_funcs=_HASH)
+def _query(source: ActiveData, name: str, **params: Any) -> pd.DataFrame:
+    """A named query whose parameters are plain values (lists as tuples, for hashing)."""
     bound = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-    return db.run(_data.con, name, **bound)
+    return db.run(source.con, name, **bound)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def slider_ranges(_data: ActiveData, data_key: str) -> dict[str, float]:
-    """Sidebar slider bounds from the data (defaults only for an upload with no doses or years).
-    Plain numbers, not the query's frame: the sidebar reads them on every rerun."""
-    row = query(_data, data_key, "data_ranges").iloc[0]
-
-    def known(value: object, default: float) -> float:
-        return default if pd.isna(value) else float(value)
-
-    return {
-        "dose_min": known(row["dose_min"], 0.0),
-        "dose_max": known(row["dose_max"], 1000.0),
-        "year_min": int(known(row["year_min"], 2019)),
-        "year_max": int(known(row["year_max"], 2026)),
-    }
+def build_info() -> pd.DataFrame:
+    return _query(active(), "build_info")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def study_ids(_data: ActiveData, data_key: str) -> tuple[str, ...]:
-    """Every study id, for the sidebar's exclusion list (read on every rerun)."""
-    return tuple(query(_data, data_key, "studies_table")["study_id"])
+def table_counts() -> pd.DataFrame:
+    return _query(active(), "table_counts")
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def subgroups(result: analysis.OutcomeAnalysis, filters: Filters, dimension: str) -> object:
-    return analysis.analyse_subgroups(result, dimension, filters)
+def review_figures() -> pd.DataFrame:
+    return _query(active(), "review_figures")
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def comparators(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
-) -> tuple[pd.DataFrame, object]:
-    return analysis.comparator_table(_data.con, cohorts(_data, data_key, filters), outcome_code)
+def holdings() -> pd.DataFrame:
+    return _query(active(), "holdings")
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def dose_comparisons(result: analysis.OutcomeAnalysis) -> tuple[pd.DataFrame, object]:
-    return analysis.within_study_dose_comparisons(result.rows)
+def studies() -> pd.DataFrame:
+    """Every report, with its PubMed and DOI addresses."""
+    return _query(active(), "studies_table")
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def dose_regression(result: analysis.OutcomeAnalysis, filters: Filters) -> object:
-    return analysis.dose_regression(result.rows, filters)
+def study_facts(study_id: str) -> pd.DataFrame:
+    """The study's cohorts, each fact with where it was read."""
+    return _query(active(), "cohort_facts", study_ids=(study_id,))
 
 
-# Chart specs. Building and validating an Altair chart cost ~300 ms, nearly all of it the layout,
-# which depends only on the outcome's title: layouts are built once per process, and a slice only
-# adds its rows. Rows go as Arrow bytes, which st.vega_lite_chart passes through (it converts
-# rows given as records on every rerun, ~4 ms a chart).
+def study_quality(study_id: str) -> pd.DataFrame:
+    return _query(active(), "quality_items", study_ids=(study_id,))
+
+
+def numbers(
+    cohort_ids: tuple[str, ...], only: str | None = None, besides: str | None = None
+) -> pd.DataFrame:
+    """Every number extracted for these cohorts, counts or not, with its provenance and the
+    outcome in words; `only` keeps the outcomes of one group of vocab.OUTCOME_GROUPS, `besides`
+    drops them."""
+    rows = _query(active(), "outcome_rows", cohort_ids=cohort_ids)
+    if only is not None:
+        rows = rows[rows["outcome"].isin(vocab.OUTCOME_GROUPS[only])]
+    if besides is not None:
+        rows = rows[~rows["outcome"].isin(vocab.OUTCOME_GROUPS[besides])]
+    return rows.assign(outcome=rows["outcome"].map(vocab.OUTCOMES.label))
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=_HASH)
+def _slider_bounds(source: ActiveData) -> dict[str, tuple[float, float]]:
+    row = _query(source, "data_ranges").iloc[0]
+    bounds = {}
+    for f in FILTERS:
+        if f.kind == "range":
+            low, high = row[f"{f.key}_min"], row[f"{f.key}_max"]
+            if pd.notna(low) and pd.notna(high):
+                cast = int if f.whole_numbers else float
+                bounds[f.key] = (cast(low), cast(high))
+    return bounds
+
+
+def slider_bounds() -> dict[str, tuple[float, float]]:
+    """Each range filter's (lowest, highest) value in the data; a filter the data gives no
+    value for is missing (there is nothing to narrow)."""
+    return _slider_bounds(active())
+
+
+@st.cache_data(show_spinner=False, max_entries=16, hash_funcs=_HASH)
+def _study_ids(source: ActiveData) -> tuple[str, ...]:
+    return tuple(_query(source, "studies_table")["study_id"])
+
+
+def study_ids() -> tuple[str, ...]:
+    """Every study id, for the sidebar's exclusion list."""
+    return _study_ids(active())
+
+
+# ---- one slice -----------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _cohorts(source: ActiveData, rows: Slice) -> pd.DataFrame:
+    return analysis.cohort_slice(source.con, rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _summary(source: ActiveData, rows: Slice) -> analysis.SliceSummary:
+    return analysis.slice_summary(_cohorts(source, rows))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=_HASH)
+def _every_poolable(source: ActiveData) -> pd.DataFrame:
+    """Every cohort's counts, read once per data version."""
+    return analysis.every_poolable_row(source.con)
+
+
+@st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _counts(source: ActiveData, rows: Slice) -> dict[str, pd.DataFrame]:
+    """The slice's counts by outcome, picked from every cohort's by the slice's cohort ids."""
+    picked = analysis.in_slice(_every_poolable(source), _cohorts(source, rows))
+    return analysis.counts_by_outcome(picked)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2048, hash_funcs=_HASH)
+def _pooled(source: ActiveData, rows: Slice, method: str, outcome: str) -> analysis.OutcomeAnalysis:
+    counts = _counts(source, rows)
+    empty = _every_poolable(source).iloc[0:0]
+    return analysis.pool(outcome, counts.get(outcome, empty), method)
+
+
+@st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _subgroups(
+    source: ActiveData, rows: Slice, method: str, outcome: str, split: str
+) -> SubgroupResult | None:
+    return analysis.analyse_subgroups(_pooled(source, rows, method, outcome), split)
+
+
+@st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _dose_regression(
+    source: ActiveData, rows: Slice, method: str, outcome: str
+) -> MetaRegressionResult | None:
+    return analysis.dose_regression(_pooled(source, rows, method, outcome))
+
+
+@st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _dose_comparisons(
+    source: ActiveData, rows: Slice, outcome: str
+) -> tuple[pd.DataFrame, ComparisonResult | None]:
+    # Mantel-Haenszel whatever the pooling method: only the slice's counts matter.
+    counts = _counts(source, rows).get(outcome, _every_poolable(source).iloc[0:0])
+    return analysis.within_study_dose_comparisons(counts)
+
+
+@st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _comparators(
+    source: ActiveData, rows: Slice, outcome: str
+) -> tuple[pd.DataFrame, ComparisonResult | None]:
+    ids = _cohorts(source, rows)["cohort_id"].tolist()
+    return analysis.comparator_table(source.con, ids, outcome)
+
+
+# Chart specs: a layout (marks, scales, title) depends only on the outcome, so it is built once
+# per process; a slice only adds its rows, sent as Arrow bytes (evidence.ui.vega).
 def _charts() -> ModuleType:
-    """evidence.charts, imported on first use: Altair takes ~0.35 s to import, and the page a
-    cold start opens (Overview) draws no chart."""
+    """evidence.charts, imported on first use: Altair is slow to import, and the page a cold
+    start opens (Overview) draws no chart."""
     from evidence import charts
 
     return charts
@@ -197,42 +336,116 @@ def _layout(kind: str, *args: object) -> dict:
     return builders[kind](*args).to_dict(validate=False)
 
 
-@st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=FAST_HASH)
-def forest_spec(result: analysis.OutcomeAnalysis, highlight: str | None) -> dict:
-    rows = _charts().forest_data(result.forest_records(), highlight)
-    return vega_spec(_layout("forest", result.label), rows)
+@st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=_HASH)
+def _forest_spec(
+    source: ActiveData, rows: Slice, method: str, outcome: str, highlight: str | None
+) -> dict:
+    pooled = _pooled(source, rows, method, outcome)
+    records = _charts().forest_data(pooled.forest_records(), highlight)
+    return vega_spec(_layout("forest", pooled.label), records)
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def subgroup_spec(
-    result: analysis.OutcomeAnalysis, filters: Filters, dimension: str
+@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _subgroup_spec(
+    source: ActiveData, rows: Slice, method: str, outcome: str, split: str
 ) -> dict | None:
-    split = subgroups(result, filters, dimension)
-    if split is None:
+    result = _subgroups(source, rows, method, outcome, split)
+    if result is None:
         return None
-    rows = _charts().subgroup_data(analysis.subgroup_records(split))
-    return vega_spec(_layout("subgroup", result.label), rows)
+    records = _charts().subgroup_data(analysis.subgroup_records(result))
+    return vega_spec(_layout("subgroup", vocab.OUTCOMES.label(outcome)), records)
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def dose_spec(
-    result: analysis.OutcomeAnalysis, filters: Filters, highlight: str | None
+@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _dose_spec(
+    source: ActiveData, rows: Slice, method: str, outcome: str, highlight: str | None
 ) -> dict | None:
-    points = analysis.dose_points(result.rows)
+    pooled = _pooled(source, rows, method, outcome)
+    points = analysis.dose_points(pooled.rows)
     if points.empty:
         return None
-    regression = dose_regression(result, filters)
+    regression = _dose_regression(source, rows, method, outcome)
     line = analysis.regression_line(regression, points) if regression is not None else None
-    layout = _layout("dose", result.label, line is not None and not line.empty)
+    layout = _layout("dose", pooled.label, line is not None and not line.empty)
     return vega_spec(layout, _charts().dose_data(points, line, highlight))
 
 
-@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=FAST_HASH)
-def comparator_spec(
-    _data: ActiveData, data_key: str, filters: Filters, outcome_code: str
-) -> dict | None:
-    _, comparison = comparators(_data, data_key, filters, outcome_code)
+@st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
+def _comparator_spec(source: ActiveData, rows: Slice, outcome: str) -> dict | None:
+    _, comparison = _comparators(source, rows, outcome)
     if comparison is None:
         return None
-    title = f"{OUTCOME_LABELS[outcome_code]}: risk ratio, anakinra vs comparison cohort"
+    title = f"{vocab.OUTCOMES.label(outcome)}: risk ratio, anakinra vs comparison cohort"
     return vega_spec(_layout("ratio", title), _charts().ratio_data(comparison.to_frame()))
+
+
+@dataclass(frozen=True)
+class SliceEvidence:
+    """The evidence of one slice of the data in use, pooled with one method."""
+
+    source: ActiveData
+    rows: Slice
+    method: str
+
+    @property
+    def summary(self) -> analysis.SliceSummary:
+        return _summary(self.source, self.rows)
+
+    def caption(self) -> str:
+        """The slice in plain words with its studies and patients: every chart's caption."""
+        counts = self.summary
+        return self.rows.describe(counts.studies, counts.patients)
+
+    def cohort_ids(self) -> tuple[str, ...]:
+        return tuple(_cohorts(self.source, self.rows)["cohort_id"])
+
+    def study_ids(self) -> set[str]:
+        return set(_cohorts(self.source, self.rows)["study_id"])
+
+    def numbers(self, only: str | None = None, besides: str | None = None) -> pd.DataFrame:
+        """Every number extracted for the slice's cohorts (see `numbers`)."""
+        return numbers(self.cohort_ids(), only, besides)
+
+    def outcome(self, code: str) -> analysis.OutcomeAnalysis:
+        return _pooled(self.source, self.rows, self.method, code)
+
+    def outcomes(self, group: str) -> tuple[analysis.OutcomeAnalysis, ...]:
+        """Each outcome of a group of vocab.OUTCOME_GROUPS, in the group's order."""
+        return tuple(self.outcome(code) for code in vocab.OUTCOME_GROUPS[group])
+
+    def subgroups(self, code: str, split: str) -> SubgroupResult | None:
+        return _subgroups(self.source, self.rows, self.method, code, split)
+
+    def dose_points(self, code: str) -> pd.DataFrame:
+        return analysis.dose_points(self.outcome(code).rows)
+
+    def cohorts_without_dose(self, code: str) -> list[str]:
+        """Cohorts reporting the outcome but no mg/day dose (left out of the dose chart)."""
+        rows = self.outcome(code).rows
+        return rows.loc[rows["dose_mg_day_max"].isna(), "label"].tolist()
+
+    def dose_regression(self, code: str) -> MetaRegressionResult | None:
+        return _dose_regression(self.source, self.rows, self.method, code)
+
+    def dose_comparisons(self, code: str) -> tuple[pd.DataFrame, ComparisonResult | None]:
+        return _dose_comparisons(self.source, self.rows, code)
+
+    def comparators(self, code: str) -> tuple[pd.DataFrame, ComparisonResult | None]:
+        return _comparators(self.source, self.rows, code)
+
+    def forest_spec(self, code: str, highlight: str | None) -> dict:
+        return _forest_spec(self.source, self.rows, self.method, code, highlight)
+
+    def subgroup_spec(self, code: str, split: str) -> dict | None:
+        return _subgroup_spec(self.source, self.rows, self.method, code, split)
+
+    def dose_spec(self, code: str, highlight: str | None) -> dict | None:
+        return _dose_spec(self.source, self.rows, self.method, code, highlight)
+
+    def comparator_spec(self, code: str) -> dict | None:
+        return _comparator_spec(self.source, self.rows, code)
+
+
+def slice(rows: Slice, method: str = "glmm") -> SliceEvidence:
+    """The evidence of `rows` in the data this session reads, pooled with `method`."""
+    return SliceEvidence(active(), rows, method)
