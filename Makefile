@@ -6,7 +6,7 @@ PORT ?= 8501
 SYSTEM_PACKAGES := chromium r-cran-metafor r-cran-lme4 r-cran-jsonlite
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format data check-data system-deps reference bench docker clean
+.PHONY: help run test unit lint format data check-data system-deps reference bench docker clean
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,13 +44,17 @@ format: $(VENV)/.dev ## Apply ruff's formatting and safe fixes
 test: $(VENV)/.dev system-deps lint data ## Everything CI runs: lint, unit, metafor reference, AppTest and browser tests
 	$(PY) -m pytest
 
+unit: $(VENV)/.dev ## The quick check: every test that needs neither root, Chromium nor R
+	$(PY) -m pytest -m "not browser and not r_reference"
+
 reference: system-deps ## Regenerate the metafor golden files in tests/reference/
 	Rscript tests/reference/iv_reference.R tests/reference/golden_iv.json
 	Rscript tests/reference/glmm_reference.R tests/reference/golden_glmm.json
 
-bench: data ## Print the benchmark figures quoted in the README
+bench: $(VENV)/.dev system-deps data ## Run the benchmarks and render docs/performance.md from their figures
 	$(PY) bench/bench_meta.py
 	$(PY) bench/bench_app.py
+	$(PY) bench/render.py
 
 docker: ## Build the container image (needs a Docker engine)
 	docker build -t anakinra-dashboard .

@@ -1,10 +1,11 @@
 """Benchmark the meta-analysis engine against metafor on the same synthetic studies.
 
-Times ``evidence.meta.glmm.fit_glmm_logit`` and, when ``pool_proportions`` is importable, every
-pooling method, on k = 15 studies (the project's sizes: n 5-60, events often 0) and on 100 /
+Times ``evidence.meta.glmm.fit_glmm_logit`` and every pooling method of ``pool_proportions``, on
+k = 15 studies (the project's sizes: n 5-60, events often 0) and on 100 /
 1,000 / 10,000 synthetic studies (fixed seed); medians of several repeats. metafor is timed
 inside R (bench/metafor_timing.R: ``rma`` REML on escalc PLO and ``rma.glmm``), each fit under a
-time cap. Prints a table with the ratio metafor / Python.
+time cap. Prints a table with the ratio metafor / Python and writes artifacts/bench/meta.json,
+which `python bench/render.py` puts into docs/performance.md.
 
 Usage:
     .venv/bin/python bench/bench_meta.py [--sizes 15,100,1000,10000] [--cap 120] [--py-cap 30]
@@ -16,6 +17,7 @@ Targets: every method under 20 ms at k = 15; the GLMM at least as fast as rma.gl
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import multiprocessing as mp
 import os
@@ -34,21 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evidence.meta.glmm import fit_glmm_logit  # noqa: E402
-
-try:  # written by another helper; use it only once it exists
-    from evidence.meta import pool_proportions  # type: ignore[attr-defined]
-except ImportError:
-    try:
-        from evidence.meta.proportions import pool_proportions
-    except ImportError:
-        pool_proportions = None
-try:
-    from evidence.meta.proportions import POOL_METHODS
-except ImportError:
-    POOL_METHODS = ("GLMM",)
+from evidence.meta.proportions import POOL_METHODS, pool_proportions  # noqa: E402
 
 SEED = 20261124
 R_SCRIPT = ROOT / "bench" / "metafor_timing.R"
+RESULTS = ROOT / "artifacts" / "bench" / "meta.json"
 
 
 def synthetic(k: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +127,10 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
+    command = shlex.join([".venv/bin/python", "bench/bench_meta.py", *sys.argv[1:]])
+    print("command:", command)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    table: list[dict[str, object]] = []
     print(f"seed {SEED}; n uniform 5-60; logit p ~ N(-2.2, 0.8^2); medians; cap {args.cap:g} s")
     print("load average at start (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     datasets = {k: synthetic(k) for k in sizes}
@@ -156,16 +151,15 @@ def main() -> None:
             rows: list[tuple[str, float | None]] = []
             t_glmm = time_python(lambda x=x, n=n: fit_glmm_logit(x, n), reps, args.py_cap)
             rows.append(("fit_glmm_logit", t_glmm))
-            if pool_proportions is not None:
-                for method in POOL_METHODS:
-                    t = time_python(
-                        lambda x=x, n=n, m=method: pool_proportions(x, n, method=m),
-                        reps if k <= 100 else 1,
-                        args.py_cap,
-                    )
-                    rows.append((f"pool_proportions {method}", t))
-                    if k == 15:
-                        checks.append((f"k=15 pool_proportions {method} < 20 ms", _lt(t, 0.02)))
+            for method in POOL_METHODS:
+                t = time_python(
+                    lambda x=x, n=n, m=method: pool_proportions(x, n, method=m),
+                    reps if k <= 100 else 1,
+                    args.py_cap,
+                )
+                rows.append((f"pool_proportions {method}", t))
+                if k == 15:
+                    checks.append((f"k=15 pool_proportions {method} < 20 ms", _lt(t, 0.02)))
             if k == 15:
                 checks.append(("k=15 fit_glmm_logit < 20 ms", _lt(t_glmm, 0.02)))
             r_times = {}
@@ -180,6 +174,17 @@ def main() -> None:
                 ratio = f"{r_sec / t:10.1f}x" if r_sec is not None and t else "-"
                 py_col = fmt_ms(t) if t is not None else f"did not finish in {args.py_cap:g} s"
                 print(f"{k:>6} {label:<28} {py_col:>10} {r_col:>14} {ratio:>11}")
+                table.append(
+                    {
+                        "k": k,
+                        "python": label,
+                        "python_ms": None if t is None else round(1000 * t, 3),
+                        "metafor": pairs.get(label),
+                        "metafor_ms": None if r_sec is None else round(1000 * r_sec, 3),
+                        "metafor_note": None if r_sec is not None else (r_text or None),
+                        "python_cap_s": args.py_cap,
+                    }
+                )
                 if label == "fit_glmm_logit" and r_times:
                     timed_out = r_sec is None and "did not finish" in r_text
                     faster = t is not None and (timed_out or (r_sec is not None and t <= r_sec))
@@ -190,6 +195,21 @@ def main() -> None:
     print("targets:")
     for label, ok in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "command": command,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": {"cpus": os.cpu_count(), "load_at_start": load_at_start},
+        "data": f"seed {SEED}; n uniform 5-60; logit p ~ N(-2.2, 0.8^2)",
+        "metafor_cap_s": args.cap,
+        "rows": table,
+        "targets": [{"target": label, "met": ok} for label, ok in checks],
+    }
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

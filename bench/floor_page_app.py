@@ -1,16 +1,13 @@
-"""Streamlit's floor for the Treatment page itself: the same elements, from precomputed data.
+"""Streamlit's floor for the Treatment page: the same elements, from precomputed data.
 
-bench/floor_app.py draws the page's first panel only (~10 websocket messages a change; the page
-sends ~30). This app draws every element the dashboard's Treatment page draws on a filter change,
-in the same structure: the sidebar's widgets outside a keyed fragment whose callback reruns only
-the page (`st.rerun("page")`), the Copy-link popover drawn by the page into the sidebar, the
+Every element the dashboard's Treatment page draws on a filter change, in the same structure:
+the sidebar's widgets (made from the same filter declarations) outside a keyed fragment whose
+callback reruns only the page, the Copy-link popover drawn by the page into the sidebar, the
 titled outcome section with its pooled line, notes, selectable forest plot, download button and
 slice caption, the not-reported line, and the subgroup section with its control, chart, download
-button and test line. Its contents are the dashboard's own (the engine, the chart layouts, the
-captions), computed once per exclusion state on first use and then held in memory, so a rerun
-costs only Streamlit: the script run, the deltas and the browser's redraw. The benchmark times it
-on the two states its warm-up visits, so every timed change is a cache hit, like the dashboard's
-"cached slice" row; the gap between the two is the dashboard's own work per rerun.
+button and test line. Its contents are the dashboard's own (engine, chart layouts, captions),
+computed once per exclusion state on first use and then held in memory, so a rerun costs only
+Streamlit: the script run, the messages and the browser's redraw.
 
 Run alone with: .venv/bin/streamlit run bench/floor_page_app.py
 """
@@ -28,19 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run bench/...` puts only bench/ on the path
     sys.path.insert(0, str(ROOT))
 
-from evidence import analysis, build, charts, db  # noqa: E402  (after the path fix above)
-from evidence.filters import Filters  # noqa: E402
-from evidence.ui.vega import vega_spec  # noqa: E402
+from evidence.extraction import build  # noqa: E402
 
-SIDEBAR_MULTISELECTS = (
-    "Indication",
-    "CAR-T product",
-    "Dose band (review's split)",
-    "Route",
-    "ICANS grading system",
-    "Design",
-    "Publication type",
-)
+from evidence import analysis, charts, db, vocab  # noqa: E402  (after the path fix above)
+from evidence.filters import FILTERS, Slice  # noqa: E402
+from evidence.ui.vega import vega_spec  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -74,17 +63,22 @@ def study_ids() -> tuple[str, ...]:
 def shown(excluded: tuple[str, ...]) -> Shown:
     """One state's page, computed once per process with the dashboard's engine and charts."""
     con = connection()
-    filters = Filters(exclude=excluded).within("treatment")
-    assert filters is not None
-    cohorts = analysis.cohort_slice(con, filters)
+    rows = Slice(exclude=excluded).within("treatment")
+    assert rows is not None
+    cohorts = analysis.cohort_slice(con, rows)
     summary = analysis.slice_summary(cohorts)
-    caption = filters.describe(summary["studies"], summary["patients"])
-    poolable = analysis.poolable_rows(con, cohorts)
-    results = analysis.pool_outcomes(poolable, analysis.TREATMENT_OUTCOMES, filters)
+    caption = rows.describe(summary.studies, summary.patients)
+    counts = analysis.counts_by_outcome(
+        analysis.in_slice(analysis.every_poolable_row(con), cohorts)
+    )
+    results = [
+        analysis.pool(code, counts.get(code, cohorts.iloc[0:0]), "glmm")
+        for code in vocab.OUTCOME_GROUPS["treatment"]
+    ]
     response = results[0]
     assert response.result is not None
     pooled = response.result
-    subgroups = analysis.analyse_subgroups(response, "product", filters)
+    subgroups = analysis.analyse_subgroups(response, "product")
     assert subgroups is not None
     forest = charts.forest_layout(response.label).to_dict(validate=False)
     subgroup = charts.subgroup_layout(response.label).to_dict(validate=False)
@@ -113,21 +107,23 @@ def _changed() -> None:
 st.set_page_config(page_title="Streamlit floor, whole page (benchmark)", layout="wide")
 bar = st.sidebar
 bar.header("Filters")
-bar.radio("Evidence", ["all", "review"], key="w_window", on_change=_changed)
-bar.selectbox("Outcome (single-outcome views)", ["a", "b"], key="w_outcome", on_change=_changed)
-bar.selectbox("Pooling method", ["glmm", "reml"], key="w_method", on_change=_changed)
-for label in SIDEBAR_MULTISELECTS:
-    bar.multiselect(label, ["x", "y"], key=f"w_{label}", on_change=_changed, placeholder="any")
-bar.slider("Anakinra dose (mg/day)", 0.0, 1000.0, (0.0, 1000.0), step=50.0, key="w_dose")
-bar.slider("Publication year", 2019, 2026, (2019, 2026), key="w_year")
-bar.number_input("Minimum cohort size", min_value=0, step=1, key="w_min_n", on_change=_changed)
-bar.multiselect(
-    "Exclude studies (sensitivity)",
-    list(study_ids()),
-    key="exclude",
-    on_change=_changed,
-    placeholder="none",
-)
+bar.selectbox("Pooling method", vocab.POOLING_METHODS.codes, key="view_method", on_change=_changed)
+bar.selectbox("Outcome (single-outcome views)", vocab.OUTCOMES.codes, key="view_outcome")
+for f in FILTERS:  # the dashboard's widgets, in its order, with fixed bounds
+    if f.kind == "option":
+        bar.radio(f.label, f.vocabulary.codes, key=f.key, on_change=_changed)
+    elif f.kind == "choices":
+        bar.multiselect(
+            f.label, f.vocabulary.codes, key=f.key, on_change=_changed, placeholder="any"
+        )
+    elif f.kind == "range":
+        bar.slider(f.label, 0, 1000, (0, 1000), key=f.key, on_change=_changed)
+    elif f.kind == "minimum":
+        bar.number_input(f.label, min_value=0, step=1, key=f.key, on_change=_changed)
+    else:
+        bar.multiselect(
+            f.label, list(study_ids()), key="exclude", on_change=_changed, placeholder="none"
+        )
 bar.button("Reset filters", width="stretch")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evidence import build, charts, figures
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
+from harness.server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -288,7 +288,7 @@ def test_make_run_serves_the_overview(browser: object) -> None:
     import signal
     import subprocess
 
-    from tests.browser_support import free_port, wait_healthy
+    from harness.server import free_port, wait_healthy
 
     port = free_port()
     log = open(ROOT / "artifacts" / f"make-run-{port}.log", "w")  # noqa: SIM115 - closed below

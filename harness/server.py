@@ -1,4 +1,4 @@
-"""Start the dashboard as a real server and drive Debian's Chromium with Playwright.
+"""Start the dashboard as a real server, and the flags to drive Debian's Chromium with.
 
 Shared by the browser tests and the app benchmark. Chromium runs headless with the flags this
 machine needs (no sandbox as root, no background networking on a closed network).
@@ -49,8 +49,8 @@ def wait_healthy(
 ) -> float:
     """Wait until /_stcore/health answers ok; return that moment (time.perf_counter()).
 
-    Polls every 20 ms (the benchmark times the start from it) and gives up at once if `process`
-    has exited.
+    Polls often (the benchmark times the start from it) and gives up at once if `process` has
+    exited.
     """
     start = time.perf_counter()
     while not _answers(base_url):

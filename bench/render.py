@@ -1,0 +1,124 @@
+"""Put the latest benchmark figures (artifacts/bench/*.json) into docs/performance.md.
+
+Each benchmark writes its figures as JSON; this renders them as the tables between the
+`<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers of docs/performance.md, so the document
+always shows one run's figures with its date, commit and machine, never hand-copied numbers.
+
+Usage:
+    .venv/bin/python bench/render.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "artifacts" / "bench"
+DOCUMENT = ROOT / "docs" / "performance.md"
+
+
+def _about(figures: dict[str, Any]) -> list[str]:
+    machine = figures["machine"]
+    parts = [f"{machine.get('cpus')} CPUs"]
+    if "platform" in machine:
+        parts.append(
+            f"{machine['platform']}, Python {machine['python']}, Streamlit "
+            f"{machine['streamlit']}, Chromium {machine['chromium']} (headless)"
+        )
+    load = machine.get("load_at_start")
+    if load:
+        parts.append(f"load average {load[0]:.1f} at the start")
+    return [
+        f"Run {figures['date']} on commit `{figures['commit']}`: `{figures['command']}`.",
+        f"Machine: {'; '.join(parts)}.",
+    ]
+
+
+def render_app(figures: dict[str, Any]) -> str:
+    lines = [*_about(figures), ""]
+    lines += [
+        "| Filter change | changes | median (ms) | p95 (ms) | max (ms) | server (ms) "
+        "| browser (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in figures["filter_change"].items():
+        lines.append(
+            f"| {name} | {row['changes']} | {row['median_ms']:.0f} | {row['p95_ms']:.0f} | "
+            f"{row['max_ms']:.0f} | {_number(row['server_median_ms'])} | "
+            f"{_number(row['browser_median_ms'])} |"
+        )
+    lines += [
+        "",
+        "| Cold start (s from spawning the server) | health | first message | title | numbers |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in figures["cold_start"].items():
+        cells = [
+            f"{row[key]['min_s']:.1f} / {row[key]['median_s']:.1f} / {row[key]['max_s']:.1f}"
+            for key in ("health", "connected", "title", "numbers")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Cold starts: min / median / max over the runs.", ""]
+    lines += ["| Ratio to the floor | dashboard / floor |", "|---|---|"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in figures["ratio_to_floor"].items()]
+    facade = ", ".join(f"{name} {value:.1f} ms" for name, value in figures["facade_ms"].items())
+    lines += ["", f"The Treatment page's data calls through the facade, in-process: {facade}."]
+    return "\n".join(lines)
+
+
+def render_meta(figures: dict[str, Any]) -> str:
+    lines = [*_about(figures), f"Data: {figures['data']}.", ""]
+    lines += [
+        "| k | Python | ms | metafor | ms |",
+        "|---|---|---|---|---|",
+    ]
+    for row in figures["rows"]:
+        python = (
+            _number(row["python_ms"], 2)
+            if row["python_ms"] is not None
+            else f"did not finish in {row['python_cap_s']:g} s"
+        )
+        metafor = (
+            _number(row["metafor_ms"], 2)
+            if row["metafor_ms"] is not None
+            else (row["metafor_note"] or "")
+        )
+        lines.append(
+            f"| {row['k']:,} | {row['python']} | {python} | {row['metafor'] or ''} | {metafor} |"
+        )
+    met = [t for t in figures["targets"] if not t["met"]]
+    lines += ["", "Targets met." if not met else "Missed: " + "; ".join(t["target"] for t in met)]
+    return "\n".join(lines)
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+RENDERERS = {"app": render_app, "meta": render_meta}
+
+
+def main() -> int:
+    text = DOCUMENT.read_text(encoding="utf-8")
+    for name, render in RENDERERS.items():
+        source = RESULTS / f"{name}.json"
+        if not source.exists():
+            print(f"{source.relative_to(ROOT)} missing: run bench/bench_{name}.py", file=sys.stderr)
+            continue
+        block = render(json.loads(source.read_text(encoding="utf-8")))
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        if not pattern.search(text):
+            print(f"no bench:{name} markers in {DOCUMENT.name}", file=sys.stderr)
+            return 1
+        text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
+        print(f"rendered {source.relative_to(ROOT)}")
+    DOCUMENT.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
