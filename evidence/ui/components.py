@@ -222,8 +222,8 @@ def selectable_chart(spec: dict, key: str, notes: Sequence[str]) -> None:
 def chart_download(spec: dict, key: str, notes: Sequence[str]) -> None:
     """The chart as shown, as a PNG for an evidence profile or a slide (twice the screen size, the
     notes and data version under its title). The file is made only when the button is clicked (a
-    deferred download, ~0.1 s) and the click does not rerun the page. One button per chart: each
-    element costs every filter change some redraw; `evidence.figures` makes SVG from Python)."""
+    deferred download) and the click does not rerun the page. One button per chart, since every
+    element adds to each filter change's redraw; `evidence.figures` makes SVG from Python."""
     active = data.active()
     lines = figures.export_notes(notes, active.label, active.key)
     st.download_button(
