@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -496,6 +496,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--budget", type=float, default=900, help="seconds for the whole run")
+    parser.add_argument(
+        "--app",
+        default=APP.script,
+        help="the dashboard script to time (another checkout's app.py for an A/B against a base "
+        "commit; that checkout must have built its database)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the figures")
     args = parser.parse_args(argv)
     cold_runs, change_count = (2, 8) if args.quick else (args.cold_runs, args.changes)
     cold_runs, change_count = max(1, min(cold_runs, 20)), max(2, min(change_count, 200))
@@ -510,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    targets = (APP, FLOOR)
+    app = replace(APP, script=args.app)
+    targets = (app, FLOOR)
     cold: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
     changes: dict[str, list[dict[str, float]]] = {}
     with sync_playwright() as playwright:
@@ -556,13 +564,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
         finally:
             browser.close()
-    layer = data_layer_work()
+    layer = data_layer_work() if args.app == APP.script else {}  # this checkout's facade only
     about["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures = results(command, about, cold, changes, layer)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    figures["app"] = args.app
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(figures["ratio_to_floor"], indent=2))
-    print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

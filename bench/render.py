@@ -66,7 +66,8 @@ def render_app(figures: dict[str, Any]) -> str:
     lines += ["| Ratio to the floor | dashboard / floor |", "|---|---|"]
     lines += [f"| {name} | {value:.2f} |" for name, value in figures["ratio_to_floor"].items()]
     facade = ", ".join(f"{name} {value:.1f} ms" for name, value in figures["facade_ms"].items())
-    lines += ["", f"The Treatment page's data calls through the facade, in-process: {facade}."]
+    if facade:
+        lines += ["", f"The Treatment page's data calls through the facade, in-process: {facade}."]
     return "\n".join(lines)
 
 
