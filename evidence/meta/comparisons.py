@@ -16,11 +16,11 @@ from numpy.typing import ArrayLike
 from . import distributions
 from .effect_sizes import log_ratio, two_by_two
 from .heterogeneity import Z_CRIT, FitError, fit_rma, predict
+from .options import CI_METHODS, TEST_FOR_CI, check_choice, study_labels
 from .results import ComparisonResult, StudyComparison, clean
 
 COMPARE_METHODS = ("MH", "REML", "DL")
 MEASURES = ("OR", "RR")
-TEST_FOR_CI = {"z": "z", "hksj": "knha", "hksj-adhoc": "adhoc"}
 
 
 def _exp(v: float | None) -> float | None:
@@ -161,17 +161,12 @@ def compare_groups(
     ``rma(measure=..., method=...)`` with escalc's add=1/2 to="only0" (double-zero studies kept,
     as escalc's drop00=FALSE default). ``ci`` applies to the inverse-variance methods only.
     """
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}")
-    if method not in COMPARE_METHODS:
-        raise ValueError(f"method must be one of {COMPARE_METHODS}, not {method!r}")
-    if ci not in TEST_FOR_CI:
-        raise ValueError(f"ci must be one of {tuple(TEST_FOR_CI)}, not {ci!r}")
+    check_choice("measure", measure, MEASURES)
+    check_choice("method", method, COMPARE_METHODS)
+    check_choice("ci", ci, CI_METHODS)
     ai, bi, ci_, di = two_by_two(events_a, totals_a, events_b, totals_b)
     k = ai.size
-    labs = [f"Study {i + 1}" for i in range(k)] if labels is None else [str(s) for s in labels]
-    if len(labs) != k:
-        raise ValueError(f"{len(labs)} labels for {k} studies")
+    labs = study_labels(labels, k)
     notes: list[str] = []
     if k == 0:
         return _empty_comparison(measure, method, ci)

@@ -115,6 +115,23 @@ def ipft_hm(z: float | None, n_hm: float) -> float | None:
     return val if math.isfinite(val) else None
 
 
+def back_transform(z: float | None, transform: str, n_harmonic: float | None) -> float | None:
+    """A model-scale value back on the proportion scale: ilogit, or ``transf.ipft.hm`` at the
+    harmonic-mean n for Freeman-Tukey. None and non-finite values give None, never NaN.
+
+    The one back-transform for pooled estimates, intervals and fitted lines, so a proportion
+    shown anywhere is computed the same way.
+    """
+    if z is None:
+        return None
+    z = float(z)
+    if not math.isfinite(z):
+        return None
+    if transform == "logit":
+        return ilogit(z)
+    return ipft_hm(z, n_harmonic if n_harmonic is not None else math.nan)
+
+
 def clopper_pearson(x: float, n: float, level: float = LEVEL) -> tuple[float, float]:
     """Exact binomial CI (Clopper & Pearson 1934), as R ``binom.test`` / statsmodels "beta".
 

@@ -17,22 +17,16 @@ from numpy.typing import ArrayLike
 from . import distributions
 from .effect_sizes import (
     as_counts,
-    clopper_pearson,
+    back_transform,
     freeman_tukey,
     harmonic_mean,
     ilogit,
-    ipft_hm,
     logit_proportion,
 )
 from .heterogeneity import Z_CRIT, FitError, RmaFit, fit_rma, predict, tau2_ci_qprofile
-from .results import LeaveOneOutRow, PoolResult, StudyEstimate, clean
-
-POOL_METHODS = ("GLMM", "REML", "DL", "ML", "PM")
-TRANSFORMS = ("logit", "freeman-tukey")
-CI_METHODS = ("z", "hksj", "hksj-adhoc")
-
-#: dashboard ci name -> metafor ``test=`` value (metafor 3.8-1 supports both "knha" and "adhoc").
-TEST_FOR_CI = {"z": "z", "hksj": "knha", "hksj-adhoc": "adhoc"}
+from .options import POOL_METHODS as POOL_METHODS  # re-exported: bench/bench_meta.py reads it
+from .options import TEST_FOR_CI, study_labels, validate_pooling
+from .results import LeaveOneOutRow, PoolResult, clean, study_estimates
 
 NOTE_NO_STUDIES = "No studies: nothing to pool."
 NOTE_ONE_STUDY = (
@@ -69,65 +63,10 @@ NOTE_GLMM_TRANSFORM = "The GLMM works on the logit scale; the Freeman-Tukey opti
 NOTE_ZERO_STUDIES = "{n} of {k} studies have 0 events; the logit model adds 0.5 to those studies."
 
 
-def _validate(method: str, transform: str, ci: str) -> None:
-    if method not in POOL_METHODS:
-        raise ValueError(f"method must be one of {POOL_METHODS}, not {method!r}")
-    if transform not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
-    if ci not in CI_METHODS:
-        raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
-
-
-def _labels(labels: Sequence[str] | None, k: int) -> list[str]:
-    if labels is None:
-        return [f"Study {i + 1}" for i in range(k)]
-    out = [str(s) for s in labels]
-    if len(out) != k:
-        raise ValueError(f"{len(out)} labels for {k} studies")
-    return out
-
-
 def _model_values(x: np.ndarray, n: np.ndarray, transform: str) -> tuple[np.ndarray, np.ndarray]:
     if transform == "logit":
         return logit_proportion(x, n)
     return freeman_tukey(x, n)
-
-
-def _back(z: float | None, transform: str, n_hm: float | None) -> float | None:
-    """Back-transform one model-scale value to a proportion (ilogit or ipft.hm)."""
-    z = clean(z)
-    if z is None:
-        return None
-    if transform == "logit":
-        return ilogit(z)
-    return ipft_hm(z, n_hm if n_hm is not None else math.nan)
-
-
-def _studies(
-    labels: list[str],
-    x: np.ndarray,
-    n: np.ndarray,
-    yi: np.ndarray,
-    vi: np.ndarray,
-    weights: np.ndarray | None,
-) -> tuple[StudyEstimate, ...]:
-    out = []
-    for i, lab in enumerate(labels):
-        lo, hi = clopper_pearson(x[i], n[i])
-        out.append(
-            StudyEstimate(
-                label=lab,
-                events=int(x[i]),
-                total=int(n[i]),
-                proportion=float(x[i] / n[i]),
-                ci_low=lo,
-                ci_high=hi,
-                yi=float(yi[i]),
-                vi=float(vi[i]),
-                weight=None if weights is None else float(weights[i]),
-            )
-        )
-    return tuple(out)
 
 
 def _data_notes(x: np.ndarray, n: np.ndarray, transform: str) -> list[str]:
@@ -205,9 +144,9 @@ def _from_single(
     lo, hi = est - Z_CRIT * se, est + Z_CRIT * se
     zval = est / se
     return PoolResult(
-        estimate=_back(est, transform, n_hm),
-        ci_low=_back(lo, transform, n_hm),
-        ci_high=_back(hi, transform, n_hm),
+        estimate=back_transform(est, transform, n_hm),
+        ci_low=back_transform(lo, transform, n_hm),
+        ci_high=back_transform(hi, transform, n_hm),
         pi_low=None,
         pi_high=None,
         estimate_model=est,
@@ -238,7 +177,7 @@ def _from_single(
         converged=True,
         fallback_reason=None,
         notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, np.array([100.0])),
+        studies=study_estimates(labels, x, n, yi, vi, np.array([100.0])),
         n_harmonic=n_hm,
     )
 
@@ -265,11 +204,11 @@ def _from_rma(
     qp = tau2_ci_qprofile(yi, vi, None, fit)
     est = clean(fit.beta[0])
     return PoolResult(
-        estimate=_back(est, transform, n_hm),
-        ci_low=_back(fit.ci_lb[0], transform, n_hm),
-        ci_high=_back(fit.ci_ub[0], transform, n_hm),
-        pi_low=_back(pi_lo[0], transform, n_hm),
-        pi_high=_back(pi_hi[0], transform, n_hm),
+        estimate=back_transform(est, transform, n_hm),
+        ci_low=back_transform(fit.ci_lb[0], transform, n_hm),
+        ci_high=back_transform(fit.ci_ub[0], transform, n_hm),
+        pi_low=back_transform(pi_lo[0], transform, n_hm),
+        pi_high=back_transform(pi_hi[0], transform, n_hm),
         estimate_model=est,
         se_model=clean(fit.se[0]),
         ci_low_model=clean(fit.ci_lb[0]),
@@ -298,7 +237,7 @@ def _from_rma(
         converged=converged,
         fallback_reason=fallback_reason,
         notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, fit.weights),
+        studies=study_estimates(labels, x, n, yi, vi, fit.weights),
         n_harmonic=n_hm,
         tau2_ci_low=None if qp is None else clean(qp.tau2_lb),
         tau2_ci_high=None if qp is None else clean(qp.tau2_ub),
@@ -416,7 +355,7 @@ def _from_glmm(
         converged=True,
         fallback_reason=None,
         notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, weights),
+        studies=study_estimates(labels, x, n, yi, vi, weights),
     )
 
 
@@ -436,12 +375,12 @@ def pool_proportions(
     ci: "z" (Wald), "hksj" (metafor test="knha") or "hksj-adhoc" (test="adhoc", variance
     factor truncated at 1 as Röver, Knapp & Friede 2015 recommend for few, unequal studies).
     """
-    _validate(method, transform, ci)
+    validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
     k = x.size
     if k == 0:
         return _empty(method, transform, ci)
-    labs = _labels(labels, k)
+    labs = study_labels(labels, k)
 
     if method == "GLMM":
         pre: list[str] = []
@@ -487,9 +426,9 @@ def leave_one_out(
     Each refit is a full ``pool_proportions`` call, so a Freeman-Tukey row back-transforms with
     the harmonic mean n of the studies it contains.
     """
-    _validate(method, transform, ci)
+    validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
-    labs = _labels(labels, x.size)
+    labs = study_labels(labels, x.size)
     rows = []
     for i in range(x.size):
         keep = np.arange(x.size) != i

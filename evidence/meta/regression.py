@@ -14,8 +14,9 @@ from numpy.typing import ArrayLike
 
 from .effect_sizes import as_counts, freeman_tukey, harmonic_mean, logit_proportion
 from .heterogeneity import FitError, fit_rma
-from .proportions import NOTE_PFT, TEST_FOR_CI, _studies
-from .results import MetaRegressionResult, clean
+from .options import CI_METHODS, TEST_FOR_CI, TRANSFORMS, check_choice, study_labels
+from .proportions import NOTE_PFT
+from .results import MetaRegressionResult, clean, study_estimates
 
 REG_METHODS = ("REML", "DL", "ML", "PM")
 #: Borenstein et al. (2009, ch. 20): about 10 studies per moderator before trusting a slope.
@@ -41,7 +42,7 @@ def _none_result(
         transform=transform,
         ci_method=ci,
         notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, None),
+        studies=study_estimates(labels, x, n, yi, vi, None),
         moderator=tuple(map(float, mod)),
     )
 
@@ -61,19 +62,16 @@ def meta_regression(
     back-transformed to proportions (ilogit, or transf.ipft.hm with the harmonic mean n of
     all studies for Freeman-Tukey).
     """
-    if method not in REG_METHODS:
-        raise ValueError(f"method must be one of {REG_METHODS}, not {method!r}")
-    if transform not in ("logit", "freeman-tukey"):
-        raise ValueError(f"transform must be 'logit' or 'freeman-tukey', not {transform!r}")
-    if ci not in TEST_FOR_CI:
-        raise ValueError(f"ci must be one of {tuple(TEST_FOR_CI)}, not {ci!r}")
+    check_choice("method", method, REG_METHODS)
+    check_choice("transform", transform, TRANSFORMS)
+    check_choice("ci", ci, CI_METHODS)
     x, n = as_counts(events, totals)
     mod = np.asarray(moderator, dtype=float).ravel()
     if mod.shape != x.shape:
         raise ValueError(f"{mod.size} moderator values for {x.size} studies")
     if not np.all(np.isfinite(mod)):
         raise ValueError("moderator values must be finite (drop studies without a value first)")
-    labs = [f"Study {i + 1}" for i in range(x.size)] if labels is None else list(labels)
+    labs = study_labels(labels, x.size)
     yi, vi = logit_proportion(x, n) if transform == "logit" else freeman_tukey(x, n)
     notes: list[str] = []
     if transform == "freeman-tukey":
@@ -125,7 +123,7 @@ def meta_regression(
         transform=transform,
         ci_method=ci,
         notes=tuple(notes),
-        studies=_studies(labs, x, n, yi, vi, fit.weights),
+        studies=study_estimates(labs, x, n, yi, vi, fit.weights),
         moderator=tuple(map(float, mod)),
         _beta=tuple(map(float, fit.beta)),
         _vb=tuple(tuple(map(float, row)) for row in fit.vb),

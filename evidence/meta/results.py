@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .effect_sizes import clopper_pearson
+
 if TYPE_CHECKING:  # pandas only for to_frame(), imported lazily there
     import pandas as pd
 
@@ -38,6 +40,35 @@ class StudyEstimate:
     yi: float  # model scale (logit or Freeman-Tukey), metafor escalc
     vi: float
     weight: float | None  # percent of the total weight in the model used
+
+
+def study_estimates(
+    labels: list[str],
+    x: np.ndarray,
+    n: np.ndarray,
+    yi: np.ndarray,
+    vi: np.ndarray,
+    weights: np.ndarray | None,
+) -> tuple[StudyEstimate, ...]:
+    """One StudyEstimate per study: the observed proportion with its exact CI beside the
+    model-scale yi, vi the fit used and the study's percent weight (None when not fitted)."""
+    out = []
+    for i, lab in enumerate(labels):
+        lo, hi = clopper_pearson(x[i], n[i])
+        out.append(
+            StudyEstimate(
+                label=lab,
+                events=int(x[i]),
+                total=int(n[i]),
+                proportion=float(x[i] / n[i]),
+                ci_low=lo,
+                ci_high=hi,
+                yi=float(yi[i]),
+                vi=float(vi[i]),
+                weight=None if weights is None else float(weights[i]),
+            )
+        )
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from numpy.typing import ArrayLike
 from . import distributions
 from .effect_sizes import as_counts, freeman_tukey, logit_proportion
 from .heterogeneity import FitError, fit_rma
-from .proportions import TEST_FOR_CI, _validate, pool_proportions
+from .options import TEST_FOR_CI, study_labels, validate_pooling
+from .proportions import pool_proportions
 from .results import SubgroupPool, SubgroupResult, clean
 
 
@@ -41,12 +42,12 @@ def subgroup_analysis(
     inverse-variance REML (rma.glmm moderators are not part of this engine), which the notes
     say. Subgroups with a single study are flagged (``single_study``) and shown unpooled.
     """
-    _validate(method, transform, ci)
+    validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
     g = [str(v) for v in groups]
     if len(g) != x.size:
         raise ValueError(f"{len(g)} group labels for {x.size} studies")
-    labs = [f"Study {i + 1}" for i in range(x.size)] if labels is None else list(labels)
+    labs = study_labels(labels, x.size)
     levels = list(dict.fromkeys(g))  # order of first appearance, for display
     notes: list[str] = []
 
