@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from . import distributions
 from .effect_sizes import log_ratio, two_by_two
-from .heterogeneity import Z_CRIT, FitError, fit_rma, predict
+from .heterogeneity import Z_CRIT, fit_rma_or_dl, predict
 from .options import CI_METHODS, TEST_FOR_CI, check_choice, study_labels
 from .results import ComparisonResult, StudyComparison, clean
 
@@ -277,19 +277,15 @@ def _iv_result(
     yi, vi = log_ratio(measure, ai, bi, ci_, di, drop00=False)
     k = int(yi.size)
     test = TEST_FOR_CI[ci] if k > 1 else "z"
-    used = method
-    try:
-        fit = fit_rma(yi, vi, method=method, test=test)
-    except FitError as err:
-        notes.append(f"{method} did not converge ({err}); DerSimonian-Laird shown instead.")
-        used = "DL"
-        fit = fit_rma(yi, vi, method="DL", test=test)
+    fit, reason = fit_rma_or_dl(yi, vi, method=method, test=test)
+    if reason is not None:
+        notes.append(reason)
     _p, _s, _l, _h, pi_lo, pi_hi = predict(fit, np.ones((1, 1)))
     single = k == 1
     beta = clean(fit.beta[0])
     return ComparisonResult(
         measure=measure,
-        method=used,
+        method=fit.method,
         estimate=_exp(beta),
         ci_low=_exp(fit.ci_lb[0]),
         ci_high=_exp(fit.ci_ub[0]),

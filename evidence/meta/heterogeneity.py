@@ -407,6 +407,30 @@ def fit_rma(
     )
 
 
+def fit_rma_or_dl(
+    yi: FloatArray,
+    vi: FloatArray,
+    x: FloatArray | None = None,
+    method: str = "REML",
+    test: str = "z",
+    instead: str = "DerSimonian-Laird shown instead",
+) -> tuple[RmaFit, str | None]:
+    """``fit_rma``, or, where metafor would stop with an error, DerSimonian-Laird and the reason.
+
+    A pooled number is needed in the meeting even when Fisher scoring or Paule-Mandel's root
+    search fails, so the documented fallback is DL, a closed-form estimator that always
+    returns. The reason ("REML did not converge (...); DerSimonian-Laird shown instead.") comes
+    back for the caller's notes and ``fallback_reason``, so the switch is never silent; the
+    estimator actually used is ``fit.method``. ``instead`` words the consequence where "shown"
+    would mislead (a subgroup test, say).
+    """
+    try:
+        return fit_rma(yi, vi, x, method=method, test=test), None
+    except FitError as err:
+        reason = f"{method} did not converge ({err}); {instead}."
+        return fit_rma(yi, vi, x, method="DL", test=test), reason
+
+
 def predict(
     fit: RmaFit, xnew: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:

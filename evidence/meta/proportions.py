@@ -23,7 +23,7 @@ from .effect_sizes import (
     ilogit,
     logit_proportion,
 )
-from .heterogeneity import Z_CRIT, FitError, RmaFit, fit_rma, predict, tau2_ci_qprofile
+from .heterogeneity import Z_CRIT, RmaFit, fit_rma_or_dl, predict, tau2_ci_qprofile
 from .options import POOL_METHODS as POOL_METHODS  # re-exported: bench/bench_meta.py reads it
 from .options import TEST_FOR_CI, study_labels, validate_pooling
 from .results import LeaveOneOutRow, PoolResult, clean, study_estimates
@@ -259,27 +259,9 @@ def _fit_iv(
     fallback_reason: str | None = None,
 ) -> PoolResult:
     yi, vi = _model_values(x, n, transform)
-    try:
-        fit = fit_rma(yi, vi, method=method, test=TEST_FOR_CI[ci])
-    except FitError as err:
-        # metafor stops with an error here; we show DL instead and say so.
-        reason = f"{method} did not converge ({err}); DerSimonian-Laird shown instead."
-        fit = fit_rma(yi, vi, method="DL", test=TEST_FOR_CI[ci])
-        return _from_rma(
-            fit,
-            labels,
-            x,
-            n,
-            yi,
-            vi,
-            "DL",
-            method_requested,
-            transform,
-            ci,
-            [*notes, reason],
-            False,
-            reason,
-        )
+    fit, reason = fit_rma_or_dl(yi, vi, method=method, test=TEST_FOR_CI[ci])
+    if reason is not None:
+        notes, converged, fallback_reason = [*notes, reason], False, reason
     return _from_rma(
         fit,
         labels,
@@ -287,7 +269,7 @@ def _fit_iv(
         n,
         yi,
         vi,
-        method,
+        fit.method,
         method_requested,
         transform,
         ci,

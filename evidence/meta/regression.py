@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .effect_sizes import as_counts, freeman_tukey, harmonic_mean, logit_proportion
-from .heterogeneity import FitError, fit_rma
+from .heterogeneity import fit_rma_or_dl
 from .options import CI_METHODS, TEST_FOR_CI, TRANSFORMS, check_choice, study_labels
 from .proportions import NOTE_PFT
 from .results import MetaRegressionResult, clean, study_estimates
@@ -89,13 +89,9 @@ def meta_regression(
             "is very imprecise and prone to ecological bias."
         )
     design = np.column_stack([np.ones(k), mod])
-    used = method
-    try:
-        fit = fit_rma(yi, vi, design, method=method, test=TEST_FOR_CI[ci])
-    except FitError as err:
-        notes.append(f"{method} did not converge ({err}); DerSimonian-Laird shown instead.")
-        used = "DL"
-        fit = fit_rma(yi, vi, design, method="DL", test=TEST_FOR_CI[ci])
+    fit, reason = fit_rma_or_dl(yi, vi, design, method=method, test=TEST_FOR_CI[ci])
+    if reason is not None:
+        notes.append(reason)
     qm_df, qm_df2 = fit.qm_df
     return MetaRegressionResult(
         intercept=clean(fit.beta[0]),
@@ -119,7 +115,7 @@ def meta_regression(
         qm_df2=qm_df2,
         qm_p=clean(fit.qm_p),
         k=k,
-        method=used,
+        method=fit.method,
         transform=transform,
         ci_method=ci,
         notes=tuple(notes),

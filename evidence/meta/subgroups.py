@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from . import distributions
 from .effect_sizes import as_counts, freeman_tukey, logit_proportion
-from .heterogeneity import FitError, fit_rma
+from .heterogeneity import fit_rma_or_dl
 from .options import TEST_FOR_CI, study_labels, validate_pooling
 from .proportions import pool_proportions
 from .results import SubgroupPool, SubgroupResult, clean
@@ -101,11 +101,11 @@ def subgroup_analysis(
             [np.ones(k)] + [np.array([v == lev for v in g], dtype=float) for lev in levels[1:]]
         )
         test = TEST_FOR_CI[ci]
-        try:
-            fit = fit_rma(yi, vi, design, method=iv_method, test=test)
-        except FitError as err:
-            notes.append(f"{iv_method} did not converge ({err}); DL used for the test.")
-            fit = fit_rma(yi, vi, design, method="DL", test=test)
+        fit, reason = fit_rma_or_dl(
+            yi, vi, design, method=iv_method, test=test, instead="DL used for the test"
+        )
+        if reason is not None:
+            notes.append(reason)
         qm, qm_p = clean(fit.qm), clean(fit.qm_p)
         qm_df, qm_df2 = fit.qm_df
         tau2, i2 = fit.tau2, fit.i2
