@@ -86,12 +86,14 @@ def test_converged_glmm_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     r = pool_proportions(PRITZ["x"], PRITZ["n"], method="GLMM")
     assert len(calls) == 1
     assert r.method == "GLMM" and r.converged and r.fallback_reason is None
-    assert r.estimate_model == CONVERGED.estimate
-    assert r.ci_low_model == pytest.approx(CONVERGED.estimate - Z * CONVERGED.se, rel=1e-12)
+    assert r.model.estimate == CONVERGED.estimate
+    assert r.model.ci.low == pytest.approx(CONVERGED.estimate - Z * CONVERGED.se, rel=1e-12)
     half = Z * math.sqrt(CONVERGED.se**2 + CONVERGED.tau2)
-    assert r.pi_high_model == pytest.approx(CONVERGED.estimate + half, rel=1e-12)
-    assert r.estimate == pytest.approx(1 / (1 + math.exp(-CONVERGED.estimate)), rel=1e-12)
-    assert r.q == CONVERGED.qe_wald and r.q_lrt == CONVERGED.qe_lrt
+    assert r.model.pi.high == pytest.approx(CONVERGED.estimate + half, rel=1e-12)
+    expit = 1 / (1 + math.exp(-CONVERGED.estimate))
+    assert r.proportion.estimate == pytest.approx(expit, rel=1e-12)
+    assert r.heterogeneity.statistic == CONVERGED.qe_wald
+    assert r.lrt is not None and r.lrt.statistic == CONVERGED.qe_lrt
     assert r.i2 == CONVERGED.i2 and r.tau2 == CONVERGED.tau2
     assert sum(s.weight or 0 for s in r.studies) == pytest.approx(100)
     assert any("approximate" in n for n in r.notes)
@@ -111,7 +113,7 @@ def test_failed_glmm_falls_back_visibly(
     assert not r.converged
     assert r.fallback_reason is not None and fragment in r.fallback_reason
     assert r.fallback_reason in r.notes
-    assert r.estimate == reml.estimate and r.ci_low == reml.ci_low and r.tau2 == reml.tau2
+    assert r.proportion == reml.proportion and r.tau2 == reml.tau2 and r.lrt is None
 
 
 def test_missing_glmm_module_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,14 +154,14 @@ def test_real_glmm_reproduces_published_values(pub: dict[str, Any]) -> None:
     r = pool_proportions(d["x"], d["n"], method="GLMM")
     assert r.method == "GLMM", r.fallback_reason
     got = {
-        "estimate": r.estimate_model,
-        "se": r.se_model,
+        "estimate": r.model.estimate,
+        "se": r.se,
         "tau2": r.tau2,
-        "bt_estimate": r.estimate,
-        "bt_ci_lb": r.ci_low,
-        "bt_ci_ub": r.ci_high,
-        "bt_pi_lb": r.pi_low,
-        "bt_pi_ub": r.pi_high,
+        "bt_estimate": r.proportion.estimate,
+        "bt_ci_lb": r.proportion.ci.low,
+        "bt_ci_ub": r.proportion.ci.high,
+        "bt_pi_lb": r.proportion.pi.low,
+        "bt_pi_ub": r.proportion.pi.high,
     }
     for key, printed in pub["values"].items():
         decimals = len(printed.split(".")[1])

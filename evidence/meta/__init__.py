@@ -20,7 +20,7 @@ proportion
 tau² (tau2)
     Between-cohort variance of the true (model-scale) proportions: how much the true rates
     differ beyond chance. On the logit scale for the GLMM and logit models.
-    ``PoolResult.tau2_ci_low/high`` is its Q-profile 95% CI (Viechtbauer 2007; metafor
+    ``PoolResult.tau2_ci`` is its Q-profile 95% CI (Viechtbauer 2007; metafor
     ``confint``), which Cochrane now recommends reporting.
 I²
     Percentage of total variability due to between-cohort heterogeneity, computed as metafor
@@ -67,11 +67,16 @@ from .heterogeneity import MAXITER, THRESHOLD, TOL
 from .proportions import leave_one_out, pool_proportions
 from .regression import meta_regression
 from .results import (
+    Coefficient,
     ComparisonResult,
+    Curve,
     FittedLine,
+    Interval,
     LeaveOneOutRow,
     MetaRegressionResult,
     PoolResult,
+    QTest,
+    Scaled,
     StudyComparison,
     StudyEstimate,
     SubgroupPool,
@@ -92,11 +97,16 @@ __all__ = [
     "FISHER_THRESHOLD",
     "LEVEL",
     "PM_TOLERANCE",
+    "Coefficient",
     "ComparisonResult",
+    "Curve",
     "FittedLine",
+    "Interval",
     "LeaveOneOutRow",
     "MetaRegressionResult",
     "PoolResult",
+    "QTest",
+    "Scaled",
     "StudyComparison",
     "StudyEstimate",
     "SubgroupPool",

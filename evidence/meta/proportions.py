@@ -26,7 +26,7 @@ from .effect_sizes import (
 from .heterogeneity import Z_CRIT, RmaFit, fit_rma_or_dl, predict, tau2_ci_qprofile
 from .options import POOL_METHODS as POOL_METHODS  # re-exported: bench/bench_meta.py reads it
 from .options import TEST_FOR_CI, study_labels, validate_pooling
-from .results import LeaveOneOutRow, PoolResult, clean, study_estimates
+from .results import Interval, LeaveOneOutRow, PoolResult, QTest, Scaled, clean, study_estimates
 
 NOTE_NO_STUDIES = "No studies: nothing to pool."
 NOTE_ONE_STUDY = (
@@ -89,45 +89,6 @@ def _data_notes(x: np.ndarray, n: np.ndarray, transform: str) -> list[str]:
     return notes
 
 
-def _empty(method: str, transform: str, ci: str) -> PoolResult:
-    return PoolResult(
-        estimate=None,
-        ci_low=None,
-        ci_high=None,
-        pi_low=None,
-        pi_high=None,
-        estimate_model=None,
-        se_model=None,
-        ci_low_model=None,
-        ci_high_model=None,
-        pi_low_model=None,
-        pi_high_model=None,
-        statistic=None,
-        p_value=None,
-        df=None,
-        tau2=None,
-        tau2_se=None,
-        i2=None,
-        h2=None,
-        q=None,
-        q_df=None,
-        q_p=None,
-        q_lrt=None,
-        q_lrt_p=None,
-        k=0,
-        n_total=0,
-        events_total=0,
-        method=method,
-        method_requested=method,
-        transform=transform,
-        ci_method=ci,
-        converged=True,
-        fallback_reason=None,
-        notes=(NOTE_NO_STUDIES,),
-        studies=(),
-    )
-
-
 def _from_single(
     labels: list[str],
     x: np.ndarray,
@@ -141,20 +102,12 @@ def _from_single(
     n_hm = harmonic_mean(n) if transform == "freeman-tukey" else None
     est = float(yi[0])
     se = math.sqrt(float(vi[0]))
-    lo, hi = est - Z_CRIT * se, est + Z_CRIT * se
+    model = Scaled(est, Interval(est - Z_CRIT * se, est + Z_CRIT * se))
     zval = est / se
     return PoolResult(
-        estimate=back_transform(est, transform, n_hm),
-        ci_low=back_transform(lo, transform, n_hm),
-        ci_high=back_transform(hi, transform, n_hm),
-        pi_low=None,
-        pi_high=None,
-        estimate_model=est,
-        se_model=se,
-        ci_low_model=lo,
-        ci_high_model=hi,
-        pi_low_model=None,
-        pi_high_model=None,
+        proportion=model.map(lambda z: back_transform(z, transform, n_hm)),
+        model=model,
+        se=se,
         statistic=zval,
         p_value=float(2 * distributions.norm_sf(abs(zval))),
         df=None,
@@ -162,11 +115,7 @@ def _from_single(
         tau2_se=None,
         i2=None,
         h2=None,
-        q=None,
-        q_df=None,
-        q_p=None,
-        q_lrt=None,
-        q_lrt_p=None,
+        heterogeneity=QTest(),
         k=1,
         n_total=int(n.sum()),
         events_total=int(x.sum()),
@@ -189,7 +138,6 @@ def _from_rma(
     n: np.ndarray,
     yi: np.ndarray,
     vi: np.ndarray,
-    method: str,
     method_requested: str,
     transform: str,
     ci: str,
@@ -202,19 +150,15 @@ def _from_rma(
     if fit.test != "z" and fit.s2w == 0:
         notes = [*notes, NOTE_HKSJ_ZERO]
     qp = tau2_ci_qprofile(yi, vi, None, fit)
-    est = clean(fit.beta[0])
+    model = Scaled(
+        clean(fit.beta[0]),
+        Interval(clean(fit.ci_lb[0]), clean(fit.ci_ub[0])),
+        Interval(clean(pi_lo[0]), clean(pi_hi[0])),
+    )
     return PoolResult(
-        estimate=back_transform(est, transform, n_hm),
-        ci_low=back_transform(fit.ci_lb[0], transform, n_hm),
-        ci_high=back_transform(fit.ci_ub[0], transform, n_hm),
-        pi_low=back_transform(pi_lo[0], transform, n_hm),
-        pi_high=back_transform(pi_hi[0], transform, n_hm),
-        estimate_model=est,
-        se_model=clean(fit.se[0]),
-        ci_low_model=clean(fit.ci_lb[0]),
-        ci_high_model=clean(fit.ci_ub[0]),
-        pi_low_model=clean(pi_lo[0]),
-        pi_high_model=clean(pi_hi[0]),
+        proportion=model.map(lambda z: back_transform(z, transform, n_hm)),
+        model=model,
+        se=clean(fit.se[0]),
         statistic=clean(fit.zval[0]),
         p_value=clean(fit.pval[0]),
         df=fit.ddf,
@@ -222,15 +166,11 @@ def _from_rma(
         tau2_se=clean(fit.se_tau2),
         i2=fit.i2,
         h2=fit.h2,
-        q=fit.qe,
-        q_df=fit.qe_df,
-        q_p=fit.qe_p,
-        q_lrt=None,
-        q_lrt_p=None,
+        heterogeneity=QTest(fit.qe, fit.qe_df, fit.qe_p),
         k=fit.k,
         n_total=int(n.sum()),
         events_total=int(x.sum()),
-        method=method,
+        method=fit.method,
         method_requested=method_requested,
         transform=transform,
         ci_method=ci,
@@ -239,10 +179,8 @@ def _from_rma(
         notes=tuple(notes),
         studies=study_estimates(labels, x, n, yi, vi, fit.weights),
         n_harmonic=n_hm,
-        tau2_ci_low=None if qp is None else clean(qp.tau2_lb),
-        tau2_ci_high=None if qp is None else clean(qp.tau2_ub),
-        i2_ci_low=None if qp is None else clean(qp.i2_lb),
-        i2_ci_high=None if qp is None else clean(qp.i2_ub),
+        tau2_ci=Interval() if qp is None else Interval(clean(qp.tau2_lb), clean(qp.tau2_ub)),
+        i2_ci=Interval() if qp is None else Interval(clean(qp.i2_lb), clean(qp.i2_ub)),
     )
 
 
@@ -269,7 +207,6 @@ def _fit_iv(
         n,
         yi,
         vi,
-        fit.method,
         method_requested,
         transform,
         ci,
@@ -291,9 +228,12 @@ def _from_glmm(
     mu = float(g.estimate)  # type: ignore[attr-defined]
     se = float(g.se)  # type: ignore[attr-defined]
     tau2 = float(g.tau2)  # type: ignore[attr-defined]
-    lo, hi = mu - Z_CRIT * se, mu + Z_CRIT * se
-    pi_lo = mu - Z_CRIT * math.sqrt(se**2 + tau2)
-    pi_hi = mu + Z_CRIT * math.sqrt(se**2 + tau2)
+    half_pi = Z_CRIT * math.sqrt(se**2 + tau2)
+    model = Scaled(
+        clean(mu),
+        Interval(clean(mu - Z_CRIT * se), clean(mu + Z_CRIT * se)),
+        Interval(clean(mu - half_pi), clean(mu + half_pi)),
+    )
     zval = mu / se if se > 0 else None
     yi, vi = logit_proportion(x, n)
     w = 1 / (vi + tau2)
@@ -304,29 +244,17 @@ def _from_glmm(
         "metafor gives none for rma.glmm.",
     ]
     return PoolResult(
-        estimate=ilogit(mu),
-        ci_low=ilogit(lo),
-        ci_high=ilogit(hi),
-        pi_low=ilogit(pi_lo),
-        pi_high=ilogit(pi_hi),
-        estimate_model=mu,
-        se_model=se,
-        ci_low_model=lo,
-        ci_high_model=hi,
-        pi_low_model=pi_lo,
-        pi_high_model=pi_hi,
+        proportion=model.map(ilogit),
+        model=model,
+        se=clean(se),
         statistic=clean(zval),
         p_value=None if zval is None else float(2 * distributions.norm_sf(abs(zval))),
         df=None,
-        tau2=tau2,
+        tau2=clean(tau2),
         tau2_se=None,
         i2=clean(g.i2),  # type: ignore[attr-defined]
         h2=clean(g.h2),  # type: ignore[attr-defined]
-        q=clean(g.qe_wald),  # type: ignore[attr-defined]
-        q_df=int(g.qe_df),  # type: ignore[attr-defined]
-        q_p=clean(g.qe_wald_p),  # type: ignore[attr-defined]
-        q_lrt=clean(g.qe_lrt),  # type: ignore[attr-defined]
-        q_lrt_p=clean(g.qe_lrt_p),  # type: ignore[attr-defined]
+        heterogeneity=QTest(clean(g.qe_wald), int(g.qe_df), clean(g.qe_wald_p)),  # type: ignore[attr-defined]
         k=int(x.size),
         n_total=int(n.sum()),
         events_total=int(x.sum()),
@@ -338,6 +266,7 @@ def _from_glmm(
         fallback_reason=None,
         notes=tuple(notes),
         studies=study_estimates(labels, x, n, yi, vi, weights),
+        lrt=QTest(clean(g.qe_lrt), int(g.qe_df), clean(g.qe_lrt_p)),  # type: ignore[attr-defined]
     )
 
 
@@ -361,7 +290,7 @@ def pool_proportions(
     x, n = as_counts(events, totals)
     k = x.size
     if k == 0:
-        return _empty(method, transform, ci)
+        return PoolResult.empty(method, transform, ci, (NOTE_NO_STUDIES,))
     labs = study_labels(labels, k)
 
     if method == "GLMM":
