@@ -116,13 +116,6 @@ def test_failed_glmm_falls_back_visibly(
     assert r.proportion == reml.proportion and r.tau2 == reml.tau2 and r.lrt is None
 
 
-def test_missing_glmm_module_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "evidence.meta.glmm", None)  # import raises ImportError
-    r = pool_proportions(PRITZ["x"], PRITZ["n"], method="GLMM")
-    assert r.method == "REML" and not r.converged
-    assert r.fallback_reason is not None and "not available" in r.fallback_reason
-
-
 def test_glmm_options_that_do_not_apply_are_noted(monkeypatch: pytest.MonkeyPatch) -> None:
     _install_fake(monkeypatch, CONVERGED)
     r = pool_proportions(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -27,6 +28,9 @@ from .heterogeneity import Z_CRIT, RmaFit, fit_rma_or_dl, predict, tau2_ci_qprof
 from .options import POOL_METHODS as POOL_METHODS  # re-exported: bench/bench_meta.py reads it
 from .options import TEST_FOR_CI, study_labels, validate_pooling
 from .results import Interval, LeaveOneOutRow, PoolResult, QTest, Scaled, clean, study_estimates
+
+if TYPE_CHECKING:  # glmm itself is imported at the first GLMM fit (see pool_proportions)
+    from .glmm import GlmmFit
 
 NOTE_NO_STUDIES = "No studies: nothing to pool."
 NOTE_ONE_STUDY = (
@@ -217,17 +221,17 @@ def _fit_iv(
 
 
 def _from_glmm(
-    g: object, labels: list[str], x: np.ndarray, n: np.ndarray, notes: list[str]
+    g: GlmmFit, labels: list[str], x: np.ndarray, n: np.ndarray, notes: list[str]
 ) -> PoolResult:
-    """Wrap the GLMM fit (``evidence.meta.glmm.GlmmFit``) in a PoolResult.
+    """Wrap a converged GLMM fit in a PoolResult.
 
     CI and PI as metafor ``rma.glmm`` + ``predict``: mu ± z·se and mu ± z·sqrt(se² + tau²).
     rma.glmm has no study weights; the ones shown are inverse-variance weights 1/(vi + tau²)
     with the GLMM's tau², marked approximate in the notes.
     """
-    mu = float(g.estimate)  # type: ignore[attr-defined]
-    se = float(g.se)  # type: ignore[attr-defined]
-    tau2 = float(g.tau2)  # type: ignore[attr-defined]
+    mu = float(g.estimate)
+    se = float(g.se)
+    tau2 = float(g.tau2)
     half_pi = Z_CRIT * math.sqrt(se**2 + tau2)
     model = Scaled(
         clean(mu),
@@ -252,9 +256,9 @@ def _from_glmm(
         df=None,
         tau2=clean(tau2),
         tau2_se=None,
-        i2=clean(g.i2),  # type: ignore[attr-defined]
-        h2=clean(g.h2),  # type: ignore[attr-defined]
-        heterogeneity=QTest(clean(g.qe_wald), int(g.qe_df), clean(g.qe_wald_p)),  # type: ignore[attr-defined]
+        i2=clean(g.i2),
+        h2=clean(g.h2),
+        heterogeneity=QTest(clean(g.qe_wald), int(g.qe_df), clean(g.qe_wald_p)),
         k=int(x.size),
         n_total=int(n.sum()),
         events_total=int(x.sum()),
@@ -266,7 +270,7 @@ def _from_glmm(
         fallback_reason=None,
         notes=tuple(notes),
         studies=study_estimates(labels, x, n, yi, vi, weights),
-        lrt=QTest(clean(g.qe_lrt), int(g.qe_df), clean(g.qe_lrt_p)),  # type: ignore[attr-defined]
+        lrt=QTest(clean(g.qe_lrt), int(g.qe_df), clean(g.qe_lrt_p)),
     )
 
 
@@ -301,14 +305,13 @@ def pool_proportions(
         if k == 1:
             return _from_single(labs, x, n, method, "logit", notes)
         ci_glmm_note = [NOTE_GLMM_CI] if ci != "z" else []
-        try:
-            from .glmm import fit_glmm_logit
-        except ImportError as err:
-            reason = f"GLMM not available ({err}); logit inverse-variance REML shown instead."
-            return _fit_iv(labs, x, n, "REML", "GLMM", "logit", ci, [*notes, reason], False, reason)
+        # Imported at the first GLMM fit rather than with the engine, so that a cold start of
+        # the dashboard draws its first page before the GLMM machinery loads.
+        from .glmm import fit_glmm_logit
+
         try:
             g = fit_glmm_logit(x.astype(int), n.astype(int))
-        except Exception as err:  # the contract says it never raises; be safe in a meeting
+        except Exception as err:  # it reports failures in GlmmFit; anything else must not crash
             g = None
             failure = f"GLMM raised {type(err).__name__}: {err}"
         else:
