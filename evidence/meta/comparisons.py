@@ -1,7 +1,7 @@
 """Two-group comparisons (odds ratio, risk ratio), e.g. ICANS with vs without prophylaxis.
 
 Mantel-Haenszel is the default for rare events: it pools without any continuity correction
-(Cochrane Handbook v5.1 §16.9; methods.md §1). Inverse-variance random effects are offered to
+(Cochrane Handbook v5.1 §16.9; docs/methods.md). Inverse-variance random effects are offered to
 reproduce published analyses. Both follow metafor 3.8-1 (``rma.mh``, ``rma.uni``).
 """
 
