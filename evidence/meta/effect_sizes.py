@@ -17,7 +17,10 @@ from . import distributions
 #: metafor ``escalc(add=1/2, to="only0")`` default (Haldane 1940; Cochrane Handbook v5.1 §16.9.2).
 CONTINUITY_CORRECTION = 0.5
 
-#: Two-sided confidence level used everywhere (metafor ``level=95``).
+#: Confidence level of the per-study Clopper-Pearson intervals (metafor ``level=95``). The pooled
+#: intervals have the same 95% level, but through critical values taken at the literal 0.025 in
+#: heterogeneity.py (``Z_CRIT``, t and chi² quantiles): deriving that tail as (1 - LEVEL) / 2
+#: gives 0.025000000000000022 and moves the last digit away from R's qnorm(0.975).
 LEVEL = 0.95
 
 FloatArray = NDArray[np.float64]

@@ -230,8 +230,8 @@ def _stage1(d: _Data) -> tuple[float, _Pirls]:
     (ldL2 + sqrL + deviance), each evaluation starting from the linear predictor of the initial
     PIRLS at theta = 1 from mustart = (n y + 0.5)/(n + 1), as mkGlmerDevfun does.
     """
-    # Imported here, not with the module: scipy.optimize takes ~0.2 s to import, and a cold
-    # start draws the first page's title and sidebar before any GLMM runs.
+    # Imported here, not with the module: scipy.optimize is slow to import, and a cold start
+    # draws the first page's title and sidebar before any GLMM runs.
     from scipy import optimize
 
     eta0 = np.log((d.x + 0.5) / (d.n - d.x + 0.5))
