@@ -3,8 +3,8 @@
 The binomial-normal GLMM is the primary model (Stijnen et al. 2010; Lin & Chu 2020; see the
 project's methods document, docs/methods.md); when it fails to converge the logit
 inverse-variance REML fit is shown instead and the reason is recorded in ``fallback_reason`` —
-never silently. Inverse-variance fits reproduce
-``metafor::rma.uni`` 3.8-1 (see ``heterogeneity.py``).
+never silently. Inverse-variance fits reproduce ``metafor::rma.uni`` 3.8-1 (see
+``heterogeneity.py``).
 """
 
 from __future__ import annotations
