@@ -8,6 +8,7 @@ page where they could go stale.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -16,19 +17,20 @@ import pandas as pd
 
 from evidence.meta.glmm import fit_glmm_logit
 from evidence.meta.proportions import pool_proportions
+from evidence.meta.results import PoolResult
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "tests" / "reference"
-# Quantities compared on the model scale, named as the golden files name them.
-POOL_FIELDS = {
-    "estimate": "estimate_model",
-    "se": "se_model",
-    "ci_lb": "ci_low_model",
-    "ci_ub": "ci_high_model",
-    "pi_lb": "pi_low_model",
-    "pi_ub": "pi_high_model",
-    "tau2": "tau2",
-    "I2": "i2",
-    "QE": "q",
+# Quantities compared on the model scale: golden-file name -> how to read it off a PoolResult.
+POOL_FIELDS: dict[str, Callable[[PoolResult], float | None]] = {
+    "estimate": lambda r: r.model.estimate,
+    "se": lambda r: r.se,
+    "ci_lb": lambda r: r.model.ci.low,
+    "ci_ub": lambda r: r.model.ci.high,
+    "pi_lb": lambda r: r.model.pi.low,
+    "pi_ub": lambda r: r.model.pi.high,
+    "tau2": lambda r: r.tau2,
+    "I2": lambda r: r.i2,
+    "QE": lambda r: r.heterogeneity.statistic,
 }
 GLMM_FIELDS = ("estimate", "se", "tau2", "i2", "qe_wald", "qe_lrt")
 
@@ -68,8 +70,8 @@ def agreement_summary() -> Agreement:
             )
             for case in cases
         ]
-        for golden_name, field in POOL_FIELDS.items():
-            pairs = [(expected.get(golden_name), getattr(r, field)) for expected, r in results]
+        for golden_name, read in POOL_FIELDS.items():
+            pairs = [(expected.get(golden_name), read(r)) for expected, r in results]
             rows.append(
                 {
                     "method": family,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -16,10 +17,16 @@ from evidence.meta import (
 )
 
 
-def _finite_or_none(obj: Any) -> None:
-    for name, value in vars(obj).items():
-        if isinstance(value, float):
-            assert math.isfinite(value), f"{name} = {value}"
+def _finite_or_none(obj: Any, path: str = "result") -> None:
+    """Every number in a result, nested records and studies included, is finite or None."""
+    if isinstance(obj, float):
+        assert math.isfinite(obj), f"{path} = {obj}"
+    elif isinstance(obj, tuple):
+        for i, value in enumerate(obj):
+            _finite_or_none(value, f"{path}[{i}]")
+    elif dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            _finite_or_none(getattr(obj, f.name), f"{path}.{f.name}")
 
 
 def test_small_k_notes() -> None:
@@ -34,7 +41,7 @@ def test_small_k_notes() -> None:
 def test_all_events_note_and_values() -> None:
     r = pool_proportions([10, 8, 12], [10, 8, 12], method="REML")
     assert any("Every patient" in n for n in r.notes)
-    assert r.estimate is not None and 0.9 < r.estimate < 1
+    assert r.proportion.estimate is not None and 0.9 < r.proportion.estimate < 1
     _finite_or_none(r)
 
 
@@ -47,7 +54,7 @@ def test_labels_flow_to_studies_and_frame() -> None:
     r = pool_proportions([2, 5, 9], [10, 12, 20], method="DL", labels=["A", "B", "C"])
     assert [s.label for s in r.studies] == ["A", "B", "C"]
     frame = r.to_frame()
-    assert frame.loc[frame.row_type == "pooled", "proportion"].item() == r.estimate
+    assert frame.loc[frame.row_type == "pooled", "proportion"].item() == r.proportion.estimate
     with pytest.raises(ValueError):
         pool_proportions([2, 5], [10, 12], labels=["A"])
 
@@ -60,28 +67,29 @@ def test_leave_one_out_labels() -> None:
 
 def test_compare_no_events_in_one_arm() -> None:
     r = compare_groups([0, 0], [10, 12], [3, 4], [10, 12], measure="OR", method="MH")
-    assert r.estimate is None and any("does not exist" in n for n in r.notes)
+    assert r.ratio.estimate is None and any("does not exist" in n for n in r.notes)
     _finite_or_none(r)
     iv = compare_groups([0, 0], [10, 12], [3, 4], [10, 12], measure="OR", method="REML")
-    assert iv.estimate is not None and iv.estimate < 1
+    assert iv.ratio.estimate is not None and iv.ratio.estimate < 1
 
 
 def test_compare_empty_and_single() -> None:
-    assert compare_groups([], [], [], [], method="MH").estimate is None
+    assert compare_groups([], [], [], [], method="MH").ratio.estimate is None
     one = compare_groups([3], [20], [7], [21], measure="RR", method="DL")
-    assert one.k == 1 and one.tau2 is None and one.pi_low is None
+    assert one.k == 1 and one.tau2 is None and one.ratio.pi.low is None
     frame = compare_groups([3, 4], [20, 22], [7, 9], [21, 20]).to_frame()
     assert list(frame.row_type) == ["study", "study", "pooled"]
 
 
 def test_subgroup_single_group_and_glmm_note() -> None:
     r = subgroup_analysis([2, 5, 9], [10, 12, 20], ["a", "a", "a"], method="DL")
-    assert r.qm is None and any("Only one subgroup" in n for n in r.notes)
+    assert r.moderator_test.statistic is None and any("Only one subgroup" in n for n in r.notes)
     g = subgroup_analysis(
         [2, 5, 9, 4, 7], [10, 12, 20, 15, 9], ["a", "a", "b", "b", "b"], method="GLMM"
     )
     assert any("logit inverse-variance REML" in n for n in g.notes)
-    assert g.qm is not None and g.q_between_separate is not None
+    assert g.moderator_test.statistic is not None
+    assert g.separate_tau2_test.statistic is not None
 
 
 def test_subgroup_flags_single_study_groups() -> None:
@@ -93,12 +101,13 @@ def test_subgroup_flags_single_study_groups() -> None:
 
 def test_meta_regression_too_few_or_constant() -> None:
     few = meta_regression([2, 5], [10, 12], [1.0, 2.0])
-    assert few.slope is None and few.notes
-    assert few.fitted_line([1.0, 2.0]).estimate == (None, None)
+    assert few.slope.estimate is None and few.notes
+    assert few.fitted_line([1.0, 2.0]).proportion.estimate == (None, None)
     const = meta_regression([2, 5, 7], [10, 12, 14], [1.0, 1.0, 1.0])
-    assert const.slope is None and any("same value" in n for n in const.notes)
+    assert const.slope.estimate is None and any("same value" in n for n in const.notes)
     ok = meta_regression([2, 5, 7, 9], [10, 12, 14, 30], [1.0, 2.0, 3.0, 4.0], ci="hksj")
-    assert ok.slope is not None and any("imprecise" in n for n in ok.notes)
+    assert ok.slope.estimate is not None and any("imprecise" in n for n in ok.notes)
     line = ok.fitted_line([1.0, 4.0])
-    bands = zip(line.ci_low, line.estimate, line.ci_high, strict=True)
+    fitted = line.proportion
+    bands = zip(fitted.ci_low, fitted.estimate, fitted.ci_high, strict=True)
     assert all(lo is not None and hi is not None and lo <= est <= hi for lo, est, hi in bands)

@@ -14,6 +14,7 @@ Tolerances (all far tighter than the 1e-6 the guideline panel needs):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -81,41 +82,41 @@ def test_pool_matches_metafor(case: dict[str, Any]) -> None:
     exp = case["expected"]
     single = len(events) == 1
     pairs = {
-        "estimate": res.estimate_model,
-        "se": res.se_model,
-        "ci_lb": res.ci_low_model,
-        "ci_ub": res.ci_high_model,
+        "estimate": res.model.estimate,
+        "se": res.se,
+        "ci_lb": res.model.ci.low,
+        "ci_ub": res.model.ci.high,
         "zval": res.statistic,
-        "bt_estimate": res.estimate,
-        "bt_ci_lb": res.ci_low,
-        "bt_ci_ub": res.ci_high,
+        "bt_estimate": res.proportion.estimate,
+        "bt_ci_lb": res.proportion.ci.low,
+        "bt_ci_ub": res.proportion.ci.high,
     }
     if not single:  # k = 1: nothing pooled, heterogeneity and PI deliberately None
         pairs |= {
-            "pi_lb": res.pi_low_model,
-            "pi_ub": res.pi_high_model,
+            "pi_lb": res.model.pi.low,
+            "pi_ub": res.model.pi.high,
             "tau2": res.tau2,
             "se_tau2": res.tau2_se,
             "I2": res.i2,
             "H2": res.h2,
-            "QE": res.q,
-            "bt_pi_lb": res.pi_low,
-            "bt_pi_ub": res.pi_high,
-            "tau2_lb": res.tau2_ci_low,
-            "tau2_ub": res.tau2_ci_high,
-            "I2_lb": res.i2_ci_low,
-            "I2_ub": res.i2_ci_high,
+            "QE": res.heterogeneity.statistic,
+            "bt_pi_lb": res.proportion.pi.low,
+            "bt_pi_ub": res.proportion.pi.high,
+            "tau2_lb": res.tau2_ci.low,
+            "tau2_ub": res.tau2_ci.high,
+            "I2_lb": res.i2_ci.low,
+            "I2_ub": res.i2_ci.high,
         }
         assert res.k == exp["k"]
     else:
-        assert res.tau2 is None and res.pi_low is None and res.notes
+        assert res.tau2 is None and res.proportion.pi.low is None and res.notes
     for key, actual in pairs.items():
         if key == "zval" and exp[key] is not None and not math.isfinite(exp[key]):
             continue
         assert_close(actual, exp[key], TOL_IV, key)
     assert_close(res.p_value, exp["pval"], TOL_P, "pval")
     if not single:
-        assert_close(res.q_p, exp["QEp"], TOL_P, "QEp")
+        assert_close(res.heterogeneity.p_value, exp["QEp"], TOL_P, "QEp")
     weights = _as_list(exp["weights"])
     for s, w, yi, vi in zip(
         res.studies,
@@ -133,8 +134,8 @@ def test_pool_matches_metafor(case: dict[str, Any]) -> None:
         _as_list(case["studies"]["cp_high"]),
         strict=True,
     ):
-        assert_close(s.ci_low, lo, TOL_CP, "Clopper-Pearson low")
-        assert_close(s.ci_high, hi, TOL_CP, "Clopper-Pearson high")
+        assert_close(s.ci.low, lo, TOL_CP, "Clopper-Pearson low")
+        assert_close(s.ci.high, hi, TOL_CP, "Clopper-Pearson high")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,29 +198,33 @@ def test_compare_matches_metafor(case: dict[str, Any]) -> None:
     exp = case["expected"]
     single = len(ea) == 1
     pairs = {
-        "estimate": res.estimate_model,
-        "se": res.se_model,
-        "ci_lb": res.ci_low_model,
-        "ci_ub": res.ci_high_model,
+        "estimate": res.model.estimate,
+        "se": res.se,
+        "ci_lb": res.model.ci.low,
+        "ci_ub": res.model.ci.high,
         "zval": res.statistic,
     }
     if not single:
-        pairs |= {"QE": res.q, "I2": res.i2, "H2": res.h2}
-    if case["method"] == "MH":
-        pairs |= {"MH": res.cmh}
-        if case["measure"] == "OR":
-            assert_close(res.cmh_p, exp["MHp"], TOL_P, "MHp")
-            assert_close(res.breslow_day, exp["BD"], TOL_IV, "Breslow-Day")
-            assert_close(res.tarone, exp["TA"], TOL_IV, "Tarone")
-            assert_close(res.breslow_day_p, exp["BDp"], TOL_P, "Breslow-Day p")
-            assert_close(res.tarone_p, exp["TAp"], TOL_P, "Tarone p")
+        pairs |= {"QE": res.heterogeneity.statistic, "I2": res.i2, "H2": res.h2}
+    if case["method"] == "MH" and case["measure"] == "RR":
+        # rma.mh reports the CMH, Breslow-Day and Tarone tests for the odds ratio only
+        assert res.cmh is None and res.breslow_day is None and res.tarone is None
+        pairs |= {"MH": None}
+    elif case["method"] == "MH":
+        assert res.cmh is not None and res.breslow_day is not None and res.tarone is not None
+        pairs |= {"MH": res.cmh.statistic}
+        assert_close(res.cmh.p_value, exp["MHp"], TOL_P, "MHp")
+        assert_close(res.breslow_day.statistic, exp["BD"], TOL_IV, "Breslow-Day")
+        assert_close(res.tarone.statistic, exp["TA"], TOL_IV, "Tarone")
+        assert_close(res.breslow_day.p_value, exp["BDp"], TOL_P, "Breslow-Day p")
+        assert_close(res.tarone.p_value, exp["TAp"], TOL_P, "Tarone p")
     elif not single:
-        pairs |= {"tau2": res.tau2, "pi_lb": res.pi_low_model, "pi_ub": res.pi_high_model}
+        pairs |= {"tau2": res.tau2, "pi_lb": res.model.pi.low, "pi_ub": res.model.pi.high}
     for key, actual in pairs.items():
         assert_close(actual, exp[key], TOL_IV, key)
     assert_close(res.p_value, exp["pval"], TOL_P, "pval")
     if not single:
-        assert_close(res.q_p, exp["QEp"], TOL_P, "QEp")
+        assert_close(res.heterogeneity.p_value, exp["QEp"], TOL_P, "QEp")
     for s, w, yi, vi in zip(
         res.studies,
         _as_list(exp["weights"]),
@@ -259,20 +264,20 @@ def test_leave_one_out_matches_metafor(case: dict[str, Any]) -> None:
     for i, row in enumerate(rows):
         r = row.result
         for key, actual in {
-            "estimate": r.estimate_model,
-            "se": r.se_model,
-            "ci_lb": r.ci_low_model,
-            "ci_ub": r.ci_high_model,
-            "Q": r.q,
+            "estimate": r.model.estimate,
+            "se": r.se,
+            "ci_lb": r.model.ci.low,
+            "ci_ub": r.model.ci.high,
+            "Q": r.heterogeneity.statistic,
             "tau2": r.tau2,
             "I2": r.i2,
             "H2": r.h2,
-            "bt_estimate": r.estimate,
-            "bt_ci_lb": r.ci_low,
-            "bt_ci_ub": r.ci_high,
+            "bt_estimate": r.proportion.estimate,
+            "bt_ci_lb": r.proportion.ci.low,
+            "bt_ci_ub": r.proportion.ci.high,
         }.items():
             assert_close(actual, exp[key][i], TOL_IV, f"{key}[{i}]")
-        assert_close(r.q_p, exp["Qp"][i], TOL_P, f"Qp[{i}]")
+        assert_close(r.heterogeneity.p_value, exp["Qp"][i], TOL_P, f"Qp[{i}]")
         assert row.omitted == f"Study {i + 1}"
 
 
@@ -293,41 +298,41 @@ def test_subgroups_match_metafor(case: dict[str, Any]) -> None:
     )
     exp = case["expected"]
     qmdf = _as_list(exp["QMdf"])
-    assert res.qm_df == qmdf[0]
-    assert res.qm_df2 == (qmdf[1] if len(qmdf) > 1 else None)
+    assert res.moderator_test.df == qmdf[0]
+    assert res.moderator_test.df2 == (qmdf[1] if len(qmdf) > 1 else None)
     for key, actual in {
-        "QM": res.qm,
+        "QM": res.moderator_test.statistic,
         "tau2": res.tau2_common,
         "I2": res.i2_residual,
-        "QE": res.qe_residual,
-        "Qb_separate": res.q_between_separate,
+        "QE": res.residual_heterogeneity.statistic,
+        "Qb_separate": res.separate_tau2_test.statistic,
     }.items():
         assert_close(actual, exp[key], TOL_IV, key)
     for key, actual in {
-        "QMp": res.qm_p,
-        "QEp": res.qe_residual_p,
-        "Qb_separate_p": res.q_between_separate_p,
+        "QMp": res.moderator_test.p_value,
+        "QEp": res.residual_heterogeneity.p_value,
+        "Qb_separate_p": res.separate_tau2_test.p_value,
     }.items():
         assert_close(actual, exp[key], TOL_P, key)
-    assert res.q_between_separate_df == exp["Qb_separate_df"]
+    assert res.separate_tau2_test.df == exp["Qb_separate_df"]
     for pool in res.subgroups:
         g = exp["per_group"][pool.name]
         r = pool.result
         assert pool.single_study == (r.k == 1)
         assert (r.fallback_reason is not None) == ("error" in g)  # REML failed in R too
         for key, actual in {
-            "estimate": r.estimate_model,
-            "se": r.se_model,
-            "ci_lb": r.ci_low_model,
-            "ci_ub": r.ci_high_model,
-            "bt_estimate": r.estimate,
-            "bt_ci_lb": r.ci_low,
-            "bt_ci_ub": r.ci_high,
+            "estimate": r.model.estimate,
+            "se": r.se,
+            "ci_lb": r.model.ci.low,
+            "ci_ub": r.model.ci.high,
+            "bt_estimate": r.proportion.estimate,
+            "bt_ci_lb": r.proportion.ci.low,
+            "bt_ci_ub": r.proportion.ci.high,
         }.items():
             assert_close(actual, g[key], TOL_IV, f"{pool.name}.{key}")
         if r.k > 1:
             assert_close(r.tau2, g["tau2"], TOL_IV, f"{pool.name}.tau2")
-            assert_close(r.pi_low, g["bt_pi_lb"], TOL_IV, f"{pool.name}.bt_pi_lb")
+            assert_close(r.proportion.pi.low, g["bt_pi_lb"], TOL_IV, f"{pool.name}.bt_pi_lb")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,38 +351,39 @@ def test_meta_regression_matches_metafor(case: dict[str, Any]) -> None:
         ci=case["ci"],
     )
     exp = case["expected"]
+    coefficients = (res.intercept, res.slope)
     for key, actual in {
-        "beta": [res.intercept, res.slope],
-        "se": [res.se_intercept, res.se_slope],
-        "ci_lb": [res.ci_low_intercept, res.ci_low_slope],
-        "ci_ub": [res.ci_high_intercept, res.ci_high_slope],
+        "beta": [c.estimate for c in coefficients],
+        "se": [c.se for c in coefficients],
+        "ci_lb": [c.ci.low for c in coefficients],
+        "ci_ub": [c.ci.high for c in coefficients],
     }.items():
         for a, e in zip(actual, exp[key], strict=True):
             assert_close(a, e, TOL_IV, key)
-    for a, e in zip([res.p_intercept, res.p_slope], exp["pval"], strict=True):
+    for a, e in zip([c.p_value for c in coefficients], exp["pval"], strict=True):
         assert_close(a, e, TOL_P, "pval")
     for key, actual in {
         "tau2": res.tau2,
         "I2": res.i2,
         "H2": res.h2,
-        "QE": res.qe,
-        "QM": res.qm,
+        "QE": res.residual_heterogeneity.statistic,
+        "QM": res.moderator_test.statistic,
     }.items():
         assert_close(actual, exp[key], TOL_IV, key)
-    assert_close(res.qm_p, exp["QMp"], TOL_P, "QMp")
-    assert_close(res.qe_p, exp["QEp"], TOL_P, "QEp")
+    assert_close(res.moderator_test.p_value, exp["QMp"], TOL_P, "QMp")
+    assert_close(res.residual_heterogeneity.p_value, exp["QEp"], TOL_P, "QEp")
     line = res.fitted_line(case["grid"])
     for key, actual in {
-        "pred": line.estimate_model,
-        "pred_ci_lb": line.ci_low_model,
-        "pred_ci_ub": line.ci_high_model,
-        "pred_pi_lb": line.pi_low_model,
-        "pred_pi_ub": line.pi_high_model,
-        "bt_pred": line.estimate,
-        "bt_ci_lb": line.ci_low,
-        "bt_ci_ub": line.ci_high,
-        "bt_pi_lb": line.pi_low,
-        "bt_pi_ub": line.pi_high,
+        "pred": line.model.estimate,
+        "pred_ci_lb": line.model.ci_low,
+        "pred_ci_ub": line.model.ci_high,
+        "pred_pi_lb": line.model.pi_low,
+        "pred_pi_ub": line.model.pi_high,
+        "bt_pred": line.proportion.estimate,
+        "bt_ci_lb": line.proportion.ci_low,
+        "bt_ci_ub": line.proportion.ci_high,
+        "bt_pi_lb": line.proportion.pi_low,
+        "bt_pi_ub": line.proportion.pi_high,
     }.items():
         for i, (a, e) in enumerate(zip(actual, exp[key], strict=True)):
             assert_close(a, e, TOL_IV, f"{key}[{i}]")
@@ -412,12 +418,12 @@ def test_published_values(name: str) -> None:
             d["x"], d["n"], method=pub["method"], transform=pub["transform"], ci=pub["ci"]
         )
         got = {
-            "estimate": r.estimate_model,
-            "se": r.se_model,
+            "estimate": r.model.estimate,
+            "se": r.se,
             "tau2": r.tau2,
-            "bt_estimate": r.estimate,
-            "bt_ci_lb": r.ci_low,
-            "bt_ci_ub": r.ci_high,
+            "bt_estimate": r.proportion.estimate,
+            "bt_ci_lb": r.proportion.ci.low,
+            "bt_ci_ub": r.proportion.ci.high,
         }
     elif pub["kind"] == "pft_ee":
         x = np.asarray(pub["x"], dtype=float)
@@ -443,22 +449,22 @@ def test_published_values(name: str) -> None:
             ci=pub["ci"],
         )
         got = {
-            "estimate": c.estimate_model,
-            "se": c.se_model,
-            "ci_lb": c.ci_low_model,
-            "ci_ub": c.ci_high_model,
+            "estimate": c.model.estimate,
+            "se": c.se,
+            "ci_lb": c.model.ci.low,
+            "ci_ub": c.model.ci.high,
             "tau2": c.tau2,
             "I2": c.i2,
             "H2": c.h2,
-            "QE": c.q,
+            "QE": c.heterogeneity.statistic,
             "zval": c.statistic,
-            "pi_lb": c.pi_low_model,
-            "pi_ub": c.pi_high_model,
-            "bt_estimate": c.estimate,
-            "bt_ci_lb": c.ci_low,
-            "bt_ci_ub": c.ci_high,
-            "bt_pi_lb": c.pi_low,
-            "bt_pi_ub": c.pi_high,
+            "pi_lb": c.model.pi.low,
+            "pi_ub": c.model.pi.high,
+            "bt_estimate": c.ratio.estimate,
+            "bt_ci_lb": c.ratio.ci.low,
+            "bt_ci_ub": c.ratio.ci.high,
+            "bt_pi_lb": c.ratio.pi.low,
+            "bt_pi_ub": c.ratio.pi.high,
         }
         if pub["name"] == "bcg_logRR_REML":  # se of tau² printed by metafor
             yi, vi = log_ratio("RR", *two_by_two(d["ea"], d["na"], d["eb"], d["nb"]))
@@ -496,10 +502,16 @@ def test_published_values(name: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _no_nan(obj: Any) -> None:
-    for name, value in vars(obj).items():
-        if isinstance(value, float):
-            assert math.isfinite(value), f"{name} is {value}"
+def _no_nan(obj: Any, path: str = "result") -> None:
+    """No NaN or inf anywhere in a result, nested records and studies included."""
+    if isinstance(obj, float):
+        assert math.isfinite(obj), f"{path} is {obj}"
+    elif isinstance(obj, tuple):
+        for i, value in enumerate(obj):
+            _no_nan(value, f"{path}[{i}]")
+    elif dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            _no_nan(getattr(obj, f.name), f"{path}.{f.name}")
 
 
 @pytest.mark.parametrize("method", ["REML", "DL", "ML", "PM"])
@@ -510,9 +522,10 @@ def test_edge_cases_never_nan(method: str, transform: str, ci: str) -> None:
         r = pool_proportions(events, totals, method=method, transform=transform, ci=ci)
         _no_nan(r)
         if not events:
-            assert r.estimate is None and r.tau2 is None and "no studies" in r.notes[0].lower()
+            assert r.proportion.estimate is None and r.tau2 is None
+            assert "no studies" in r.notes[0].lower()
         if len(events) == 1:
-            assert r.tau2 is None and r.k == 1 and r.estimate is not None
+            assert r.tau2 is None and r.k == 1 and r.proportion.estimate is not None
         if events and sum(events) == 0:
             assert any("0 events" in n for n in r.notes)
 

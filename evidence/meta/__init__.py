@@ -20,7 +20,7 @@ proportion
 tau² (tau2)
     Between-cohort variance of the true (model-scale) proportions: how much the true rates
     differ beyond chance. On the logit scale for the GLMM and logit models.
-    ``PoolResult.tau2_ci_low/high`` is its Q-profile 95% CI (Viechtbauer 2007; metafor
+    ``PoolResult.tau2_ci`` is its Q-profile 95% CI (Viechtbauer 2007; metafor
     ``confint``), which Cochrane now recommends reporting.
 I²
     Percentage of total variability due to between-cohort heterogeneity, computed as metafor
@@ -47,31 +47,32 @@ method="MH"|"REML"|"DL", labels=None, ci="z") -> ComparisonResult``
 labels=None) -> MetaRegressionResult``
     ``rma(yi, vi, mods = ~ x)``; ``.fitted_line(x_grid)`` as ``predict(newmods=)``.
 
-Method choices (see /work/shared/methods.md)
---------------------------------------------
-* Primary model for a single proportion: binomial-normal GLMM (``rma.glmm(measure="PLO")``,
-  implemented in ``glmm.py``); no continuity correction, best in simulations for rare events
-  and small cohorts (Stijnen et al. 2010; Lin & Chu 2020). If it does not converge the result
-  is logit inverse-variance REML and ``fallback_reason`` says so.
-* Secondary: logit inverse-variance with REML tau² and HKSJ interval (Cochrane's 2025
-  defaults); the ad hoc HKSJ (variance factor ≥ 1, metafor ``test="adhoc"``) when cohorts are
-  few and of very different size (Röver, Knapp & Friede 2015).
-* Freeman-Tukey only as a labelled sensitivity analysis (Schwarzer et al. 2019).
-* DL is kept to reproduce published analyses.
-* Two-group comparisons: Mantel-Haenszel (no correction for pooling) by default.
+Results are frozen records that nest (``results.py``): a pooled proportion is
+``result.proportion`` (estimate, ``ci``, ``pi`` intervals) for people and ``result.model`` on the
+logit or Freeman-Tukey scale for checking against R; each test is a ``QTest``
+(``result.heterogeneity.p_value``).
+
+Methods
+-------
+Which model is used when, and why, is set out in the project's methods document,
+``docs/methods.md``.
 """
 
 from .comparisons import compare_groups
 from .effect_sizes import CONTINUITY_CORRECTION, LEVEL
-from .heterogeneity import MAXITER, THRESHOLD, TOL
 from .proportions import leave_one_out, pool_proportions
 from .regression import meta_regression
 from .results import (
+    Coefficient,
     ComparisonResult,
+    Curve,
     FittedLine,
+    Interval,
     LeaveOneOutRow,
     MetaRegressionResult,
     PoolResult,
+    QTest,
+    Scaled,
     StudyComparison,
     StudyEstimate,
     SubgroupPool,
@@ -79,24 +80,19 @@ from .results import (
 )
 from .subgroups import subgroup_analysis
 
-#: metafor's Fisher-scoring stopping rule for REML/ML: |Δtau²| < 1e-5 (rma.uni control threshold).
-FISHER_THRESHOLD = THRESHOLD
-#: Maximum Fisher-scoring / uniroot iterations (rma.uni control maxiter).
-FISHER_MAXITER = MAXITER
-#: uniroot tolerance for Paule-Mandel, .Machine$double.eps^0.25 (rma.uni control tol).
-PM_TOLERANCE = TOL
-
 __all__ = [
     "CONTINUITY_CORRECTION",
-    "FISHER_MAXITER",
-    "FISHER_THRESHOLD",
     "LEVEL",
-    "PM_TOLERANCE",
+    "Coefficient",
     "ComparisonResult",
+    "Curve",
     "FittedLine",
+    "Interval",
     "LeaveOneOutRow",
     "MetaRegressionResult",
     "PoolResult",
+    "QTest",
+    "Scaled",
     "StudyComparison",
     "StudyEstimate",
     "SubgroupPool",

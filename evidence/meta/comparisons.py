@@ -1,7 +1,7 @@
 """Two-group comparisons (odds ratio, risk ratio), e.g. ICANS with vs without prophylaxis.
 
 Mantel-Haenszel is the default for rare events: it pools without any continuity correction
-(Cochrane Handbook v5.1 §16.9; methods.md §1). Inverse-variance random effects are offered to
+(Cochrane Handbook v5.1 §16.9; docs/methods.md). Inverse-variance random effects are offered to
 reproduce published analyses. Both follow metafor 3.8-1 (``rma.mh``, ``rma.uni``).
 """
 
@@ -15,12 +15,12 @@ from numpy.typing import ArrayLike
 
 from . import distributions
 from .effect_sizes import log_ratio, two_by_two
-from .heterogeneity import Z_CRIT, FitError, fit_rma, predict
-from .results import ComparisonResult, StudyComparison, clean
+from .heterogeneity import Z_CRIT, fit_rma_or_dl, predict
+from .options import CI_METHODS, TEST_FOR_CI, check_choice, study_labels
+from .results import ComparisonResult, Interval, QTest, Scaled, StudyComparison, clean
 
 COMPARE_METHODS = ("MH", "REML", "DL")
 MEASURES = ("OR", "RR")
-TEST_FOR_CI = {"z": "z", "hksj": "knha", "hksj-adhoc": "adhoc"}
 
 
 def _exp(v: float | None) -> float | None:
@@ -55,8 +55,9 @@ def _study_rows(
                 events_b=int(ci[i]),
                 total_b=int(ci[i] + di[i]),
                 ratio=_exp(y),
-                ci_low=None if y is None or se is None else _exp(y - Z_CRIT * se),
-                ci_high=None if y is None or se is None else _exp(y + Z_CRIT * se),
+                ci=Interval()
+                if y is None or se is None
+                else Interval(_exp(y - Z_CRIT * se), _exp(y + Z_CRIT * se)),
                 yi=y,
                 vi=v,
                 weight=None if weights is None else clean(weights[i]),
@@ -161,20 +162,15 @@ def compare_groups(
     ``rma(measure=..., method=...)`` with escalc's add=1/2 to="only0" (double-zero studies kept,
     as escalc's drop00=FALSE default). ``ci`` applies to the inverse-variance methods only.
     """
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}")
-    if method not in COMPARE_METHODS:
-        raise ValueError(f"method must be one of {COMPARE_METHODS}, not {method!r}")
-    if ci not in TEST_FOR_CI:
-        raise ValueError(f"ci must be one of {tuple(TEST_FOR_CI)}, not {ci!r}")
+    check_choice("measure", measure, MEASURES)
+    check_choice("method", method, COMPARE_METHODS)
+    check_choice("ci", ci, CI_METHODS)
     ai, bi, ci_, di = two_by_two(events_a, totals_a, events_b, totals_b)
     k = ai.size
-    labs = [f"Study {i + 1}" for i in range(k)] if labels is None else [str(s) for s in labels]
-    if len(labs) != k:
-        raise ValueError(f"{len(labs)} labels for {k} studies")
+    labs = study_labels(labels, k)
     notes: list[str] = []
     if k == 0:
-        return _empty_comparison(measure, method, ci)
+        return ComparisonResult.empty(measure, method, ci, ("No studies: nothing to compare.",))
     if k == 1:
         notes.append("Only one study: its own comparison is shown; nothing is pooled.")
     elif k < 3:
@@ -225,46 +221,38 @@ def _mh_result(
     else:
         q, q_df, q_p, i2, h2 = 0.0, 0, 1.0, 0.0, 1.0
     zval = None if beta is None or not se else beta / se
-    lo = None if beta is None or se is None else beta - Z_CRIT * se
-    hi = None if beta is None or se is None else beta + Z_CRIT * se
+    model = Scaled(
+        beta,
+        Interval()
+        if beta is None or se is None
+        else Interval(beta - Z_CRIT * se, beta + Z_CRIT * se),
+    )
     # MH weights as metafor weights.rma.mh: OR b*c/N, RR c*n1/N (unadjusted counts)
     nn = ai + bi + ci_ + di
     raw = (bi / nn) * ci_ if measure == "OR" else (ci_ / nn) * (ai + bi)
     wts = 100 * raw / raw.sum() if raw.sum() > 0 else None
+    odds = measure == "OR"
+    bd_df = None if mh.get("bd_df") is None else int(mh["bd_df"] or 0)
     return ComparisonResult(
         measure=measure,
         method="MH",
-        estimate=_exp(beta),
-        ci_low=_exp(lo),
-        ci_high=_exp(hi),
-        pi_low=None,
-        pi_high=None,
-        estimate_model=beta,
-        se_model=se,
-        ci_low_model=lo,
-        ci_high_model=hi,
-        pi_low_model=None,
-        pi_high_model=None,
+        ratio=model.map(_exp),
+        model=model,
+        se=se,
         statistic=zval,
         p_value=None if zval is None else float(2 * distributions.norm_sf(abs(zval))),
         df=None,
         tau2=0.0 if beta is not None else None,
         i2=i2,
         h2=h2,
-        q=q,
-        q_df=q_df,
-        q_p=q_p,
-        cmh=mh["cmh"],
-        cmh_p=mh["cmh_p"],
+        heterogeneity=QTest(q, q_df, q_p),
         k=int(ai.size),
         ci_method="z",
         notes=tuple(notes),
         studies=_study_rows(labs, ai, bi, ci_, di, yi, vi, wts),
-        breslow_day=mh.get("bd"),
-        breslow_day_p=mh.get("bd_p"),
-        tarone=mh.get("ta"),
-        tarone_p=mh.get("ta_p"),
-        breslow_day_df=None if mh.get("bd_df") is None else int(mh["bd_df"] or 0),
+        cmh=QTest(mh["cmh"], None if mh["cmh"] is None else 1, mh["cmh_p"]) if odds else None,
+        breslow_day=QTest(mh.get("bd"), bd_df, mh.get("bd_p")) if odds else None,
+        tarone=QTest(mh.get("ta"), bd_df, mh.get("ta_p")) if odds else None,
     )
 
 
@@ -282,76 +270,31 @@ def _iv_result(
     yi, vi = log_ratio(measure, ai, bi, ci_, di, drop00=False)
     k = int(yi.size)
     test = TEST_FOR_CI[ci] if k > 1 else "z"
-    used = method
-    try:
-        fit = fit_rma(yi, vi, method=method, test=test)
-    except FitError as err:
-        notes.append(f"{method} did not converge ({err}); DerSimonian-Laird shown instead.")
-        used = "DL"
-        fit = fit_rma(yi, vi, method="DL", test=test)
+    fit, reason = fit_rma_or_dl(yi, vi, method=method, test=test)
+    if reason is not None:
+        notes.append(reason)
     _p, _s, _l, _h, pi_lo, pi_hi = predict(fit, np.ones((1, 1)))
     single = k == 1
-    beta = clean(fit.beta[0])
+    model = Scaled(
+        clean(fit.beta[0]),
+        Interval(clean(fit.ci_lb[0]), clean(fit.ci_ub[0])),
+        Interval() if single else Interval(clean(pi_lo[0]), clean(pi_hi[0])),
+    )
     return ComparisonResult(
         measure=measure,
-        method=used,
-        estimate=_exp(beta),
-        ci_low=_exp(fit.ci_lb[0]),
-        ci_high=_exp(fit.ci_ub[0]),
-        pi_low=None if single else _exp(pi_lo[0]),
-        pi_high=None if single else _exp(pi_hi[0]),
-        estimate_model=beta,
-        se_model=clean(fit.se[0]),
-        ci_low_model=clean(fit.ci_lb[0]),
-        ci_high_model=clean(fit.ci_ub[0]),
-        pi_low_model=None if single else clean(pi_lo[0]),
-        pi_high_model=None if single else clean(pi_hi[0]),
+        method=fit.method,
+        ratio=model.map(_exp),
+        model=model,
+        se=clean(fit.se[0]),
         statistic=clean(fit.zval[0]),
         p_value=clean(fit.pval[0]),
         df=fit.ddf,
         tau2=None if single else fit.tau2,
         i2=None if single else fit.i2,
         h2=None if single else fit.h2,
-        q=None if single else fit.qe,
-        q_df=None if single else fit.qe_df,
-        q_p=None if single else fit.qe_p,
-        cmh=None,
-        cmh_p=None,
+        heterogeneity=QTest() if single else QTest(fit.qe, fit.qe_df, fit.qe_p),
         k=k,
         ci_method=ci if k > 1 else "z",
         notes=tuple(notes),
         studies=_study_rows(labs, ai, bi, ci_, di, yi, vi, fit.weights),
-    )
-
-
-def _empty_comparison(measure: str, method: str, ci: str) -> ComparisonResult:
-    return ComparisonResult(
-        measure=measure,
-        method=method,
-        estimate=None,
-        ci_low=None,
-        ci_high=None,
-        pi_low=None,
-        pi_high=None,
-        estimate_model=None,
-        se_model=None,
-        ci_low_model=None,
-        ci_high_model=None,
-        pi_low_model=None,
-        pi_high_model=None,
-        statistic=None,
-        p_value=None,
-        df=None,
-        tau2=None,
-        i2=None,
-        h2=None,
-        q=None,
-        q_df=None,
-        q_p=None,
-        cmh=None,
-        cmh_p=None,
-        k=0,
-        ci_method=ci,
-        notes=("No studies: nothing to compare.",),
-        studies=(),
     )

@@ -1,9 +1,9 @@
 """The few distribution functions the engine needs, from scipy.special.
 
 scipy.stats computes these same special functions underneath (its norm, t, chi2, f and beta
-`_sf`/`_ppf` methods call them), but importing scipy.stats costs ~0.8 s of every cold start of
-the dashboard; scipy.special is already loaded for the GLMM. Each wrapper names the R function
-it stands for, since metafor's numbers are the reference.
+`_sf`/`_ppf` methods call them), but importing scipy.stats is a noticeable part of every cold
+start of the dashboard, and scipy.special is already loaded for the GLMM. Each wrapper names the
+R function it stands for, since metafor's numbers are the reference.
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ from . import distributions
 #: metafor ``escalc(add=1/2, to="only0")`` default (Haldane 1940; Cochrane Handbook v5.1 §16.9.2).
 CONTINUITY_CORRECTION = 0.5
 
-#: Two-sided confidence level used everywhere (metafor ``level=95``).
+#: Confidence level of the per-study Clopper-Pearson intervals (metafor ``level=95``). The pooled
+#: intervals have the same 95% level, but through critical values taken at the literal 0.025 in
+#: heterogeneity.py (``Z_CRIT``, t and chi² quantiles): deriving that tail as (1 - LEVEL) / 2
+#: gives 0.025000000000000022 and moves the last digit away from R's qnorm(0.975).
 LEVEL = 0.95
 
 FloatArray = NDArray[np.float64]
@@ -113,6 +116,23 @@ def ipft_hm(z: float | None, n_hm: float) -> float | None:
     except (ValueError, ZeroDivisionError):
         return None  # metafor returns NA here; we never return NaN
     return val if math.isfinite(val) else None
+
+
+def back_transform(z: float | None, transform: str, n_harmonic: float | None) -> float | None:
+    """A model-scale value back on the proportion scale: ilogit, or ``transf.ipft.hm`` at the
+    harmonic-mean n for Freeman-Tukey. None and non-finite values give None, never NaN.
+
+    The one back-transform for pooled estimates, intervals and fitted lines, so a proportion
+    shown anywhere is computed the same way.
+    """
+    if z is None:
+        return None
+    z = float(z)
+    if not math.isfinite(z):
+        return None
+    if transform == "logit":
+        return ilogit(z)
+    return ipft_hm(z, n_harmonic if n_harmonic is not None else math.nan)
 
 
 def clopper_pearson(x: float, n: float, level: float = LEVEL) -> tuple[float, float]:

@@ -45,6 +45,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
+from .effect_sizes import logit_proportion
+
 # lme4 GHrule(7) exactly as stored in lme4 1.1-31 (fgq_rules[[7]], R/GHrule.R): the 7-point
 # Gauss-Hermite rule for the standard normal density, weights summing to 1 (centre node 1.7e-17).
 _GH_Z = np.array([
@@ -228,8 +230,8 @@ def _stage1(d: _Data) -> tuple[float, _Pirls]:
     (ldL2 + sqrL + deviance), each evaluation starting from the linear predictor of the initial
     PIRLS at theta = 1 from mustart = (n y + 0.5)/(n + 1), as mkGlmerDevfun does.
     """
-    # Imported here, not with the module: scipy.optimize takes ~0.2 s to import, and a cold
-    # start draws the first page's title and sidebar before any GLMM runs.
+    # Imported here, not with the module: scipy.optimize is slow to import, and a cold start
+    # draws the first page's title and sidebar before any GLMM runs.
     from scipy import optimize
 
     eta0 = np.log((d.x + 0.5) / (d.n - d.x + 0.5))
@@ -383,16 +385,12 @@ def _deriv12(par: np.ndarray, lp0: np.ndarray, d: _Data) -> tuple[np.ndarray, np
     return (fp - fm) / (2 * h), hess
 
 
-def _escalc_plo(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """metafor escalc(measure='PLO', add=1/2, to='only0'): logit and its sampling variance."""
-    add = np.where((x == 0) | (x == n), 0.5, 0.0)
-    a, b = x + add, n - x + add
-    return np.log(a / b), 1.0 / a + 1.0 / b
-
-
 def _heterogeneity_i2(x: np.ndarray, n: np.ndarray, tau2: float) -> tuple[float, float]:
-    """rma.glmm.r: vt <- (k-p)/tr(P) with P = W - W X (X'WX)^-1 X'W; I2, H2 from tau2 and vt."""
-    wi = 1.0 / _escalc_plo(x, n)[1]
+    """rma.glmm.r: vt <- (k-p)/tr(P) with P = W - W X (X'WX)^-1 X'W; I2, H2 from tau2 and vt.
+
+    The weights are 1/vi of escalc(measure="PLO", add=1/2, to="only0"), as rma.glmm takes them.
+    """
+    wi = 1.0 / logit_proportion(x, n)[1]
     vt = (len(x) - 1) / (wi.sum() - np.sum(wi**2) / wi.sum())
     return 100.0 * tau2 / (vt + tau2), tau2 / vt + 1.0
 

@@ -8,6 +8,42 @@ floating-point precision, which is what the guideline panel needs.
 
 Source: ``R/rma.uni.r``, ``R/misc.func.hidden.uni.r`` (``.QE.func``) and ``R/predict.rma.r`` of
 metafor 3.8-1; R ``src/library/stats/src/zeroin.c`` (``R_zeroin2``).
+
+Glossary
+--------
+Local names are metafor's, so the code can be read beside ``rma.uni.r`` line by line.
+
+k, p
+    Number of studies; number of coefficients (columns of the design matrix ``x``, intercept
+    included).
+yi, vi, wi
+    Model-scale effect sizes, their sampling variances, and weights 1/vi (heterogeneity
+    statistics) or 1/(vi + tau²) (fixed effects).
+ymc
+    ``yi - mean(yi)`` (metafor's ``ymci``): the tau² estimators and QE work on centred values.
+big_p
+    metafor's ``P = W - W X (X'WX)^-1 X'W`` (``_p_matrix``), the weighted residual-maker:
+    ``y'Py`` is a generalised Q, ``tr(P)`` enters DL, REML and ``vt``.
+rss, adj, pp
+    A residual sum of squares ``y'Py``; one Fisher-scoring step for tau²; ``P @ P``.
+vb
+    Variance-covariance matrix of the coefficients ``beta`` (scaled by ``s2w`` under HKSJ).
+s2w
+    Hartung-Knapp(-Sidik-Jonkman) scale factor, the weighted residual variance
+    ``sum(wi (yi - x beta)²) / (k - p)``; 1 for z tests, truncated below at 1 for "adhoc".
+ddf
+    Denominator degrees of freedom of the t and F tests (k - p), None for z.
+crit
+    Critical value of the 95% intervals: ``Z_CRIT`` for z, ``qt(0.975, ddf)`` otherwise.
+btt
+    Indices of the coefficients the omnibus moderator test QM tests jointly ("betas to test");
+    all but the intercept by default.
+qe, qm
+    QE, the test for (residual) heterogeneity; QM, the omnibus test of the moderators.
+vt
+    The "typical" within-study variance ``(k - p) / tr(P)`` behind I² and H².
+ll0
+    The (restricted) log-likelihood at tau² = 0, for metafor's ``ll0check``.
 """
 
 from __future__ import annotations
@@ -405,6 +441,30 @@ def fit_rma(
         s2w=float(s2w),
         iterations=iterations,
     )
+
+
+def fit_rma_or_dl(
+    yi: FloatArray,
+    vi: FloatArray,
+    x: FloatArray | None = None,
+    method: str = "REML",
+    test: str = "z",
+    instead: str = "DerSimonian-Laird shown instead",
+) -> tuple[RmaFit, str | None]:
+    """``fit_rma``, or, where metafor would stop with an error, DerSimonian-Laird and the reason.
+
+    A pooled number is needed in the meeting even when Fisher scoring or Paule-Mandel's root
+    search fails, so the documented fallback is DL, a closed-form estimator that always
+    returns. The reason ("REML did not converge (...); DerSimonian-Laird shown instead.") comes
+    back for the caller's notes and ``fallback_reason``, so the switch is never silent; the
+    estimator actually used is ``fit.method``. ``instead`` words the consequence where "shown"
+    would mislead (a subgroup test, say).
+    """
+    try:
+        return fit_rma(yi, vi, x, method=method, test=test), None
+    except FitError as err:
+        reason = f"{method} did not converge ({err}); {instead}."
+        return fit_rma(yi, vi, x, method="DL", test=test), reason
 
 
 def predict(

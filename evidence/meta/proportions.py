@@ -1,15 +1,17 @@
 """Pooling single proportions (response, toxicity, incidence) across single-arm cohorts.
 
-The binomial-normal GLMM is the primary model (methods.md §1: Stijnen et al. 2010; Lin & Chu
-2020); when it fails to converge the logit inverse-variance REML fit is shown instead and the
-reason is recorded in ``fallback_reason`` — never silently. Inverse-variance fits reproduce
-``metafor::rma.uni`` 3.8-1 (see ``heterogeneity.py``).
+The binomial-normal GLMM is the primary model (Stijnen et al. 2010; Lin & Chu 2020; see the
+project's methods document, docs/methods.md); when it fails to converge the logit
+inverse-variance REML fit is shown instead and the reason is recorded in ``fallback_reason`` —
+never silently. Inverse-variance fits reproduce ``metafor::rma.uni`` 3.8-1 (see
+``heterogeneity.py``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -17,22 +19,19 @@ from numpy.typing import ArrayLike
 from . import distributions
 from .effect_sizes import (
     as_counts,
-    clopper_pearson,
+    back_transform,
     freeman_tukey,
     harmonic_mean,
     ilogit,
-    ipft_hm,
     logit_proportion,
 )
-from .heterogeneity import Z_CRIT, FitError, RmaFit, fit_rma, predict, tau2_ci_qprofile
-from .results import LeaveOneOutRow, PoolResult, StudyEstimate, clean
+from .heterogeneity import Z_CRIT, RmaFit, fit_rma_or_dl, predict, tau2_ci_qprofile
+from .options import POOL_METHODS as POOL_METHODS  # re-exported: bench/bench_meta.py reads it
+from .options import TEST_FOR_CI, study_labels, validate_pooling
+from .results import Interval, LeaveOneOutRow, PoolResult, QTest, Scaled, clean, study_estimates
 
-POOL_METHODS = ("GLMM", "REML", "DL", "ML", "PM")
-TRANSFORMS = ("logit", "freeman-tukey")
-CI_METHODS = ("z", "hksj", "hksj-adhoc")
-
-#: dashboard ci name -> metafor ``test=`` value (metafor 3.8-1 supports both "knha" and "adhoc").
-TEST_FOR_CI = {"z": "z", "hksj": "knha", "hksj-adhoc": "adhoc"}
+if TYPE_CHECKING:  # glmm itself is imported at the first GLMM fit (see pool_proportions)
+    from .glmm import GlmmFit
 
 NOTE_NO_STUDIES = "No studies: nothing to pool."
 NOTE_ONE_STUDY = (
@@ -69,65 +68,10 @@ NOTE_GLMM_TRANSFORM = "The GLMM works on the logit scale; the Freeman-Tukey opti
 NOTE_ZERO_STUDIES = "{n} of {k} studies have 0 events; the logit model adds 0.5 to those studies."
 
 
-def _validate(method: str, transform: str, ci: str) -> None:
-    if method not in POOL_METHODS:
-        raise ValueError(f"method must be one of {POOL_METHODS}, not {method!r}")
-    if transform not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
-    if ci not in CI_METHODS:
-        raise ValueError(f"ci must be one of {CI_METHODS}, not {ci!r}")
-
-
-def _labels(labels: Sequence[str] | None, k: int) -> list[str]:
-    if labels is None:
-        return [f"Study {i + 1}" for i in range(k)]
-    out = [str(s) for s in labels]
-    if len(out) != k:
-        raise ValueError(f"{len(out)} labels for {k} studies")
-    return out
-
-
 def _model_values(x: np.ndarray, n: np.ndarray, transform: str) -> tuple[np.ndarray, np.ndarray]:
     if transform == "logit":
         return logit_proportion(x, n)
     return freeman_tukey(x, n)
-
-
-def _back(z: float | None, transform: str, n_hm: float | None) -> float | None:
-    """Back-transform one model-scale value to a proportion (ilogit or ipft.hm)."""
-    z = clean(z)
-    if z is None:
-        return None
-    if transform == "logit":
-        return ilogit(z)
-    return ipft_hm(z, n_hm if n_hm is not None else math.nan)
-
-
-def _studies(
-    labels: list[str],
-    x: np.ndarray,
-    n: np.ndarray,
-    yi: np.ndarray,
-    vi: np.ndarray,
-    weights: np.ndarray | None,
-) -> tuple[StudyEstimate, ...]:
-    out = []
-    for i, lab in enumerate(labels):
-        lo, hi = clopper_pearson(x[i], n[i])
-        out.append(
-            StudyEstimate(
-                label=lab,
-                events=int(x[i]),
-                total=int(n[i]),
-                proportion=float(x[i] / n[i]),
-                ci_low=lo,
-                ci_high=hi,
-                yi=float(yi[i]),
-                vi=float(vi[i]),
-                weight=None if weights is None else float(weights[i]),
-            )
-        )
-    return tuple(out)
 
 
 def _data_notes(x: np.ndarray, n: np.ndarray, transform: str) -> list[str]:
@@ -150,45 +94,6 @@ def _data_notes(x: np.ndarray, n: np.ndarray, transform: str) -> list[str]:
     return notes
 
 
-def _empty(method: str, transform: str, ci: str) -> PoolResult:
-    return PoolResult(
-        estimate=None,
-        ci_low=None,
-        ci_high=None,
-        pi_low=None,
-        pi_high=None,
-        estimate_model=None,
-        se_model=None,
-        ci_low_model=None,
-        ci_high_model=None,
-        pi_low_model=None,
-        pi_high_model=None,
-        statistic=None,
-        p_value=None,
-        df=None,
-        tau2=None,
-        tau2_se=None,
-        i2=None,
-        h2=None,
-        q=None,
-        q_df=None,
-        q_p=None,
-        q_lrt=None,
-        q_lrt_p=None,
-        k=0,
-        n_total=0,
-        events_total=0,
-        method=method,
-        method_requested=method,
-        transform=transform,
-        ci_method=ci,
-        converged=True,
-        fallback_reason=None,
-        notes=(NOTE_NO_STUDIES,),
-        studies=(),
-    )
-
-
 def _from_single(
     labels: list[str],
     x: np.ndarray,
@@ -202,20 +107,12 @@ def _from_single(
     n_hm = harmonic_mean(n) if transform == "freeman-tukey" else None
     est = float(yi[0])
     se = math.sqrt(float(vi[0]))
-    lo, hi = est - Z_CRIT * se, est + Z_CRIT * se
+    model = Scaled(est, Interval(est - Z_CRIT * se, est + Z_CRIT * se))
     zval = est / se
     return PoolResult(
-        estimate=_back(est, transform, n_hm),
-        ci_low=_back(lo, transform, n_hm),
-        ci_high=_back(hi, transform, n_hm),
-        pi_low=None,
-        pi_high=None,
-        estimate_model=est,
-        se_model=se,
-        ci_low_model=lo,
-        ci_high_model=hi,
-        pi_low_model=None,
-        pi_high_model=None,
+        proportion=model.map(lambda z: back_transform(z, transform, n_hm)),
+        model=model,
+        se=se,
         statistic=zval,
         p_value=float(2 * distributions.norm_sf(abs(zval))),
         df=None,
@@ -223,11 +120,7 @@ def _from_single(
         tau2_se=None,
         i2=None,
         h2=None,
-        q=None,
-        q_df=None,
-        q_p=None,
-        q_lrt=None,
-        q_lrt_p=None,
+        heterogeneity=QTest(),
         k=1,
         n_total=int(n.sum()),
         events_total=int(x.sum()),
@@ -238,7 +131,7 @@ def _from_single(
         converged=True,
         fallback_reason=None,
         notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, np.array([100.0])),
+        studies=study_estimates(labels, x, n, yi, vi, np.array([100.0])),
         n_harmonic=n_hm,
     )
 
@@ -250,7 +143,6 @@ def _from_rma(
     n: np.ndarray,
     yi: np.ndarray,
     vi: np.ndarray,
-    method: str,
     method_requested: str,
     transform: str,
     ci: str,
@@ -263,19 +155,15 @@ def _from_rma(
     if fit.test != "z" and fit.s2w == 0:
         notes = [*notes, NOTE_HKSJ_ZERO]
     qp = tau2_ci_qprofile(yi, vi, None, fit)
-    est = clean(fit.beta[0])
+    model = Scaled(
+        clean(fit.beta[0]),
+        Interval(clean(fit.ci_lb[0]), clean(fit.ci_ub[0])),
+        Interval(clean(pi_lo[0]), clean(pi_hi[0])),
+    )
     return PoolResult(
-        estimate=_back(est, transform, n_hm),
-        ci_low=_back(fit.ci_lb[0], transform, n_hm),
-        ci_high=_back(fit.ci_ub[0], transform, n_hm),
-        pi_low=_back(pi_lo[0], transform, n_hm),
-        pi_high=_back(pi_hi[0], transform, n_hm),
-        estimate_model=est,
-        se_model=clean(fit.se[0]),
-        ci_low_model=clean(fit.ci_lb[0]),
-        ci_high_model=clean(fit.ci_ub[0]),
-        pi_low_model=clean(pi_lo[0]),
-        pi_high_model=clean(pi_hi[0]),
+        proportion=model.map(lambda z: back_transform(z, transform, n_hm)),
+        model=model,
+        se=clean(fit.se[0]),
         statistic=clean(fit.zval[0]),
         p_value=clean(fit.pval[0]),
         df=fit.ddf,
@@ -283,27 +171,21 @@ def _from_rma(
         tau2_se=clean(fit.se_tau2),
         i2=fit.i2,
         h2=fit.h2,
-        q=fit.qe,
-        q_df=fit.qe_df,
-        q_p=fit.qe_p,
-        q_lrt=None,
-        q_lrt_p=None,
+        heterogeneity=QTest(fit.qe, fit.qe_df, fit.qe_p),
         k=fit.k,
         n_total=int(n.sum()),
         events_total=int(x.sum()),
-        method=method,
+        method=fit.method,
         method_requested=method_requested,
         transform=transform,
         ci_method=ci,
         converged=converged,
         fallback_reason=fallback_reason,
         notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, fit.weights),
+        studies=study_estimates(labels, x, n, yi, vi, fit.weights),
         n_harmonic=n_hm,
-        tau2_ci_low=None if qp is None else clean(qp.tau2_lb),
-        tau2_ci_high=None if qp is None else clean(qp.tau2_ub),
-        i2_ci_low=None if qp is None else clean(qp.i2_lb),
-        i2_ci_high=None if qp is None else clean(qp.i2_ub),
+        tau2_ci=Interval() if qp is None else Interval(clean(qp.tau2_lb), clean(qp.tau2_ub)),
+        i2_ci=Interval() if qp is None else Interval(clean(qp.i2_lb), clean(qp.i2_ub)),
     )
 
 
@@ -320,27 +202,9 @@ def _fit_iv(
     fallback_reason: str | None = None,
 ) -> PoolResult:
     yi, vi = _model_values(x, n, transform)
-    try:
-        fit = fit_rma(yi, vi, method=method, test=TEST_FOR_CI[ci])
-    except FitError as err:
-        # metafor stops with an error here; we show DL instead and say so.
-        reason = f"{method} did not converge ({err}); DerSimonian-Laird shown instead."
-        fit = fit_rma(yi, vi, method="DL", test=TEST_FOR_CI[ci])
-        return _from_rma(
-            fit,
-            labels,
-            x,
-            n,
-            yi,
-            vi,
-            "DL",
-            method_requested,
-            transform,
-            ci,
-            [*notes, reason],
-            False,
-            reason,
-        )
+    fit, reason = fit_rma_or_dl(yi, vi, method=method, test=TEST_FOR_CI[ci])
+    if reason is not None:
+        notes, converged, fallback_reason = [*notes, reason], False, reason
     return _from_rma(
         fit,
         labels,
@@ -348,7 +212,6 @@ def _fit_iv(
         n,
         yi,
         vi,
-        method,
         method_requested,
         transform,
         ci,
@@ -359,20 +222,23 @@ def _fit_iv(
 
 
 def _from_glmm(
-    g: object, labels: list[str], x: np.ndarray, n: np.ndarray, notes: list[str]
+    g: GlmmFit, labels: list[str], x: np.ndarray, n: np.ndarray, notes: list[str]
 ) -> PoolResult:
-    """Wrap the GLMM fit (``evidence.meta.glmm.GlmmFit``) in a PoolResult.
+    """Wrap a converged GLMM fit in a PoolResult.
 
     CI and PI as metafor ``rma.glmm`` + ``predict``: mu ± z·se and mu ± z·sqrt(se² + tau²).
     rma.glmm has no study weights; the ones shown are inverse-variance weights 1/(vi + tau²)
     with the GLMM's tau², marked approximate in the notes.
     """
-    mu = float(g.estimate)  # type: ignore[attr-defined]
-    se = float(g.se)  # type: ignore[attr-defined]
-    tau2 = float(g.tau2)  # type: ignore[attr-defined]
-    lo, hi = mu - Z_CRIT * se, mu + Z_CRIT * se
-    pi_lo = mu - Z_CRIT * math.sqrt(se**2 + tau2)
-    pi_hi = mu + Z_CRIT * math.sqrt(se**2 + tau2)
+    mu = float(g.estimate)
+    se = float(g.se)
+    tau2 = float(g.tau2)
+    half_pi = Z_CRIT * math.sqrt(se**2 + tau2)
+    model = Scaled(
+        clean(mu),
+        Interval(clean(mu - Z_CRIT * se), clean(mu + Z_CRIT * se)),
+        Interval(clean(mu - half_pi), clean(mu + half_pi)),
+    )
     zval = mu / se if se > 0 else None
     yi, vi = logit_proportion(x, n)
     w = 1 / (vi + tau2)
@@ -383,29 +249,17 @@ def _from_glmm(
         "metafor gives none for rma.glmm.",
     ]
     return PoolResult(
-        estimate=ilogit(mu),
-        ci_low=ilogit(lo),
-        ci_high=ilogit(hi),
-        pi_low=ilogit(pi_lo),
-        pi_high=ilogit(pi_hi),
-        estimate_model=mu,
-        se_model=se,
-        ci_low_model=lo,
-        ci_high_model=hi,
-        pi_low_model=pi_lo,
-        pi_high_model=pi_hi,
+        proportion=model.map(ilogit),
+        model=model,
+        se=clean(se),
         statistic=clean(zval),
         p_value=None if zval is None else float(2 * distributions.norm_sf(abs(zval))),
         df=None,
-        tau2=tau2,
+        tau2=clean(tau2),
         tau2_se=None,
-        i2=clean(g.i2),  # type: ignore[attr-defined]
-        h2=clean(g.h2),  # type: ignore[attr-defined]
-        q=clean(g.qe_wald),  # type: ignore[attr-defined]
-        q_df=int(g.qe_df),  # type: ignore[attr-defined]
-        q_p=clean(g.qe_wald_p),  # type: ignore[attr-defined]
-        q_lrt=clean(g.qe_lrt),  # type: ignore[attr-defined]
-        q_lrt_p=clean(g.qe_lrt_p),  # type: ignore[attr-defined]
+        i2=clean(g.i2),
+        h2=clean(g.h2),
+        heterogeneity=QTest(clean(g.qe_wald), int(g.qe_df), clean(g.qe_wald_p)),
         k=int(x.size),
         n_total=int(n.sum()),
         events_total=int(x.sum()),
@@ -416,7 +270,8 @@ def _from_glmm(
         converged=True,
         fallback_reason=None,
         notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, weights),
+        studies=study_estimates(labels, x, n, yi, vi, weights),
+        lrt=QTest(clean(g.qe_lrt), int(g.qe_df), clean(g.qe_lrt_p)),
     )
 
 
@@ -436,12 +291,12 @@ def pool_proportions(
     ci: "z" (Wald), "hksj" (metafor test="knha") or "hksj-adhoc" (test="adhoc", variance
     factor truncated at 1 as Röver, Knapp & Friede 2015 recommend for few, unequal studies).
     """
-    _validate(method, transform, ci)
+    validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
     k = x.size
     if k == 0:
-        return _empty(method, transform, ci)
-    labs = _labels(labels, k)
+        return PoolResult.empty(method, transform, ci, (NOTE_NO_STUDIES,))
+    labs = study_labels(labels, k)
 
     if method == "GLMM":
         pre: list[str] = []
@@ -451,14 +306,13 @@ def pool_proportions(
         if k == 1:
             return _from_single(labs, x, n, method, "logit", notes)
         ci_glmm_note = [NOTE_GLMM_CI] if ci != "z" else []
-        try:
-            from .glmm import fit_glmm_logit
-        except ImportError as err:
-            reason = f"GLMM not available ({err}); logit inverse-variance REML shown instead."
-            return _fit_iv(labs, x, n, "REML", "GLMM", "logit", ci, [*notes, reason], False, reason)
+        # Imported at the first GLMM fit rather than with the engine, so that a cold start of
+        # the dashboard draws its first page before the GLMM machinery loads.
+        from .glmm import fit_glmm_logit
+
         try:
             g = fit_glmm_logit(x.astype(int), n.astype(int))
-        except Exception as err:  # the contract says it never raises; be safe in a meeting
+        except Exception as err:  # it reports failures in GlmmFit; anything else must not crash
             g = None
             failure = f"GLMM raised {type(err).__name__}: {err}"
         else:
@@ -487,9 +341,9 @@ def leave_one_out(
     Each refit is a full ``pool_proportions`` call, so a Freeman-Tukey row back-transforms with
     the harmonic mean n of the studies it contains.
     """
-    _validate(method, transform, ci)
+    validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
-    labs = _labels(labels, x.size)
+    labs = study_labels(labels, x.size)
     rows = []
     for i in range(x.size):
         keep = np.arange(x.size) != i

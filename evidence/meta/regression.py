@@ -13,37 +13,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .effect_sizes import as_counts, freeman_tukey, harmonic_mean, logit_proportion
-from .heterogeneity import FitError, fit_rma
-from .proportions import NOTE_PFT, TEST_FOR_CI, _studies
-from .results import MetaRegressionResult, clean
+from .heterogeneity import fit_rma_or_dl
+from .options import CI_METHODS, TEST_FOR_CI, TRANSFORMS, check_choice, study_labels
+from .proportions import NOTE_PFT
+from .results import Coefficient, Interval, MetaRegressionResult, QTest, clean, study_estimates
 
 REG_METHODS = ("REML", "DL", "ML", "PM")
 #: Borenstein et al. (2009, ch. 20): about 10 studies per moderator before trusting a slope.
 MIN_K_PER_MODERATOR = 10
-
-
-def _none_result(
-    x: np.ndarray,
-    n: np.ndarray,
-    mod: np.ndarray,
-    method: str,
-    transform: str,
-    ci: str,
-    notes: list[str],
-    labels: list[str],
-    yi: np.ndarray,
-    vi: np.ndarray,
-) -> MetaRegressionResult:
-    return MetaRegressionResult(
-        *([None] * 20),
-        k=int(x.size),
-        method=method,
-        transform=transform,
-        ci_method=ci,
-        notes=tuple(notes),
-        studies=_studies(labels, x, n, yi, vi, None),
-        moderator=tuple(map(float, mod)),
-    )
 
 
 def meta_regression(
@@ -61,74 +38,69 @@ def meta_regression(
     back-transformed to proportions (ilogit, or transf.ipft.hm with the harmonic mean n of
     all studies for Freeman-Tukey).
     """
-    if method not in REG_METHODS:
-        raise ValueError(f"method must be one of {REG_METHODS}, not {method!r}")
-    if transform not in ("logit", "freeman-tukey"):
-        raise ValueError(f"transform must be 'logit' or 'freeman-tukey', not {transform!r}")
-    if ci not in TEST_FOR_CI:
-        raise ValueError(f"ci must be one of {tuple(TEST_FOR_CI)}, not {ci!r}")
+    check_choice("method", method, REG_METHODS)
+    check_choice("transform", transform, TRANSFORMS)
+    check_choice("ci", ci, CI_METHODS)
     x, n = as_counts(events, totals)
     mod = np.asarray(moderator, dtype=float).ravel()
     if mod.shape != x.shape:
         raise ValueError(f"{mod.size} moderator values for {x.size} studies")
     if not np.all(np.isfinite(mod)):
         raise ValueError("moderator values must be finite (drop studies without a value first)")
-    labs = [f"Study {i + 1}" for i in range(x.size)] if labels is None else list(labels)
+    labs = study_labels(labels, x.size)
     yi, vi = logit_proportion(x, n) if transform == "logit" else freeman_tukey(x, n)
     notes: list[str] = []
     if transform == "freeman-tukey":
         notes.append(NOTE_PFT)
     k = x.size
+    moderators = tuple(map(float, mod))
     if k < 3:
-        notes.append("Meta-regression needs at least 3 studies (2 coefficients + 1).")
-        return _none_result(x, n, mod, method, transform, ci, notes, labs, yi, vi)
-    if np.ptp(mod) == 0:
-        notes.append("The moderator has the same value in every study: no slope to estimate.")
-        return _none_result(x, n, mod, method, transform, ci, notes, labs, yi, vi)
+        unfit = "Meta-regression needs at least 3 studies (2 coefficients + 1)."
+    elif np.ptp(mod) == 0:
+        unfit = "The moderator has the same value in every study: no slope to estimate."
+    else:
+        unfit = ""
+    if unfit:
+        studies = study_estimates(labs, x, n, yi, vi, None)
+        return MetaRegressionResult.empty(
+            method, transform, ci, (*notes, unfit), studies, moderators
+        )
     if k < MIN_K_PER_MODERATOR:
         notes.append(
             f"Only {k} studies for one moderator (fewer than ~{MIN_K_PER_MODERATOR}): the slope "
             "is very imprecise and prone to ecological bias."
         )
     design = np.column_stack([np.ones(k), mod])
-    used = method
-    try:
-        fit = fit_rma(yi, vi, design, method=method, test=TEST_FOR_CI[ci])
-    except FitError as err:
-        notes.append(f"{method} did not converge ({err}); DerSimonian-Laird shown instead.")
-        used = "DL"
-        fit = fit_rma(yi, vi, design, method="DL", test=TEST_FOR_CI[ci])
+    fit, reason = fit_rma_or_dl(yi, vi, design, method=method, test=TEST_FOR_CI[ci])
+    if reason is not None:
+        notes.append(reason)
     qm_df, qm_df2 = fit.qm_df
+    coefficients = [
+        Coefficient(
+            clean(fit.beta[j]),
+            clean(fit.se[j]),
+            Interval(clean(fit.ci_lb[j]), clean(fit.ci_ub[j])),
+            clean(fit.pval[j]),
+        )
+        for j in (0, 1)
+    ]
     return MetaRegressionResult(
-        intercept=clean(fit.beta[0]),
-        slope=clean(fit.beta[1]),
-        se_intercept=clean(fit.se[0]),
-        se_slope=clean(fit.se[1]),
-        ci_low_intercept=clean(fit.ci_lb[0]),
-        ci_high_intercept=clean(fit.ci_ub[0]),
-        ci_low_slope=clean(fit.ci_lb[1]),
-        ci_high_slope=clean(fit.ci_ub[1]),
-        p_intercept=clean(fit.pval[0]),
-        p_slope=clean(fit.pval[1]),
+        intercept=coefficients[0],
+        slope=coefficients[1],
         tau2=fit.tau2,
         i2=fit.i2,
         h2=fit.h2,
-        qe=fit.qe,
-        qe_df=fit.qe_df,
-        qe_p=fit.qe_p,
-        qm=clean(fit.qm),
-        qm_df=qm_df,
-        qm_df2=qm_df2,
-        qm_p=clean(fit.qm_p),
+        residual_heterogeneity=QTest(fit.qe, fit.qe_df, fit.qe_p),
+        moderator_test=QTest(
+            clean(fit.qm), qm_df, clean(fit.qm_p), qm_df2, "chi2" if ci == "z" else "F"
+        ),
         k=k,
-        method=used,
+        method=fit.method,
         transform=transform,
         ci_method=ci,
         notes=tuple(notes),
-        studies=_studies(labs, x, n, yi, vi, fit.weights),
-        moderator=tuple(map(float, mod)),
-        _beta=tuple(map(float, fit.beta)),
-        _vb=tuple(tuple(map(float, row)) for row in fit.vb),
-        _crit=fit.crit,
-        _n_harmonic=harmonic_mean(n) if transform == "freeman-tukey" else None,
+        studies=study_estimates(labs, x, n, yi, vi, fit.weights),
+        moderator=moderators,
+        n_harmonic=harmonic_mean(n) if transform == "freeman-tukey" else None,
+        fit=fit,
     )

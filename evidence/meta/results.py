@@ -3,18 +3,40 @@
 Frozen dataclasses so a result shown in a meeting cannot be altered after it was computed;
 numeric fields are ``None`` (never NaN) when a quantity does not exist, so the UI can print
 "not estimable" instead of "nan".
+
+The records nest, as statsmodels' ``HomogeneityTestResult`` and PyMARE's result objects do, so
+that each quantity is named once:
+
+* a pooled estimate exists on two scales, so it is one `Scaled` (estimate, CI, prediction
+  interval) per scale: ``result.proportion`` for people, ``result.model`` (logit,
+  Freeman-Tukey or log ratio) for checking against R;
+* every interval is an `Interval` and every Q-type test one `QTest`, instead of field pairs
+  and (statistic, df, p) triples;
+* a meta-regression coefficient is a `Coefficient`.
+
+Intervals and tests that the model defines are always present, with None inside when these
+data do not allow them (k = 1 has no heterogeneity test); a test that only some methods compute
+(the GLMM's likelihood-ratio test, the Mantel-Haenszel tests) is None when the method shown does
+not compute it. Each result with a "nothing estimated" state has one ``empty`` constructor, so
+no caller fills Nones by hand.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .effect_sizes import back_transform, clopper_pearson
+from .heterogeneity import predict
+
 if TYPE_CHECKING:  # pandas only for to_frame(), imported lazily there
     import pandas as pd
+
+    from .heterogeneity import RmaFit
 
 
 def clean(value: Any) -> float | None:
@@ -25,6 +47,66 @@ def clean(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A two-sided 95% interval; a bound is None where it does not exist."""
+
+    low: float | None = None
+    high: float | None = None
+
+    def map(self, fn: Callable[[float | None], float | None]) -> Interval:
+        """Both bounds through ``fn``, e.g. a back-transform from the model scale."""
+        return Interval(fn(self.low), fn(self.high))
+
+
+@dataclass(frozen=True)
+class QTest:
+    """A Q-type test: statistic, degrees of freedom, p-value and the reference distribution.
+
+    ``distribution`` is "chi2" (``df``) or "F" (numerator ``df``, denominator ``df2``): with
+    Hartung-Knapp metafor divides QM by its df and refers it to an F distribution.
+    """
+
+    statistic: float | None = None
+    df: int | None = None
+    p_value: float | None = None
+    df2: int | None = None
+    distribution: str = "chi2"
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """An estimate with its confidence and prediction intervals, on one scale."""
+
+    estimate: float | None = None
+    ci: Interval = Interval()
+    pi: Interval = Interval()
+
+    def map(self, fn: Callable[[float | None], float | None]) -> Scaled:
+        """Every value through ``fn``: the proportion (or ratio) scale from the model scale."""
+        return Scaled(fn(self.estimate), self.ci.map(fn), self.pi.map(fn))
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    """One row of metafor's coefficient table (model scale): estimate, SE, CI and p-value."""
+
+    estimate: float | None = None
+    se: float | None = None
+    ci: Interval = Interval()
+    p_value: float | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Single proportions
+# ---------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class StudyEstimate:
     """One study's (cohort's) proportion, exact CI, model-scale value and weight."""
@@ -33,43 +115,55 @@ class StudyEstimate:
     events: int
     total: int
     proportion: float
-    ci_low: float  # Clopper-Pearson 95%
-    ci_high: float
+    ci: Interval  # Clopper-Pearson 95%
     yi: float  # model scale (logit or Freeman-Tukey), metafor escalc
     vi: float
     weight: float | None  # percent of the total weight in the model used
+
+
+def study_estimates(
+    labels: list[str],
+    x: np.ndarray,
+    n: np.ndarray,
+    yi: np.ndarray,
+    vi: np.ndarray,
+    weights: np.ndarray | None,
+) -> tuple[StudyEstimate, ...]:
+    """One StudyEstimate per study: the observed proportion with its exact CI beside the
+    model-scale yi, vi the fit used and the study's percent weight (None when not fitted)."""
+    out = []
+    for i, lab in enumerate(labels):
+        lo, hi = clopper_pearson(x[i], n[i])
+        out.append(
+            StudyEstimate(
+                label=lab,
+                events=int(x[i]),
+                total=int(n[i]),
+                proportion=float(x[i] / n[i]),
+                ci=Interval(lo, hi),
+                yi=float(yi[i]),
+                vi=float(vi[i]),
+                weight=None if weights is None else float(weights[i]),
+            )
+        )
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class PoolResult:
     """A pooled single proportion: proportion scale for people, model scale for checking."""
 
-    # proportion scale (back-transformed)
-    estimate: float | None
-    ci_low: float | None
-    ci_high: float | None
-    pi_low: float | None
-    pi_high: float | None
-    # model scale (logit or Freeman-Tukey double arcsine)
-    estimate_model: float | None
-    se_model: float | None
-    ci_low_model: float | None
-    ci_high_model: float | None
-    pi_low_model: float | None
-    pi_high_model: float | None
-    statistic: float | None  # z or t value of the estimate
+    proportion: Scaled  # back-transformed (ilogit, or ipft.hm at n_harmonic)
+    model: Scaled  # logit or Freeman-Tukey double arcsine
+    se: float | None  # standard error of model.estimate
+    statistic: float | None  # z or t value of model.estimate
     p_value: float | None
     df: int | None  # t degrees of freedom for HKSJ, None for z
-    # heterogeneity
     tau2: float | None
     tau2_se: float | None
     i2: float | None  # percent
     h2: float | None
-    q: float | None  # Cochran's Q (IV) or the Wald-type QE (GLMM)
-    q_df: int | None
-    q_p: float | None
-    q_lrt: float | None  # GLMM only: likelihood-ratio test of tau² = 0 as rma.glmm reports
-    q_lrt_p: float | None
+    heterogeneity: QTest  # Cochran's Q (inverse variance) or the Wald-type QE (GLMM)
     # bookkeeping
     k: int
     n_total: int
@@ -82,12 +176,42 @@ class PoolResult:
     fallback_reason: str | None
     notes: tuple[str, ...]
     studies: tuple[StudyEstimate, ...]
-    n_harmonic: float | None = None  # n used by the Freeman-Tukey back-transform
+    # GLMM only: likelihood-ratio test of tau² = 0 as rma.glmm reports it (QE.LRT)
+    lrt: QTest | None = None
     # Q-profile 95% CI (confint.rma.uni); inverse-variance models with k >= 2 only
-    tau2_ci_low: float | None = None
-    tau2_ci_high: float | None = None
-    i2_ci_low: float | None = None
-    i2_ci_high: float | None = None
+    tau2_ci: Interval = Interval()
+    i2_ci: Interval = Interval()
+    n_harmonic: float | None = None  # n used by the Freeman-Tukey back-transform
+
+    @classmethod
+    def empty(
+        cls, method: str, transform: str, ci_method: str, notes: tuple[str, ...]
+    ) -> PoolResult:
+        """No studies: nothing estimated, every number None, the notes say why."""
+        return cls(
+            proportion=Scaled(),
+            model=Scaled(),
+            se=None,
+            statistic=None,
+            p_value=None,
+            df=None,
+            tau2=None,
+            tau2_se=None,
+            i2=None,
+            h2=None,
+            heterogeneity=QTest(),
+            k=0,
+            n_total=0,
+            events_total=0,
+            method=method,
+            method_requested=method,
+            transform=transform,
+            ci_method=ci_method,
+            converged=True,
+            fallback_reason=None,
+            notes=notes,
+            studies=(),
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Studies plus a pooled row, tidy, for forest plots and tables."""
@@ -104,8 +228,8 @@ class PoolResult:
                 "events": s.events,
                 "total": s.total,
                 "proportion": s.proportion,
-                "ci_low": s.ci_low,
-                "ci_high": s.ci_high,
+                "ci_low": s.ci.low,
+                "ci_high": s.ci.high,
                 "pi_low": None,
                 "pi_high": None,
                 "yi": s.yi,
@@ -114,19 +238,20 @@ class PoolResult:
             }
             for s in self.studies
         ]
+        pooled = self.proportion
         rows.append(
             {
                 "row_type": "pooled",
                 "label": f"Pooled ({self.method}, {self.transform}, {self.ci_method})",
                 "events": self.events_total,
                 "total": self.n_total,
-                "proportion": self.estimate,
-                "ci_low": self.ci_low,
-                "ci_high": self.ci_high,
-                "pi_low": self.pi_low,
-                "pi_high": self.pi_high,
-                "yi": self.estimate_model,
-                "vi": None if self.se_model is None else self.se_model**2,
+                "proportion": pooled.estimate,
+                "ci_low": pooled.ci.low,
+                "ci_high": pooled.ci.high,
+                "pi_low": pooled.pi.low,
+                "pi_high": pooled.pi.high,
+                "yi": self.model.estimate,
+                "vi": None if self.se is None else self.se**2,
                 "weight": 100.0 if self.k else None,
             }
         )
@@ -141,6 +266,11 @@ class LeaveOneOutRow:
     result: PoolResult
 
 
+# ---------------------------------------------------------------------------------------------
+# Two-group comparisons
+# ---------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class StudyComparison:
     """One study's two-arm counts and its log OR / log RR (escalc, 1/2 added if a cell is 0)."""
@@ -151,8 +281,7 @@ class StudyComparison:
     events_b: int
     total_b: int
     ratio: float | None
-    ci_low: float | None
-    ci_high: float | None
+    ci: Interval  # Wald 95% on the log scale, exponentiated
     yi: float | None
     vi: float | None
     weight: float | None
@@ -164,38 +293,49 @@ class ComparisonResult:
 
     measure: str
     method: str
-    estimate: float | None  # ratio scale
-    ci_low: float | None
-    ci_high: float | None
-    pi_low: float | None
-    pi_high: float | None
-    estimate_model: float | None  # log scale
-    se_model: float | None
-    ci_low_model: float | None
-    ci_high_model: float | None
-    pi_low_model: float | None
-    pi_high_model: float | None
-    statistic: float | None
+    ratio: Scaled  # OR or RR (exponentiated)
+    model: Scaled  # log OR or log RR
+    se: float | None  # standard error of model.estimate
+    statistic: float | None  # z or t value of model.estimate
     p_value: float | None
-    df: int | None
+    df: int | None  # t degrees of freedom for HKSJ, None for z
     tau2: float | None
-    i2: float | None
+    i2: float | None  # percent
     h2: float | None
-    q: float | None
-    q_df: int | None
-    q_p: float | None
-    cmh: float | None  # Cochran-Mantel-Haenszel test (MH, OR only; rma.mh "MH", correct=TRUE)
-    cmh_p: float | None
+    heterogeneity: QTest  # Cochran's Q
     k: int
     ci_method: str
     notes: tuple[str, ...]
     studies: tuple[StudyComparison, ...]
-    # MH odds ratio only: Breslow-Day and Tarone tests of homogeneity, as rma.mh reports them
-    breslow_day: float | None = None
-    breslow_day_p: float | None = None
-    tarone: float | None = None
-    tarone_p: float | None = None
-    breslow_day_df: int | None = None
+    # Mantel-Haenszel odds ratio only, as rma.mh reports them: the Cochran-Mantel-Haenszel
+    # test (correct=TRUE) and the Breslow-Day and Tarone tests of homogeneity
+    cmh: QTest | None = None
+    breslow_day: QTest | None = None
+    tarone: QTest | None = None
+
+    @classmethod
+    def empty(
+        cls, measure: str, method: str, ci_method: str, notes: tuple[str, ...]
+    ) -> ComparisonResult:
+        """No studies: nothing estimated, every number None, the notes say why."""
+        return cls(
+            measure=measure,
+            method=method,
+            ratio=Scaled(),
+            model=Scaled(),
+            se=None,
+            statistic=None,
+            p_value=None,
+            df=None,
+            tau2=None,
+            i2=None,
+            h2=None,
+            heterogeneity=QTest(),
+            k=0,
+            ci_method=ci_method,
+            notes=notes,
+            studies=(),
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Studies plus a pooled row, for forest plots and tables."""
@@ -210,8 +350,8 @@ class ComparisonResult:
                 "events_b": s.events_b,
                 "total_b": s.total_b,
                 "ratio": s.ratio,
-                "ci_low": s.ci_low,
-                "ci_high": s.ci_high,
+                "ci_low": s.ci.low,
+                "ci_high": s.ci.high,
                 "weight": s.weight,
             }
             for s in self.studies
@@ -224,13 +364,18 @@ class ComparisonResult:
                 "total_a": sum(s.total_a for s in self.studies),
                 "events_b": sum(s.events_b for s in self.studies),
                 "total_b": sum(s.total_b for s in self.studies),
-                "ratio": self.estimate,
-                "ci_low": self.ci_low,
-                "ci_high": self.ci_high,
+                "ratio": self.ratio.estimate,
+                "ci_low": self.ratio.ci.low,
+                "ci_high": self.ratio.ci.high,
                 "weight": 100.0 if self.k else None,
             }
         )
         return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Subgroups
+# ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -246,72 +391,69 @@ class SubgroupPool:
 class SubgroupResult:
     """Per-subgroup pools plus tests for subgroup differences.
 
-    ``qm*``: metafor's mixed-effects moderator test (one tau² common to all subgroups).
-    ``q_between_separate*``: Q between subgroup estimates each pooled with its own tau²
+    ``moderator_test``: metafor's mixed-effects moderator test QM (one tau² common to all
+    subgroups, ``tau2_common``), with ``residual_heterogeneity`` the QE of that model.
+    ``separate_tau2_test``: Q between subgroup estimates each pooled with its own tau²
     (R meta's default ``tau.common=FALSE``), offered as a labelled alternative.
     """
 
     subgroups: tuple[SubgroupPool, ...]
-    qm: float | None
-    qm_df: int | None
-    qm_df2: int | None  # denominator df of the F test under HKSJ, else None
-    qm_p: float | None
-    qm_test: str  # "chi2" or "F"
+    moderator_test: QTest  # chi2 with G-1 df, or F(G-1, k-G) under HKSJ
     tau2_common: float | None
     i2_residual: float | None
-    qe_residual: float | None
-    qe_residual_df: int | None
-    qe_residual_p: float | None
-    q_between_separate: float | None
-    q_between_separate_df: int | None
-    q_between_separate_p: float | None
+    residual_heterogeneity: QTest
+    separate_tau2_test: QTest
     method: str
     transform: str
     ci_method: str
     notes: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class FittedLine:
-    """Fitted proportion over a moderator grid, with CI and PI, for a bubble-plot line."""
+# ---------------------------------------------------------------------------------------------
+# Meta-regression
+# ---------------------------------------------------------------------------------------------
 
-    x: tuple[float, ...]
+
+@dataclass(frozen=True)
+class Curve:
+    """A fitted quantity along a grid, one value per grid point: the columns a chart reads."""
+
     estimate: tuple[float | None, ...]
     ci_low: tuple[float | None, ...]
     ci_high: tuple[float | None, ...]
     pi_low: tuple[float | None, ...]
     pi_high: tuple[float | None, ...]
-    estimate_model: tuple[float | None, ...]
-    ci_low_model: tuple[float | None, ...]
-    ci_high_model: tuple[float | None, ...]
-    pi_low_model: tuple[float | None, ...]
-    pi_high_model: tuple[float | None, ...]
+
+    def map(self, fn: Callable[[float | None], float | None]) -> Curve:
+        """Every value through ``fn``: the proportion scale from the model scale."""
+        return Curve(
+            *(
+                tuple(fn(v) for v in column)
+                for column in (self.estimate, self.ci_low, self.ci_high, self.pi_low, self.pi_high)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class FittedLine:
+    """Fitted values over a moderator grid, with CI and PI, for a bubble-plot line."""
+
+    x: tuple[float, ...]
+    proportion: Curve  # back-transformed
+    model: Curve  # logit or Freeman-Tukey
 
 
 @dataclass(frozen=True)
 class MetaRegressionResult:
     """Random-effects meta-regression on one moderator (``rma(yi, vi, mods = ~ x)``)."""
 
-    intercept: float | None
-    slope: float | None
-    se_intercept: float | None
-    se_slope: float | None
-    ci_low_intercept: float | None
-    ci_high_intercept: float | None
-    ci_low_slope: float | None
-    ci_high_slope: float | None
-    p_intercept: float | None
-    p_slope: float | None
-    tau2: float | None
+    intercept: Coefficient
+    slope: Coefficient
+    tau2: float | None  # residual tau²
     i2: float | None
     h2: float | None
-    qe: float | None
-    qe_df: int | None
-    qe_p: float | None
-    qm: float | None
-    qm_df: int | None
-    qm_df2: int | None
-    qm_p: float | None
+    residual_heterogeneity: QTest  # QE
+    moderator_test: QTest  # QM: chi2 with 1 df, or F(1, k-2) under HKSJ
     k: int
     method: str
     transform: str
@@ -319,51 +461,53 @@ class MetaRegressionResult:
     notes: tuple[str, ...]
     studies: tuple[StudyEstimate, ...]
     moderator: tuple[float, ...]
-    _beta: tuple[float, ...] = field(default=(), repr=False)
-    _vb: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
-    _crit: float | None = field(default=None, repr=False)
-    _n_harmonic: float | None = field(default=None, repr=False)
+    n_harmonic: float | None = None  # n used by the Freeman-Tukey back-transform
+    # The rma.uni fit itself (model scale, as metafor returns it, NaN where metafor has NA):
+    # what ``fitted_line`` hands to ``heterogeneity.predict``. None when nothing was fitted.
+    fit: RmaFit | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def empty(
+        cls,
+        method: str,
+        transform: str,
+        ci_method: str,
+        notes: tuple[str, ...],
+        studies: tuple[StudyEstimate, ...],
+        moderator: tuple[float, ...],
+    ) -> MetaRegressionResult:
+        """Too few studies, or no spread in the moderator: the studies, no fit, notes say why."""
+        return cls(
+            intercept=Coefficient(),
+            slope=Coefficient(),
+            tau2=None,
+            i2=None,
+            h2=None,
+            residual_heterogeneity=QTest(),
+            moderator_test=QTest(distribution="chi2" if ci_method == "z" else "F"),
+            k=len(studies),
+            method=method,
+            transform=transform,
+            ci_method=ci_method,
+            notes=notes,
+            studies=studies,
+            moderator=moderator,
+        )
 
     def fitted_line(self, x_grid: Any) -> FittedLine:
-        """``predict(fit, newmods = x_grid)`` back-transformed to proportions."""
-        from .effect_sizes import ilogit, ipft_hm
-
+        """``predict(fit, newmods = x_grid)``, and the same back-transformed to proportions."""
         grid = np.asarray(x_grid, dtype=float).ravel()
-        if not self._beta:
+        x = tuple(map(float, grid))
+        if self.fit is None:
             nones: tuple[None, ...] = tuple(None for _ in grid)
-            return FittedLine(tuple(map(float, grid)), *([nones] * 10))
-        beta = np.asarray(self._beta)
-        vb = np.asarray(self._vb)
-        xnew = np.column_stack([np.ones_like(grid), grid])
-        pred = xnew @ beta
-        vpred = np.einsum("ij,jk,ik->i", xnew, vb, xnew)
-        crit = self._crit if self._crit is not None else math.nan
-        tau2 = self.tau2 or 0.0
-        se = np.sqrt(vpred)
-        lo, hi = pred - crit * se, pred + crit * se
-        plo = pred - crit * np.sqrt(vpred + tau2)
-        phi = pred + crit * np.sqrt(vpred + tau2)
-
-        def back(z: float | None) -> float | None:
-            if z is None:
-                return None
-            if self.transform == "logit":
-                return ilogit(z)
-            return ipft_hm(z, self._n_harmonic or math.nan)
-
-        def tup(a: Any) -> tuple[float | None, ...]:
-            return tuple(clean(v) for v in a)
-
+            blank = Curve(nones, nones, nones, nones, nones)
+            return FittedLine(x, blank, blank)
+        pred, _se, ci_lb, ci_ub, pi_lb, pi_ub = predict(
+            self.fit, np.column_stack([np.ones_like(grid), grid])
+        )
+        model = Curve(*(tuple(clean(v) for v in a) for a in (pred, ci_lb, ci_ub, pi_lb, pi_ub)))
         return FittedLine(
-            x=tuple(map(float, grid)),
-            estimate=tuple(back(clean(v)) for v in pred),
-            ci_low=tuple(back(clean(v)) for v in lo),
-            ci_high=tuple(back(clean(v)) for v in hi),
-            pi_low=tuple(back(clean(v)) for v in plo),
-            pi_high=tuple(back(clean(v)) for v in phi),
-            estimate_model=tup(pred),
-            ci_low_model=tup(lo),
-            ci_high_model=tup(hi),
-            pi_low_model=tup(plo),
-            pi_high_model=tup(phi),
+            x=x,
+            proportion=model.map(lambda z: back_transform(z, self.transform, self.n_harmonic)),
+            model=model,
         )

@@ -3,10 +3,11 @@
 Two tests for subgroup differences are reported because they answer slightly different
 questions and published reviews use both:
 
-* ``qm`` — metafor's mixed-effects moderator test, ``rma(yi, vi, mods = ~ factor(g))``: one
-  tau² *common to all subgroups* (residual heterogeneity) is estimated, then the subgroup
-  coefficients are tested jointly (chi² with G-1 df for ``ci="z"``, F(G-1, k-G) for HKSJ).
-* ``q_between_separate`` — each subgroup pooled on its own (its own tau²), then Cochran's Q of
+* ``moderator_test`` — metafor's mixed-effects moderator test QM,
+  ``rma(yi, vi, mods = ~ factor(g))``: one tau² *common to all subgroups* (residual
+  heterogeneity) is estimated, then the subgroup coefficients are tested jointly (chi² with
+  G-1 df for ``ci="z"``, F(G-1, k-G) for HKSJ).
+* ``separate_tau2_test`` — each subgroup pooled on its own (its own tau²), then Cochran's Q of
   the subgroup estimates with 1/SE² weights, chi² with G-1 df (R meta's default,
   ``tau.common = FALSE``; Borenstein et al. 2009, ch. 19).
 """
@@ -20,9 +21,10 @@ from numpy.typing import ArrayLike
 
 from . import distributions
 from .effect_sizes import as_counts, freeman_tukey, logit_proportion
-from .heterogeneity import FitError, fit_rma
-from .proportions import TEST_FOR_CI, _validate, pool_proportions
-from .results import SubgroupPool, SubgroupResult, clean
+from .heterogeneity import fit_rma_or_dl
+from .options import TEST_FOR_CI, study_labels, validate_pooling
+from .proportions import pool_proportions
+from .results import QTest, SubgroupPool, SubgroupResult, clean
 
 
 def subgroup_analysis(
@@ -36,17 +38,17 @@ def subgroup_analysis(
 ) -> SubgroupResult:
     """Pool each subgroup and test whether the subgroups differ.
 
-    The mixed-effects test (``qm``) assumes one tau² shared by all subgroups, as metafor
+    The mixed-effects test (``moderator_test``) assumes one tau² shared by all subgroups, as metafor
     does; with method="GLMM" the subgroup pools are GLMMs but this test is fitted with logit
     inverse-variance REML (rma.glmm moderators are not part of this engine), which the notes
     say. Subgroups with a single study are flagged (``single_study``) and shown unpooled.
     """
-    _validate(method, transform, ci)
+    validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
     g = [str(v) for v in groups]
     if len(g) != x.size:
         raise ValueError(f"{len(g)} group labels for {x.size} studies")
-    labs = [f"Study {i + 1}" for i in range(x.size)] if labels is None else list(labels)
+    labs = study_labels(labels, x.size)
     levels = list(dict.fromkeys(g))  # order of first appearance, for display
     notes: list[str] = []
 
@@ -66,17 +68,16 @@ def subgroup_analysis(
             notes.append(f"Subgroup '{level}' has one study: shown unpooled.")
 
     # --- separate-tau² Q between subgroup estimates ---
-    est = [p.result.estimate_model for p in pools]
-    se = [p.result.se_model for p in pools]
-    qb = qb_p = None
-    qb_df: int | None = None
+    est = [p.result.model.estimate for p in pools]
+    se = [p.result.se for p in pools]
+    separate = QTest()
     if len(pools) >= 2 and all(e is not None for e in est) and all(s for s in se):
         e_arr = np.asarray(est, dtype=float)
         w = 1 / np.asarray(se, dtype=float) ** 2
         mean = float(np.sum(w * e_arr) / np.sum(w))
         qb = float(np.sum(w * (e_arr - mean) ** 2))
         qb_df = len(pools) - 1
-        qb_p = float(distributions.chi2_sf(qb, qb_df))
+        separate = QTest(qb, qb_df, float(distributions.chi2_sf(qb, qb_df)))
 
     # --- metafor mixed-effects moderator test (common tau²) ---
     iv_method = "REML" if method == "GLMM" else method
@@ -88,9 +89,9 @@ def subgroup_analysis(
         )
     yi, vi = logit_proportion(x, n) if iv_transform == "logit" else freeman_tukey(x, n)
     k, n_levels = x.size, len(levels)
-    qm = qm_p = tau2 = i2 = qe = qe_p = None
-    qm_df = qm_df2 = qe_df = None
-    qm_test = "F" if ci != "z" else "chi2"
+    distribution = "F" if ci != "z" else "chi2"
+    moderator, residual = QTest(distribution=distribution), QTest()
+    tau2 = i2 = None
     if n_levels < 2:
         notes.append("Only one subgroup: no test for subgroup differences.")
     elif k <= n_levels:
@@ -100,31 +101,23 @@ def subgroup_analysis(
             [np.ones(k)] + [np.array([v == lev for v in g], dtype=float) for lev in levels[1:]]
         )
         test = TEST_FOR_CI[ci]
-        try:
-            fit = fit_rma(yi, vi, design, method=iv_method, test=test)
-        except FitError as err:
-            notes.append(f"{iv_method} did not converge ({err}); DL used for the test.")
-            fit = fit_rma(yi, vi, design, method="DL", test=test)
-        qm, qm_p = clean(fit.qm), clean(fit.qm_p)
+        fit, reason = fit_rma_or_dl(
+            yi, vi, design, method=iv_method, test=test, instead="DL used for the test"
+        )
+        if reason is not None:
+            notes.append(reason)
         qm_df, qm_df2 = fit.qm_df
+        moderator = QTest(clean(fit.qm), qm_df, clean(fit.qm_p), qm_df2, distribution)
+        residual = QTest(fit.qe, fit.qe_df, fit.qe_p)
         tau2, i2 = fit.tau2, fit.i2
-        qe, qe_df, qe_p = fit.qe, fit.qe_df, fit.qe_p
 
     return SubgroupResult(
         subgroups=tuple(pools),
-        qm=qm,
-        qm_df=qm_df,
-        qm_df2=qm_df2,
-        qm_p=qm_p,
-        qm_test=qm_test,
+        moderator_test=moderator,
         tau2_common=tau2,
         i2_residual=i2,
-        qe_residual=qe,
-        qe_residual_df=qe_df,
-        qe_residual_p=qe_p,
-        q_between_separate=qb,
-        q_between_separate_df=qb_df,
-        q_between_separate_p=qb_p,
+        residual_heterogeneity=residual,
+        separate_tau2_test=separate,
         method=method,
         transform=transform,
         ci_method=ci,

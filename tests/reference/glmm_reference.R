@@ -22,8 +22,8 @@ out_path <- if (length(args) >= 1) {
 
 # Published anchors: Stijnen, Hamza & Ozdemir (2010) Stat Med 29:3046, Table II (p. 3050), as
 # reproduced by metafor's tests/testthat/test_analysis_example_stijnen2010.r; dat.debruin2009 from
-# the rma.glmm help page (pkgdown, metafor 5.1-12). Inputs copied from
-# /work/shared/reference/meta_reference.json (metadat::dat.nielweise2007 / debruin2009 / pritz1997).
+# the rma.glmm help page (pkgdown, metafor 5.1-12). Inputs are the counts of metadat's
+# dat.nielweise2007, dat.debruin2009 and dat.pritz1997, written out below.
 cases <- list(
   stijnen2010_ctrl = list(
     x = c(3, 3, 9, 7, 6, 4, 3, 2, 19, 2, 7, 1, 5, 11, 0, 1, 3, 1),

@@ -4,8 +4,8 @@
 # Usage:  Rscript tests/reference/iv_reference.R [output.json]
 # (default output: tests/reference/golden_iv.json next to this script)
 #
-# Deterministic (no random numbers, no data packages: every input is written out below, the
-# published cases copied from /work/shared/reference/meta_reference.json) and fast (< 10 s).
+# Deterministic (no random numbers, no data packages: every input is written out below, and each
+# published case names the source its numbers were printed in) and fast (< 10 s).
 # Numbers are written with 17 significant digits; NA/NaN/Inf become null.
 
 suppressPackageStartupMessages({
@@ -324,8 +324,8 @@ for (spec in list(list("pritz1997", "logit", "REML", "z"),
 }
 
 # ------------------------------------------------------------------------------------------
-# 7. Published values (strings at printed precision), copied from
-#    /work/shared/reference/meta_reference.json, with the call that reproduces them here.
+# 7. Published values (strings at printed precision) as printed in the source each case names
+#    (`source`), with the call that reproduces them here.
 # ------------------------------------------------------------------------------------------
 
 published <- list(
