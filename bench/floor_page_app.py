@@ -84,7 +84,8 @@ def shown(excluded: tuple[str, ...]) -> Shown:
     subgroup = charts.subgroup_layout(response.label).to_dict(validate=False)
     return Shown(
         caption=caption,
-        pooled=f"**{pooled.estimate:.1%}** (95% CI {pooled.ci_low:.1%}–{pooled.ci_high:.1%}) · "
+        pooled=f"**{pooled.proportion.estimate:.1%}** (95% CI {pooled.proportion.ci.low:.1%}–"
+        f"{pooled.proportion.ci.high:.1%}) · "
         f"k = {pooled.k}, {pooled.events_total}/{pooled.n_total} patients",
         notes="  \n".join([*pooled.notes, "Method: GLMM"]),
         forest=vega_spec(forest, charts.forest_data(response.forest_records())),
@@ -92,7 +93,7 @@ def shown(excluded: tuple[str, ...]) -> Shown:
         + ", ".join(r.label for r in results if r.result is None),
         subgroup_title=f"**{response.label}** by CAR-T product (pick another outcome)",
         subgroup=vega_spec(subgroup, charts.subgroup_data(analysis.subgroup_records(subgroups))),
-        test_line=f"Test for subgroup differences: QM = {subgroups.qm}",
+        test_line=f"Test for subgroup differences: QM = {subgroups.moderator_test.statistic}",
         subgroup_notes="  \n".join([*subgroups.notes, caption]),
         link=f"http://localhost/treatment?{'&'.join(f'exclude={s}' for s in excluded)}",
     )

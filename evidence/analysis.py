@@ -209,7 +209,12 @@ def regression_line(result: MetaRegressionResult, points: pd.DataFrame) -> pd.Da
     grid = np.linspace(points["dose_mid"].min(), points["dose_mid"].max(), 50)
     line = result.fitted_line(grid)
     return pd.DataFrame(
-        {"x": line.x, "estimate": line.estimate, "ci_low": line.ci_low, "ci_high": line.ci_high}
+        {
+            "x": line.x,
+            "estimate": line.proportion.estimate,
+            "ci_low": line.proportion.ci_low,
+            "ci_high": line.proportion.ci_high,
+        }
     )
 
 
@@ -220,9 +225,9 @@ def subgroup_records(result: SubgroupResult) -> list[dict[str, object]]:
             "subgroup": group.name,
             "k": group.result.k,
             "patients": group.result.n_total,
-            "estimate": group.result.estimate,
-            "ci_low": group.result.ci_low,
-            "ci_high": group.result.ci_high,
+            "estimate": group.result.proportion.estimate,
+            "ci_low": group.result.proportion.ci.low,
+            "ci_high": group.result.proportion.ci.high,
             "method": group.result.method,
         }
         for group in result.subgroups

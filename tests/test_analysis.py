@@ -27,7 +27,7 @@ def test_within_study_dose_comparison_pairs_highest_with_lowest_dose_of_each_stu
         ["B", "B high", "B low"],
     ]
     expected = compare_groups([9, 4], [12, 9], [2, 1], [10, 8], measure="RR", method="MH")
-    assert result is not None and result.estimate == expected.estimate
+    assert result is not None and result.ratio == expected.ratio
 
 
 def test_no_study_with_two_doses_gives_no_comparison() -> None:

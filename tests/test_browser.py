@@ -256,7 +256,7 @@ def test_upload_runs_this_session_on_the_panels_data_only(
         source = ActiveData(con, "upload test", "fixture", is_upload=True)
         expected = SliceEvidence(source, Slice(), "glmm").outcome("icans_response").result
     assert expected is not None
-    expected_text = pct(expected.estimate)
+    expected_text = pct(expected.proportion.estimate)
 
     bystander = _page(browser, f"{server}/")
     shipped_value = _first_card_value(bystander)

@@ -129,7 +129,7 @@ def test_changing_a_setting_writes_the_url_and_repools(
     assert at.query_params["method"] in (["reml_hksj"], "reml_hksj")
     expected = _engine(shipped_con, Slice(), "icans_response", "reml_hksj")
     assert expected.result is not None
-    assert pct(expected.result.estimate) in [str(m.value) for m in at.metric]
+    assert pct(expected.result.proportion.estimate) in [str(m.value) for m in at.metric]
 
 
 def test_overview_shows_the_engines_pooled_number(
@@ -139,7 +139,7 @@ def test_overview_shows_the_engines_pooled_number(
     for code in ("icans_response", "any_icans"):
         expected = _engine(shipped_con, Slice(), code)
         assert expected.result is not None, code
-        assert pct(expected.result.estimate) in [str(m.value) for m in at.metric], code
+        assert pct(expected.result.proportion.estimate) in [str(m.value) for m in at.metric], code
 
 
 def test_single_study_card_shows_the_observed_proportion(
@@ -151,7 +151,7 @@ def test_single_study_card_shows_the_observed_proportion(
     study = single.result.studies[0]
     shown = [str(m.value) for m in at.metric]
     assert pct(study.events / study.total) in shown
-    assert pct(single.result.estimate) not in shown  # the 0.5-corrected model value
+    assert pct(single.result.proportion.estimate) not in shown  # the 0.5-corrected model value
 
 
 def test_treatment_page_pooled_sentence_matches_the_engine(
@@ -162,7 +162,7 @@ def test_treatment_page_pooled_sentence_matches_the_engine(
     assert rows is not None
     expected = _engine(shipped_con, rows, "icans_response")
     assert expected.result is not None and expected.result.k >= 2
-    assert f"**{pct(expected.result.estimate)}**" in _text(at)
+    assert f"**{pct(expected.result.proportion.estimate)}**" in _text(at)
 
 
 def test_review_figures_show_the_product_inconsistency(app: AppTest) -> None:
@@ -227,7 +227,7 @@ def test_highlighted_study_can_be_excluded_and_everything_repools(
     assert rows is not None
     expected = _engine(shipped_con, rows, "icans_response")
     assert expected.result is not None
-    assert f"**{pct(expected.result.estimate)}**" in _text(at)
+    assert f"**{pct(expected.result.proportion.estimate)}**" in _text(at)
     assert any(b.label == "Include Wehrli2022 again" for b in at.button)
 
 
@@ -252,12 +252,13 @@ def test_subgroup_test_line_reads_the_engine_result_in_words() -> None:
     counts = ([4, 9, 31, 12, 20, 3], [6, 14, 42, 30, 25, 10], list("aaabbb"))
     z_test = subgroup_analysis(*counts)
     line = subgroup_test_line(z_test)
-    assert f"Q = {z_test.qm:.2f}, df = 1, p = {z_test.qm_p:.3f}" in line
+    test = z_test.moderator_test
+    assert f"Q = {test.statistic:.2f}, df = 1, p = {test.p_value:.3f}" in line
     assert "τ² per subgroup: Q =" in line
     f_test = subgroup_analysis(*counts, ci="hksj")
-    assert f"F = {f_test.qm:.2f}, df = 1, 4" in subgroup_test_line(f_test)
+    assert f"F = {f_test.moderator_test.statistic:.2f}, df = 1, 4" in subgroup_test_line(f_test)
     lonely = subgroup_analysis([4, 9], [6, 14], ["a", "b"])
-    assert lonely.qm is None
+    assert lonely.moderator_test.statistic is None
     assert subgroup_test_line(lonely).endswith("not estimable in this slice (notes below).")
     assert "None" not in subgroup_test_line(lonely)
 

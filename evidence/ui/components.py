@@ -66,15 +66,17 @@ def headline(result: PoolResult) -> tuple[str, str]:
     proportion and exact CI (the model-scale estimate would carry the 0.5 correction)."""
     if result.k == 1:
         only = result.studies[0]
-        return pct(only.proportion), f"exact 95% CI {pct_interval(only.ci_low, only.ci_high)}"
-    return pct(result.estimate), f"95% CI {pct_interval(result.ci_low, result.ci_high)}"
+        return pct(only.proportion), f"exact 95% CI {pct_interval(only.ci.low, only.ci.high)}"
+    pooled = result.proportion
+    return pct(pooled.estimate), f"95% CI {pct_interval(pooled.ci.low, pooled.ci.high)}"
 
 
 def pooled_sentence(result: PoolResult) -> str:
     """The pooled estimate in one line, with everything GRADE's inconsistency judgement needs."""
+    pooled = result.proportion
     parts = [
-        f"**{pct(result.estimate)}** (95% CI {pct_interval(result.ci_low, result.ci_high)})",
-        f"prediction interval {pct_interval(result.pi_low, result.pi_high)}"
+        f"**{pct(pooled.estimate)}** (95% CI {pct_interval(pooled.ci.low, pooled.ci.high)})",
+        f"prediction interval {pct_interval(pooled.pi.low, pooled.pi.high)}"
         if result.k >= 3
         else "no prediction interval (fewer than 3 studies)",
         f"k = {result.k}, {result.events_total}/{result.n_total} patients",
@@ -104,7 +106,7 @@ def result_sentence(result: PoolResult) -> str:
     only = result.studies[0]
     return (
         f"One study only — **{only.label}**: {only.events}/{only.total} = "
-        f"**{pct(only.proportion)}** (exact 95% CI {pct_interval(only.ci_low, only.ci_high)}). "
+        f"**{pct(only.proportion)}** (exact 95% CI {pct_interval(only.ci.low, only.ci.high)}). "
         "Nothing is pooled."
     )
 
@@ -123,22 +125,25 @@ def pooled_block(pooled: OutcomeAnalysis) -> None:
 
 def subgroup_test_line(result: SubgroupResult) -> str:
     """The test for subgroup differences in words, or why there is none."""
-    if result.qm is None:
+    test = result.moderator_test
+    if test.statistic is None:
         return "Test for subgroup differences: not estimable in this slice (notes below)."
-    if result.qm_test == "F":
+    if test.distribution == "F":
         line = (
-            f"Test for subgroup differences (common τ², Hartung-Knapp): F = {number(result.qm)}, "
-            f"df = {result.qm_df}, {result.qm_df2}, p = {number(result.qm_p, 3)}"
+            "Test for subgroup differences (common τ², Hartung-Knapp): "
+            f"F = {number(test.statistic)}, df = {test.df}, {test.df2}, "
+            f"p = {number(test.p_value, 3)}"
         )
     else:
         line = (
-            f"Test for subgroup differences (common τ²): Q = {number(result.qm)}, "
-            f"df = {result.qm_df}, p = {number(result.qm_p, 3)}"
+            f"Test for subgroup differences (common τ²): Q = {number(test.statistic)}, "
+            f"df = {test.df}, p = {number(test.p_value, 3)}"
         )
-    if result.q_between_separate is not None:
+    separate = result.separate_tau2_test
+    if separate.statistic is not None:
         line += (
-            f" · with a τ² per subgroup: Q = {number(result.q_between_separate)}, "
-            f"df = {result.q_between_separate_df}, p = {number(result.q_between_separate_p, 3)}"
+            f" · with a τ² per subgroup: Q = {number(separate.statistic)}, "
+            f"df = {separate.df}, p = {number(separate.p_value, 3)}"
         )
     return line
 
@@ -157,20 +162,26 @@ def regression_line(evidence: SliceEvidence, code: str) -> str:
 
 
 def slope_sentence(regression: MetaRegressionResult) -> str:
+    """The dose slope per 100 mg/day on the logit scale, with its CI, p and residual τ²."""
+    slope = regression.slope
     return (
         f"Meta-regression (logit scale, REML): slope per 100 mg/day "
-        f"{number(100 * regression.slope, 3)} "
-        f"(95% CI {number(100 * regression.ci_low_slope, 3)} to "
-        f"{number(100 * regression.ci_high_slope, 3)}), p = {number(regression.p_slope, 3)}, "
+        f"{_per_100(slope.estimate)} (95% CI {_per_100(slope.ci.low)} to "
+        f"{_per_100(slope.ci.high)}), p = {number(slope.p_value, 3)}, "
         f"residual τ² = {number(regression.tau2, 3)}, k = {regression.k}."
     )
 
 
+def _per_100(slope: float | None) -> str:
+    return number(None if slope is None else 100 * slope, 3)
+
+
 def risk_ratio_line(comparison: ComparisonResult, what: str) -> str:
     """A pooled Mantel-Haenszel risk ratio in words; `what` names the two sides compared."""
+    ratio = comparison.ratio
     return (
-        f"Mantel-Haenszel risk ratio, {what}: {number(comparison.estimate)} "
-        f"(95% CI {number(comparison.ci_low)}–{number(comparison.ci_high)}), k = {comparison.k}."
+        f"Mantel-Haenszel risk ratio, {what}: {number(ratio.estimate)} "
+        f"(95% CI {number(ratio.ci.low)}–{number(ratio.ci.high)}), k = {comparison.k}."
     )
 
 
