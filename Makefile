@@ -47,9 +47,10 @@ test: $(VENV)/.dev system-deps lint data ## Everything CI runs: lint, unit, meta
 unit: $(VENV)/.dev ## The quick check: every test that needs neither root, Chromium nor R
 	$(PY) -m pytest -m "not browser and not r_reference"
 
-reference: system-deps ## Regenerate the metafor golden files in tests/reference/
+reference: $(VENV)/.runtime system-deps ## Regenerate the metafor golden files and the agreement figures shipped in data/
 	Rscript tests/reference/iv_reference.R tests/reference/golden_iv.json
 	Rscript tests/reference/glmm_reference.R tests/reference/golden_glmm.json
+	$(PY) -m evidence.agreement
 
 bench: $(VENV)/.dev system-deps data ## Run the benchmarks and render docs/performance.md from their figures
 	$(PY) bench/bench_meta.py

@@ -31,7 +31,8 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from evidence import analysis, build, db, exports, reference, template, vocab, workbook
+from evidence import agreement as engine_agreement
+from evidence import analysis, build, db, exports, template, vocab, workbook
 from evidence.filters import FILTERS, Slice
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui.vega import vega_spec
@@ -115,8 +116,9 @@ def document(name: str) -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def agreement() -> reference.Agreement:
-    return reference.agreement_summary()
+def agreement() -> engine_agreement.Agreement:
+    """How closely the engine agrees with R metafor and lme4 (measured, shipped with the data)."""
+    return engine_agreement.load()
 
 
 @dataclass(frozen=True)
