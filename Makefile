@@ -22,10 +22,10 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	touch $@
 
 data: $(VENV)/.runtime ## Build data/anakinra.duckdb if it is missing or older than the sheets
-	$(PY) -m evidence.build --if-stale
+	$(PY) -m evidence.extraction.build --if-stale
 
 check-data: $(VENV)/.runtime ## Validate the extraction sheets without writing anything
-	$(PY) -m evidence.build --check
+	$(PY) -m evidence.extraction.build --check
 
 run: data ## Start the dashboard on http://localhost:$(PORT) (make run PORT=8600 for another port)
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from evidence import build
+from evidence.extraction import build
 from evidence.filters import Slice
 
 FIXTURE_SHEETS = Path(__file__).parent / "fixtures" / "good"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from evidence import build, charts, figures
+from evidence import charts, figures
+from evidence.extraction import build
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -242,7 +243,7 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     becomes the engine's value for the fixture; a second session still sees the shipped data."""
     import duckdb
 
-    from evidence import exports
+    from evidence.extraction import export
     from evidence.filters import Slice
     from evidence.ui.data import ActiveData, SliceEvidence
     from evidence.ui.format import pct
@@ -252,7 +253,7 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     )
     with duckdb.connect(str(fixture_db), read_only=True) as con:
         workbook = tmp_path / "panel_extraction.xlsx"
-        workbook.write_bytes(exports.export_workbook(con))
+        workbook.write_bytes(export.export_workbook(con))
         source = ActiveData(con, "upload test", "fixture", is_upload=True)
         expected = SliceEvidence(source, Slice(), "glmm").outcome("icans_response").result
     assert expected is not None

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from evidence import build
-from evidence.sheets import SHEETS
-from evidence.validate import number_appears
+from evidence.extraction import build
+from evidence.extraction.contract import SHEETS
+from evidence.extraction.validate import number_appears
 
 FIXTURE = Path(__file__).parent / "fixtures" / "good"
 ROOT = Path(__file__).resolve().parent.parent

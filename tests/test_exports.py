@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from evidence.exports import frame_to_csv, frame_to_xlsx, safe_cell, sheet_text, unescape_cell
+from evidence.extraction.export import (
+    frame_to_csv,
+    frame_to_xlsx,
+    safe_cell,
+    sheet_text,
+    unescape_cell,
+)
 
 
 @pytest.mark.parametrize(

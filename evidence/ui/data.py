@@ -31,11 +31,12 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from evidence import analysis, build, db, exports, reference, template, vocab, workbook
+from evidence import analysis, db, reference, vocab
+from evidence.extraction import build, export, template, upload
+from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui.vega import vega_spec
-from evidence.validate import Problem
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
 UPLOAD_KEY = "uploaded_data"
@@ -95,7 +96,7 @@ def use_shipped() -> None:
 def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
     """Check a panel's extraction file and, if it passes, make it this session's data; every
     problem found otherwise (nothing is loaded then)."""
-    con, problems = workbook.load_upload(filename, content)
+    con, problems = upload.load_upload(filename, content)
     if con is not None and not problems:
         use_upload(con, filename)
     return problems
@@ -140,13 +141,13 @@ def downloads() -> list[Download]:
             "Extraction in use (XLSX)",
             "anakinra_extraction.xlsx",
             XLSX,
-            partial(exports.export_workbook, source.con),
+            partial(export.export_workbook, source.con),
         ),
         Download(
             "Extraction in use (CSV, zipped)",
             "anakinra_extraction.zip",
             "application/zip",
-            partial(exports.export_csv_zip, source.con),
+            partial(export.export_csv_zip, source.con),
         ),
         Download(
             "Empty template (XLSX)", "anakinra_template.xlsx", XLSX, template.template_workbook

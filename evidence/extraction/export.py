@@ -7,7 +7,7 @@ injection), so every text cell goes through `safe_cell`, which prefixes such a c
 quote as the OWASP CSV-injection guidance recommends. Numbers are left alone (a plain negative
 number is not a formula), so a download still sorts and sums as numbers.
 
-The prefix is reversible: `unescape_cell` (used by `evidence.workbook` on upload) removes exactly
+The prefix is reversible: `unescape_cell` (used by `upload` on the way back in) removes exactly
 one leading quote when it precedes one of those characters, and `safe_cell` also escapes a text that
 already begins with quotes before such a character (one more quote), so that
 `unescape_cell(safe_cell(text)) == text` for every text. An export therefore loads back unchanged.
@@ -33,8 +33,8 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
-from evidence.sheets import SHEETS, Sheet
-from evidence.template import sheets_zip, write_workbook
+from evidence.extraction.contract import SHEETS, Sheet
+from evidence.extraction.template import sheets_zip, write_workbook
 
 # The characters OWASP lists as able to start a formula in a spreadsheet.
 INJECTION_CHARACTERS = ("=", "+", "-", "@", "\t", "\r")
@@ -168,7 +168,7 @@ def _sheet_cell(value: Any) -> Any:
 
 def export_rows(con: duckdb.DuckDBPyConnection, sheet: Sheet) -> list[tuple[Any, ...]]:
     """A table's sheet columns in stored (insertion) order, i.e. the order of the loaded sheet."""
-    columns = ", ".join(sheet.column_names)  # names come from evidence.sheets, not from users
+    columns = ", ".join(sheet.column_names)  # names come from the contract, not from users
     return con.execute(f"SELECT {columns} FROM {sheet.name}").fetchall()
 
 

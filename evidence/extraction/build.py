@@ -1,8 +1,8 @@
 """Build the DuckDB evidence file from the extraction sheets.
 
-    python -m evidence.build                 # data/extraction/*.csv -> data/anakinra.duckdb
-    python -m evidence.build --from PATH     # a folder of CSVs instead
-    python -m evidence.build --check         # validate only
+    python -m evidence.extraction.build               # data/extraction -> data/anakinra.duckdb
+    python -m evidence.extraction.build --from PATH   # a folder of CSVs instead
+    python -m evidence.extraction.build --check       # validate only
 
 The file is written to a temporary name beside the target and renamed only when validation and
 every insert succeeded, so a failed build never leaves a half-written or changed database behind.
@@ -24,10 +24,16 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from evidence.sheets import SHEETS
-from evidence.validate import Problem, Row, ValidationError, format_number, validate_sheets
+from evidence.extraction.contract import SHEETS
+from evidence.extraction.validate import (
+    Problem,
+    Row,
+    ValidationError,
+    format_number,
+    validate_sheets,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHEETS_DIR = ROOT / "data" / "extraction"
 DATABASE = ROOT / "data" / "anakinra.duckdb"
 SCHEMA = Path(__file__).with_name("schema.sql")
@@ -89,7 +95,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any
     row-by-row executemany took ~4 ms a row, 20-35 s for a 5,000-row upload."""
     if not rows:
         return
-    columns = ", ".join(rows[0])  # names come from evidence.sheets, never from the sheets' text
+    columns = ", ".join(rows[0])  # names come from the contract, never from the sheets' text
     frame = pd.DataFrame(rows, dtype=object)
     con.register("_incoming", frame)
     try:
@@ -198,7 +204,7 @@ def report(problems: list[Problem]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m evidence.build", description=__doc__.split("\n")[0]
+        prog="python -m evidence.extraction.build", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--from",
@@ -234,13 +240,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_source(source: Path) -> dict[str, bytes]:
-    """Raw sheets from a folder of CSVs, or an .xlsx / .zip converted by evidence.workbook.
+    """Raw sheets from a folder of CSVs, or an .xlsx / .zip converted by `upload`.
 
     A workbook's formula and percent-formatted cells fail the build as they fail an upload, listed
     with the sheets' other problems; a file that cannot be read raises UploadError (a ValueError).
     """
     if source.is_file() and source.suffix.lower() in (".xlsx", ".zip"):
-        from evidence.workbook import inspect_upload
+        from evidence.extraction.upload import inspect_upload
 
         raw, notes = inspect_upload(source.name, source.read_bytes())
         if notes:

@@ -37,10 +37,15 @@ from typing import Any
 import duckdb
 from openpyxl.cell.read_only import EMPTY_CELL
 
-from evidence.exports import unescape_cell
-from evidence.sheets import SHEETS, SHEETS_BY_NAME
-from evidence.template import HELPER_SHEETS
-from evidence.validate import MAX_ROWS_PER_SHEET, Problem, ValidationError, validate_sheets
+from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
+from evidence.extraction.export import unescape_cell
+from evidence.extraction.template import HELPER_SHEETS
+from evidence.extraction.validate import (
+    MAX_ROWS_PER_SHEET,
+    Problem,
+    ValidationError,
+    validate_sheets,
+)
 
 # Matches .streamlit/config.toml `maxUploadSize = 5` (MB): a real extraction workbook is a few
 # hundred KB, and checking here too protects callers that do not go through Streamlit.
@@ -70,7 +75,8 @@ _FORMULA_HINT = "formulas are read as text and never calculated: type or paste t
 class UploadError(ValueError):
     """The uploaded file itself cannot be read (before any sheet is checked); lists every reason.
 
-    A ValueError, so `python -m evidence.build --from file.xlsx` reports it like other bad input.
+    A ValueError, so `python -m evidence.extraction.build --from file.xlsx` reports it like other
+    bad input.
     """
 
     def __init__(self, problems: list[Problem]):
@@ -709,9 +715,9 @@ def load_upload(
     """An in-memory database of an uploaded extraction, or None and every problem found.
 
     Never raises for bad input: the page shows the list. The shipped database is never opened:
-    the connection returned is a fresh `:memory:` one built by `evidence.build.build_in_memory`.
+    the connection returned is a fresh `:memory:` one built by `build.build_in_memory`.
     """
-    from evidence.build import build_in_memory  # build imports this module lazily too
+    from evidence.extraction.build import build_in_memory  # build imports this module lazily too
 
     try:
         raw, notes = inspect_upload(filename, data)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evidence.sheets import (
+from evidence.extraction.contract import (
     FACT_PREFIXES,
     FACT_VALUE_COLUMNS,
     ID_PATTERN,
