@@ -12,13 +12,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from evidence.extraction.export import (
-    frame_to_csv,
-    frame_to_xlsx,
-    safe_cell,
-    sheet_text,
-    unescape_cell,
-)
+from evidence.extraction.cells import safe_cell, unescape_cell
+from evidence.extraction.export import frame_to_csv, frame_to_xlsx, sheet_text
 
 
 @pytest.mark.parametrize(

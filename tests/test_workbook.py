@@ -19,14 +19,14 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
-from evidence.extraction import build, template, upload
+from evidence.extraction import build, contract, template, upload
+from evidence.extraction.build import from_upload
 from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
 from evidence.extraction.export import export_csv_zip, export_workbook
 from evidence.extraction.upload import (
     MAX_COMPRESSION_RATIO,
     MAX_UPLOAD_BYTES,
     UploadError,
-    load_upload,
     read_upload,
 )
 from evidence.extraction.validate import Problem, ValidationError
@@ -89,7 +89,7 @@ def test_corpus_is_complete_and_large_enough() -> None:
 @pytest.mark.parametrize(("name", "fragment"), EXPECTED, ids=[n for n, _ in EXPECTED])
 def test_each_bad_upload_is_refused_with_its_message(name: str, fragment: str) -> None:
     before = _digests()
-    con, problems = load_upload(name, (CORPUS / name).read_bytes())  # must not raise
+    con, problems = from_upload(name, (CORPUS / name).read_bytes())  # must not raise
     assert con is None
     assert problems and all(isinstance(p, Problem) for p in problems)
     shown = [str(p) for p in problems]
@@ -99,7 +99,7 @@ def test_each_bad_upload_is_refused_with_its_message(name: str, fragment: str) -
 
 def test_oversize_upload_is_refused_before_reading() -> None:
     data = _zip({"studies.csv": b"x"}) + bytes(MAX_UPLOAD_BYTES)
-    con, problems = load_upload("big.zip", data)
+    con, problems = from_upload("big.zip", data)
     assert con is None
     assert "over the 5 MB limit" in str(problems[0])
     with pytest.raises(UploadError):
@@ -137,14 +137,14 @@ def test_all_sheet_problems_are_listed_at_once() -> None:
     wb["studies"]["C2"] = "MMXX"  # year
     buffer = io.BytesIO()
     wb.save(buffer)
-    con, problems = load_upload("many.xlsx", buffer.getvalue())
+    con, problems = from_upload("many.xlsx", buffer.getvalue())
     assert con is None
     assert [p.file for p in problems] == ["many.xlsx", "studies sheet"], problems
     raw = _good_raw()
     raw["outcomes"] = raw["outcomes"].replace(b"icans_response,11,14", b"icans_response,15,14")
     raw["cohorts"] = raw["cohorts"].replace(b",CTCAE,", b",Lee2014,")
     del raw["quality"]
-    con, problems = load_upload("many.zip", _zip({f"{k}.csv": v for k, v in raw.items()}))
+    con, problems = from_upload("many.zip", _zip({f"{k}.csv": v for k, v in raw.items()}))
     assert con is None
     assert {p.file for p in problems} == {"cohorts.csv", "outcomes.csv", "quality.csv"}
 
@@ -174,7 +174,7 @@ def test_damaged_uploads_never_raise() -> None:
             damaged = bytearray(data)
             for _ in range(rng.randint(1, 8)):
                 damaged[rng.randrange(len(damaged))] = rng.randrange(256)
-            result, problems = load_upload(name, bytes(damaged))
+            result, problems = from_upload(name, bytes(damaged))
             assert (result is None) == bool(problems)
 
 
@@ -188,7 +188,7 @@ def test_only_in_memory_databases_are_opened(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(duckdb, "connect", spy)
     before = _digests()
-    con, problems = load_upload("good.zip", _zip({f"{k}.csv": v for k, v in _good_raw().items()}))
+    con, problems = from_upload("good.zip", _zip({f"{k}.csv": v for k, v in _good_raw().items()}))
     assert problems == [] and con is not None
     assert opened == [":memory:"]
     assert _digests() == before
@@ -201,7 +201,7 @@ def test_good_csv_zip_in_one_folder_with_junk_loads() -> None:
     members = {f"extraction/{k}.csv": v for k, v in _good_raw().items()}
     members |= {"__MACOSX/extraction/._studies.csv": b"\x00", "extraction/README.txt": b"hi"}
     members |= {"extraction/.DS_Store": b"\x00\x01"}
-    con, problems = load_upload("Panel Extraction.ZIP", _zip(members))
+    con, problems = from_upload("Panel Extraction.ZIP", _zip(members))
     assert problems == []
     assert con is not None
     assert con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
@@ -221,7 +221,7 @@ def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
     records = list(csv.reader(io.StringIO(raw["cohorts"].decode("utf-8"))))
     row = dict(zip(records[0], records[1], strict=True))
     assert row["n_patients"] == "=3+3"
-    _, problems = load_upload("f.xlsx", _zip(parts))
+    _, problems = from_upload("f.xlsx", _zip(parts))
     assert any("is a formula (=3+3)" in str(p) for p in problems)
 
 
@@ -271,7 +271,7 @@ def test_export_then_upload_changes_nothing(fmt: str, source: str) -> None:
     raw = _good_raw() if source == "fixture" else _tricky_raw()
     original = build.build_in_memory(raw, origin="t")
     exported = export_workbook(original) if fmt == "xlsx" else export_csv_zip(original)
-    loaded, problems = load_upload(f"export.{fmt}", exported)
+    loaded, problems = from_upload(f"export.{fmt}", exported)
     assert problems == []
     assert loaded is not None
     assert _tables(loaded) == _tables(original)
@@ -287,7 +287,7 @@ def test_the_shipped_extraction_round_trips(fmt: str) -> None:
     except (FileNotFoundError, ValidationError) as err:
         pytest.skip(f"data/extraction does not build at the moment: {err}")
     exported = export_workbook(original) if fmt == "xlsx" else export_csv_zip(original)
-    loaded, problems = load_upload(f"shipped.{fmt}", exported)
+    loaded, problems = from_upload(f"shipped.{fmt}", exported)
     assert problems == []
     assert loaded is not None
     assert _tables(loaded) == _tables(original)
@@ -352,12 +352,12 @@ def test_template_has_a_dropdown_for_every_closed_vocabulary_and_reference() -> 
             elif column.vocab:
                 assert by_column.pop(column.name) == list(column.vocab), column.name
         assert by_column == {}, f"dropdowns on open columns: {by_column}"
-    assert wb[template.LISTS_SHEET].sheet_state == "hidden"
+    assert wb[contract.LISTS_SHEET].sheet_state == "hidden"
 
 
 def test_template_notes_explain_every_column_from_the_readme() -> None:
     wb = load_workbook(io.BytesIO(template.template_workbook()))
-    rows = [tuple(r) for r in wb[template.NOTES_SHEET].iter_rows(values_only=True)]
+    rows = [tuple(r) for r in wb[contract.NOTES_SHEET].iter_rows(values_only=True)]
     header = rows.index(("sheet", "column", "type", "required", "allowed values", "meaning"))
     notes = {(r[0], r[1]): r for r in rows[header + 1 :] if r[1]}
     for sheet in SHEETS:
@@ -376,7 +376,7 @@ def test_blank_templates_load_as_empty_extractions() -> None:
         ("t.xlsx", template.template_workbook()),
         ("t.zip", template.template_csv_zip()),
     ):
-        con, problems = load_upload(name, data)
+        con, problems = from_upload(name, data)
         assert problems == [] and con is not None
         assert con.execute("SELECT count(*) FROM studies").fetchone() == (0,)
 

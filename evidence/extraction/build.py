@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -24,12 +25,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from evidence.extraction.contract import SHEETS
+from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
+from evidence.extraction.upload import UploadError, inspect_upload, is_workbook
 from evidence.extraction.validate import (
     Problem,
     Row,
     ValidationError,
     format_number,
+    in_order,
     validate_sheets,
 )
 
@@ -240,21 +243,72 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_source(source: Path) -> dict[str, bytes]:
-    """Raw sheets from a folder of CSVs, or an .xlsx / .zip converted by `upload`.
+    """Raw sheets from a folder of CSVs, or from a panel's file (.xlsx, or .zip of CSVs).
 
-    A workbook's formula and percent-formatted cells fail the build as they fail an upload, listed
-    with the sheets' other problems; a file that cannot be read raises UploadError (a ValueError).
+    A file is read as an upload is, so the command line refuses what the upload page refuses
+    (formula and percent-formatted cells, every sheet problem, named by sheet for a workbook) as
+    ValidationError, and a file that cannot be read at all as UploadError (a ValueError).
     """
-    if source.is_file() and source.suffix.lower() in (".xlsx", ".zip"):
-        from evidence.extraction.upload import inspect_upload
-
-        raw, notes = inspect_upload(source.name, source.read_bytes())
-        if notes:
-            _, problems = validate_sheets(raw)
-            key = lambda p: (p.file, p.row or 0, p.column, p.message)  # noqa: E731
-            raise ValidationError(sorted(set(notes + problems), key=key))
+    if source.is_file():
+        raw, problems = check_upload(source.name, source.read_bytes())
+        if problems:
+            raise ValidationError(problems)
         return raw
     return read_sheet_dir(source)
+
+
+def check_upload(filename: str, content: bytes) -> tuple[dict[str, bytes], list[Problem]]:
+    """A panel's file as raw sheets, plus every problem in it: the reader's notes on cells and
+    the validator's findings, in one list. Raises UploadError if the file itself is unreadable."""
+    raw, notes = inspect_upload(filename, content)
+    _, problems = validate_sheets(raw)
+    if is_workbook(filename):
+        problems = _workbook_labels(problems)
+    return raw, in_order(problems + notes)
+
+
+def _workbook_labels(problems: list[Problem]) -> list[Problem]:
+    """Name a workbook's problems by its sheets ("studies sheet") rather than by CSV files."""
+    relabelled = []
+    for problem in problems:
+        stem = problem.file.removesuffix(".csv")
+        if problem.file.endswith(".csv") and stem in SHEETS_BY_NAME:
+            message = re.sub(
+                r"\b(\w+)\.csv\b",
+                lambda m: f"the {m.group(1)} sheet" if m.group(1) in SHEETS_BY_NAME else m.group(0),
+                problem.message,
+            )
+            problem = Problem(f"{stem} sheet", problem.row, problem.column, message)
+        relabelled.append(problem)
+    return relabelled
+
+
+def from_upload(
+    filename: str, content: bytes
+) -> tuple[duckdb.DuckDBPyConnection | None, list[Problem]]:
+    """An in-memory database of a panel's uploaded file, or None and every problem found.
+
+    Never raises for bad input: the upload page shows the list. Nothing on disk is opened or
+    written; the connection is a fresh `:memory:` one, private to the caller.
+    """
+    try:
+        raw, problems = check_upload(filename, content)
+    except UploadError as err:
+        return None, err.problems
+    except Exception as err:  # a reader bug must not take the page down
+        return None, [
+            Problem(filename, None, "", f"could not be read ({type(err).__name__}: {err})")
+        ]
+    if problems:
+        return None, problems
+    try:
+        return build_in_memory(raw, origin=f"upload: {filename}"), []
+    except ValidationError as err:
+        return None, err.problems
+    except (duckdb.Error, KeyError, ValueError) as err:
+        return None, [
+            Problem(filename, None, "", f"could not be loaded ({type(err).__name__}: {err})")
+        ]
 
 
 if __name__ == "__main__":

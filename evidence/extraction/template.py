@@ -31,15 +31,18 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME, Column, Sheet
+from evidence.extraction.contract import (
+    LISTS_SHEET,
+    NOTES_SHEET,
+    SHEETS,
+    SHEETS_BY_NAME,
+    Column,
+    Sheet,
+)
 from evidence.extraction.validate import MAX_ROWS_PER_SHEET
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_README = ROOT / "data" / "README.md"
-NOTES_SHEET = "notes"
-LISTS_SHEET = "vocabularies"
-# Sheets of our own layout that an upload may carry and that are not tables.
-HELPER_SHEETS = (NOTES_SHEET, LISTS_SHEET)
 CSV_README_NAME = "README.txt"
 # A fixed timestamp keeps generated zips byte-identical from run to run.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)

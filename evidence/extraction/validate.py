@@ -12,7 +12,7 @@ import io
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,14 @@ class ValidationError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__(f"{len(problems)} problem(s) in the extraction sheets")
+
+
+def in_order(problems: Iterable[Problem]) -> list[Problem]:
+    """Each problem once, by file, row, column and message: the order a person fixes them in.
+
+    A file-level problem (row None) comes before the file's rows.
+    """
+    return sorted(set(problems), key=lambda p: (p.file, p.row or 0, p.column, p.message))
 
 
 _WORDS = (
@@ -375,4 +383,4 @@ def validate_sheets(raw: Mapping[str, bytes]) -> tuple[dict[str, list[Row]], lis
     problems += _check_studies(tables.get("studies", []))
     problems += _check_cohorts(tables.get("cohorts", []))
     problems += _check_outcomes(tables.get("outcomes", []))
-    return tables, sorted(set(problems), key=lambda p: (p.file, p.row or 0, p.column, p.message))
+    return tables, in_order(problems)

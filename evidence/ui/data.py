@@ -32,7 +32,7 @@ import pandas as pd
 import streamlit as st
 
 from evidence import analysis, db, reference, vocab
-from evidence.extraction import build, export, template, upload
+from evidence.extraction import build, export, template
 from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
@@ -96,7 +96,7 @@ def use_shipped() -> None:
 def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
     """Check a panel's extraction file and, if it passes, make it this session's data; every
     problem found otherwise (nothing is loaded then)."""
-    con, problems = upload.load_upload(filename, content)
+    con, problems = build.from_upload(filename, content)
     if con is not None and not problems:
         use_upload(con, filename)
     return problems
