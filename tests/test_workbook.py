@@ -27,7 +27,6 @@ from evidence.extraction.upload import (
     MAX_COMPRESSION_RATIO,
     MAX_UPLOAD_BYTES,
     UploadError,
-    read_upload,
 )
 from evidence.extraction.validate import Problem, ValidationError
 
@@ -103,7 +102,7 @@ def test_oversize_upload_is_refused_before_reading() -> None:
     assert con is None
     assert "over the 5 MB limit" in str(problems[0])
     with pytest.raises(UploadError):
-        read_upload("big.zip", data)
+        upload.inspect_upload("big.zip", data)
 
 
 def test_upload_limit_matches_streamlit_config() -> None:
@@ -115,7 +114,7 @@ def test_upload_limit_matches_streamlit_config() -> None:
 def test_container_problems_raise_upload_error_with_every_reason() -> None:
     data = _zip({"../studies.csv": b"a", "run.exe": b"b", "a/b/c.csv": b"c"})
     with pytest.raises(UploadError) as caught:
-        read_upload("panel.zip", data)
+        upload.inspect_upload("panel.zip", data)
     messages = " | ".join(str(p) for p in caught.value.problems)
     assert "unsafe path" in messages
     assert "not a CSV file" in messages
@@ -125,7 +124,7 @@ def test_container_problems_raise_upload_error_with_every_reason() -> None:
 def test_names_from_inside_an_upload_are_shown_safely() -> None:
     evil = "\x1b[31m" + "a" * 500 + ".exe"
     with pytest.raises(UploadError) as caught:
-        read_upload("x.zip", _zip({evil: b"x", "studies.csv": b"study_id\n"}))
+        upload.inspect_upload("x.zip", _zip({evil: b"x", "studies.csv": b"study_id\n"}))
     message = caught.value.problems[0].message
     assert "\x1b" not in message and "?[31m" in message
     assert len(message) < 200
@@ -217,7 +216,7 @@ def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
     sheet = parts["xl/worksheets/sheet3.xml"]
     assert b"<f>3+3</f><v />" in sheet
     parts["xl/worksheets/sheet3.xml"] = sheet.replace(b"<f>3+3</f><v />", b"<f>3+3</f><v>6</v>")
-    raw = read_upload("f.xlsx", _zip(parts))
+    raw, _ = upload.inspect_upload("f.xlsx", _zip(parts))
     records = list(csv.reader(io.StringIO(raw["cohorts"].decode("utf-8"))))
     row = dict(zip(records[0], records[1], strict=True))
     assert row["n_patients"] == "=3+3"

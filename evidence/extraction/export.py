@@ -13,14 +13,11 @@ import csv
 import datetime as dt
 import io
 import math
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import duckdb
 import pandas as pd
-from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
 
 from evidence.extraction.cells import safe_cell
 from evidence.extraction.contract import SHEETS, Sheet
@@ -62,35 +59,6 @@ def frame_to_csv(df: pd.DataFrame) -> bytes:
     for record in df.itertuples(index=False, name=None):
         writer.writerow(["" if (v := _plain(x)) is None else safe_cell(v) for x in record])
     return buffer.getvalue().encode("utf-8-sig")
-
-
-def frame_to_xlsx(df: pd.DataFrame, sheet_name: str = "data") -> bytes:
-    """The frame as a one-sheet XLSX (bold frozen header), every text cell neutralised.
-
-    Text is also stored as an explicit string cell, so even a value that slipped past
-    `safe_cell` could never become a formula in the file.
-    """
-    wb = Workbook()
-    ws = wb.active
-    ws.title = sheet_name[:31]
-    ws.append([_xlsx_text(safe_cell(str(c))) for c in df.columns])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for record in df.itertuples(index=False, name=None):
-        ws.append([_xlsx_text(safe_cell(_plain(x))) for x in record])
-    _force_text_cells(ws.iter_rows(min_row=1))
-    ws.freeze_panes = "A2"
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
-
-
-def _force_text_cells(rows: Iterable[Sequence[Any]]) -> None:
-    """Mark every str cell as a string: openpyxl turns a str starting with `=` into a formula."""
-    for row in rows:
-        for cell in row:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"
 
 
 def sheet_text(value: Any) -> str:

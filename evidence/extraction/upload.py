@@ -665,9 +665,10 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
 
 
 def inspect_upload(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Problem]]:
-    """`read_upload` plus the cell notes only a workbook can have (formula cells, % formats).
+    """Raw `{sheet: CSV bytes}` from an uploaded .xlsx or .zip, plus the notes only a workbook's
+    cells can earn (formulas, percent formats), for the validator to list with its own.
 
-    Raises UploadError for container problems.
+    Raises UploadError (with every container problem and its fix) when the file cannot be read.
     """
     kind = check_container(filename, data)
     if kind == "xlsx":
@@ -675,12 +676,3 @@ def inspect_upload(filename: str, data: bytes) -> tuple[dict[str, bytes], list[P
     with _open_zip(filename, data) as zf:
         check_archive(filename, zf)
         return read_csv_zip(filename, zf), []
-
-
-def read_upload(filename: str, data: bytes) -> dict[str, bytes]:
-    """Raw `{sheet: CSV bytes}` from an uploaded .xlsx or .zip, for `validate_sheets`.
-
-    Raises UploadError (with every container problem and its fix) when the file cannot be read.
-    Formula cells arrive as their formula text (`inspect_upload` also notes them).
-    """
-    return inspect_upload(filename, data)[0]
