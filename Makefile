@@ -21,7 +21,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-data: $(VENV)/.runtime ## Build data/anakinra.duckdb if it is missing or older than the sheets
+data: $(VENV)/.runtime ## Build data/anakinra.duckdb if missing or behind data/extraction (one built --from elsewhere is kept)
 	$(PY) -m evidence.extraction.build --if-stale
 
 check-data: $(VENV)/.runtime ## Validate the extraction sheets without writing anything

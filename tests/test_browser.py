@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _require_chromium()
     (ROOT / "artifacts").mkdir(exist_ok=True)
     database = tmp_path_factory.mktemp("browser") / "anakinra.duckdb"
-    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), database, origin="browser test")
+    build.build_from(build.SHEETS_DIR, database)
     with streamlit_server(env={"ANAKINRA_DB": str(database)}) as base:
         yield base
 
@@ -220,7 +220,7 @@ def test_deep_link_to_a_fresh_server_gets_the_shared_sidebar(
 ) -> None:
     """A shared link is often the first request a restarted replica sees."""
     database = tmp_path / "anakinra.duckdb"
-    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), database, origin="browser test")
+    build.build_from(build.SHEETS_DIR, database)
     with streamlit_server(env={"ANAKINRA_DB": str(database)}) as fresh:
         page = _page(browser, f"{fresh}/dose?grading=ASTCT")
         sidebar = page.locator('[data-testid="stSidebar"]')
@@ -248,9 +248,7 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     from evidence.ui.data import ActiveData, SliceEvidence
     from evidence.ui.format import pct
 
-    fixture_db = build.build_file(
-        build.read_sheet_dir(ROOT / "tests" / "fixtures" / "good"), tmp_path / "f.duckdb", "t"
-    )
+    fixture_db = build.build_from(ROOT / "tests" / "fixtures" / "good", tmp_path / "f.duckdb")
     with duckdb.connect(str(fixture_db), read_only=True) as con:
         workbook = tmp_path / "panel_extraction.xlsx"
         workbook.write_bytes(export.export_workbook(con))

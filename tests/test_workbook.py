@@ -19,6 +19,7 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
+from evidence import db
 from evidence.extraction import build, contract, template, upload
 from evidence.extraction.build import from_upload
 from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
@@ -35,6 +36,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = FIXTURES / "good"
 CORPUS = FIXTURES / "bad_uploads"
 SHIPPED = ROOT / "data" / "anakinra.duckdb"
+ORIGIN = build.Origin("tests/fixtures", build.OTHER_FOLDER)
 
 
 def _expected() -> list[tuple[str, str]]:
@@ -65,7 +67,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 @pytest.fixture
 def good_con() -> Iterator[duckdb.DuckDBPyConnection]:
-    con = build.build_in_memory(_good_raw(), origin="tests/fixtures/good")
+    con = build.build_in_memory(_good_raw(), ORIGIN)
     yield con
     con.close()
 
@@ -131,7 +133,7 @@ def test_names_from_inside_an_upload_are_shown_safely() -> None:
 
 
 def test_all_sheet_problems_are_listed_at_once() -> None:
-    wb = load_workbook(io.BytesIO(export_workbook(build.build_in_memory(_good_raw(), "t"))))
+    wb = load_workbook(io.BytesIO(export_workbook(build.build_in_memory(_good_raw(), ORIGIN))))
     wb.create_sheet("Sheet1")["A1"] = "scratch"
     wb["studies"]["C2"] = "MMXX"  # year
     buffer = io.BytesIO()
@@ -167,7 +169,7 @@ def test_lying_sizes_are_enforced_while_reading() -> None:
 def test_damaged_uploads_never_raise() -> None:
     """Random byte damage to a good workbook and zip: always a problem list, never an exception."""
     rng = random.Random(20221)
-    con = build.build_in_memory(_good_raw(), "t")
+    con = build.build_in_memory(_good_raw(), ORIGIN)
     for name, data in (("a.xlsx", export_workbook(con)), ("a.zip", export_csv_zip(con))):
         for _ in range(40):
             damaged = bytearray(data)
@@ -204,8 +206,8 @@ def test_good_csv_zip_in_one_folder_with_junk_loads() -> None:
     assert problems == []
     assert con is not None
     assert con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
-    origin = con.execute("SELECT value FROM build_info WHERE key = 'origin'").fetchone()
-    assert origin == ("upload: Panel Extraction.ZIP",)
+    info = dict(db.run(con, "build_info").itertuples(index=False))
+    assert (info["origin"], info["origin_kind"]) == ("Panel Extraction.ZIP", build.UPLOAD)
 
 
 def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
@@ -268,7 +270,7 @@ def _tricky_raw() -> dict[str, bytes]:
 @pytest.mark.parametrize("source", ["fixture", "tricky"])
 def test_export_then_upload_changes_nothing(fmt: str, source: str) -> None:
     raw = _good_raw() if source == "fixture" else _tricky_raw()
-    original = build.build_in_memory(raw, origin="t")
+    original = build.build_in_memory(raw, ORIGIN)
     exported = export_workbook(original) if fmt == "xlsx" else export_csv_zip(original)
     loaded, problems = from_upload(f"export.{fmt}", exported)
     assert problems == []
@@ -282,7 +284,7 @@ def test_export_then_upload_changes_nothing(fmt: str, source: str) -> None:
 def test_the_shipped_extraction_round_trips(fmt: str) -> None:
     """The real sheets (quotes, en dashes, ≥, long notes) survive export and upload unchanged."""
     try:
-        original = build.build_in_memory(build.read_sheet_dir(build.SHEETS_DIR), origin="t")
+        original = build.build_in_memory(build.read_sheet_dir(build.SHEETS_DIR), ORIGIN)
     except (FileNotFoundError, ValidationError) as err:
         pytest.skip(f"data/extraction does not build at the moment: {err}")
     exported = export_workbook(original) if fmt == "xlsx" else export_csv_zip(original)
@@ -293,14 +295,14 @@ def test_the_shipped_extraction_round_trips(fmt: str) -> None:
 
 
 def test_tricky_fixture_really_is_tricky() -> None:
-    con = build.build_in_memory(_tricky_raw(), origin="t")
+    con = build.build_in_memory(_tricky_raw(), ORIGIN)
     notes = [r[0] for r in con.execute("SELECT notes FROM studies").fetchall()]
     assert "=1+1" in notes and "'=already quoted" in notes
     assert con.execute("SELECT count(*) FROM cohorts WHERE notes LIKE '%\n%'").fetchone() == (1,)
 
 
 def test_exported_workbook_has_no_formulas_and_only_sheet_columns() -> None:
-    con = build.build_in_memory(_tricky_raw(), origin="t")
+    con = build.build_in_memory(_tricky_raw(), ORIGIN)
     wb = load_workbook(io.BytesIO(export_workbook(con)))
     for sheet in SHEETS:
         ws = wb[sheet.name]

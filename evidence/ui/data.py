@@ -20,6 +20,7 @@ cached as data (each caller gets its own copy).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -64,10 +65,13 @@ def database_path() -> Path:
 
 @st.cache_resource(show_spinner="Preparing the evidence database…")
 def _shipped(path: str) -> tuple[duckdb.DuckDBPyConnection, str]:
-    """Open the shipped file read-only, building it first if missing or older than the sheets."""
+    """Open the shipped file read-only, building it first if it is missing or behind the shipped
+    sheets. A file built from a panel's own sheets is served as it is (the terminal says so)."""
     target = Path(path)
     if DATABASE_ENV not in os.environ:
-        build.ensure_built(target)
+        found = build.ensure_built(target)
+        if found.state == "other source":
+            print(found.message, file=sys.stderr)
     con = db.connect_read_only(target)
     info = dict(db.run(con, "build_info").itertuples(index=False))
     return con, info["sheets_sha256"]
