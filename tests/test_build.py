@@ -220,10 +220,15 @@ def test_each_bad_input_has_its_own_message_and_changes_nothing(
 def test_all_problems_are_reported_at_once(
     sheets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for _, mutate, _ in BAD_INPUTS[3:10]:
+    chosen = BAD_INPUTS[3:10]
+    for _, mutate, _ in chosen:
         mutate(sheets)
     assert build.main(["--from", str(sheets), "--check"]) == 1
-    assert capsys.readouterr().err.count("\n") >= 7
+    *problems, summary = capsys.readouterr().err.splitlines()
+    assert summary == f"{len(problems)} problem(s); nothing was written."
+    found = {rule: [p for p in problems if re.search(expected, p)] for rule, _, expected in chosen}
+    assert all(len(lines) == 1 for lines in found.values()), found
+    assert len({lines[0] for lines in found.values()}) == len(chosen), "two rules, one line"
 
 
 def _info(database: Path) -> dict[str, str]:
@@ -327,15 +332,15 @@ def test_number_appears(quote: str, value: float, found: bool) -> None:
     assert number_appears(quote, value) is found
 
 
-def test_every_shipped_number_carries_its_source_and_quote(tmp_path: Path) -> None:
+def test_every_shipped_number_carries_its_source_and_quote(
+    shipped_con: duckdb.DuckDBPyConnection,
+) -> None:
     """The real extraction: each outcome has a source, locator, status and a quote containing
     its number (or, when derived, the arithmetic and the printed figure)."""
-    target = build.build_from(build.SHEETS_DIR, tmp_path / "real.duckdb")
-    with duckdb.connect(str(target), read_only=True) as con:
-        rows = con.execute(
-            "SELECT o.outcome_id, o.events, o.value, o.status, o.derivation, o.locator, o.quote, "
-            "s.citation FROM outcomes o JOIN sources s USING (source_id)"
-        ).fetchall()
+    rows = shipped_con.execute(
+        "SELECT o.outcome_id, o.events, o.value, o.status, o.derivation, o.locator, o.quote, "
+        "s.citation FROM outcomes o JOIN sources s USING (source_id)"
+    ).fetchall()
     assert rows
     for outcome_id, events, value, status, derivation, locator, quote, citation in rows:
         assert citation and locator and quote and status, outcome_id
