@@ -242,7 +242,7 @@ def _mark_text(ws: Worksheet) -> None:
 def write_workbook(data: Mapping[str, Sequence[Sequence[Any]]] | None = None) -> bytes:
     """The upload-format workbook: one sheet per table, `data[sheet]` rows under each header.
 
-    Values are written as given (callers neutralise text with `exports.safe_cell`); with no data
+    Values are written as given (callers neutralise text with `cells.safe_cell`); with no data
     this is the blank template.
     """
     data = data or {}

@@ -26,8 +26,8 @@ from evidence.extraction.contract import (
     Sheet,
 )
 
-# Limits that protect a shared server from oversized uploads (issue 6); the shipped sheets are far
-# below them.
+# Limits that protect a shared server from oversized uploads; the shipped sheets are far below
+# them.
 MAX_ROWS_PER_SHEET = 5_000
 MAX_CELL_CHARS = 4_000
 
