@@ -14,7 +14,7 @@ RUN pip install -r requirements.txt
 
 COPY --chown=app:app . .
 # Built now, read-only at run time: every replica carries its own identical copy.
-RUN python -m evidence.build && chmod a-w data/anakinra.duckdb
+RUN python -m evidence.extraction.build && chmod a-w data/anakinra.duckdb
 
 USER app
 EXPOSE 8501

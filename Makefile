@@ -21,11 +21,11 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-data: $(VENV)/.runtime ## Build data/anakinra.duckdb if it is missing or older than the sheets
-	$(PY) -m evidence.build --if-stale
+data: $(VENV)/.runtime ## Build data/anakinra.duckdb if missing or behind data/extraction (one built --from elsewhere is kept)
+	$(PY) -m evidence.extraction.build --if-stale
 
 check-data: $(VENV)/.runtime ## Validate the extraction sheets without writing anything
-	$(PY) -m evidence.build --check
+	$(PY) -m evidence.extraction.build --check
 
 run: data ## Start the dashboard on http://localhost:$(PORT) (make run PORT=8600 for another port)
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)

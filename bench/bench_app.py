@@ -161,11 +161,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def ensure_database() -> str:
-    """Build data/anakinra.duckdb from the shipped sheets if it is missing or stale."""
+    """Build data/anakinra.duckdb from the shipped sheets if it is missing or behind them; what
+    was found, in words (a database built from a panel's file is kept and timed as it is)."""
     from evidence.extraction import build
 
-    rebuilt = build.ensure_built()
-    return "rebuilt" if rebuilt else "up to date"
+    return build.ensure_built().message
 
 
 def server(

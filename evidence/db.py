@@ -42,7 +42,7 @@ def queries() -> dict[str, str]:
 def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """Open the evidence file read-only: the app can never change the shipped data."""
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run `python -m evidence.build`")
+        raise FileNotFoundError(f"{path} does not exist; run `python -m evidence.extraction.build`")
     return duckdb.connect(str(path), read_only=True)
 
 

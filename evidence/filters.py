@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, NamedTuple
 
 from evidence import vocab
-from evidence.sheets import ID_PATTERN
+from evidence.extraction.contract import ID_PATTERN
 
 Kind = Literal["choices", "range", "minimum", "option", "studies"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from evidence import build
+from evidence.extraction import build
 from evidence.filters import Slice
 
 FIXTURE_SHEETS = Path(__file__).parent / "fixtures" / "good"
@@ -19,9 +19,7 @@ FIXTURE_SHEETS = Path(__file__).parent / "fixtures" / "good"
 def fixture_db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small made-up extraction in tests/fixtures/good: for logic, not for the data."""
     target = tmp_path_factory.mktemp("db") / "fixture.duckdb"
-    return build.build_file(
-        build.read_sheet_dir(FIXTURE_SHEETS), target, origin="tests/fixtures/good"
-    )
+    return build.build_from(FIXTURE_SHEETS, target)
 
 
 @pytest.fixture
@@ -35,7 +33,7 @@ def fixture_con(fixture_db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def shipped_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real extraction (data/extraction) built once per run into a private file."""
     target = tmp_path_factory.mktemp("shipped") / "anakinra.duckdb"
-    return build.build_file(build.read_sheet_dir(build.SHEETS_DIR), target, origin="test")
+    return build.build_from(build.SHEETS_DIR, target)
 
 
 @pytest.fixture(scope="session")

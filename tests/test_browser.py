@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from evidence import build, charts, figures
+from evidence import charts, figures
+from evidence.extraction import build
 from harness.server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -36,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _require_chromium()
     (ROOT / "artifacts").mkdir(exist_ok=True)
     database = tmp_path_factory.mktemp("browser") / "anakinra.duckdb"
-    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), database, origin="browser test")
+    build.build_from(build.SHEETS_DIR, database)
     with streamlit_server(env={"ANAKINRA_DB": str(database)}) as base:
         yield base
 
@@ -219,7 +220,7 @@ def test_deep_link_to_a_fresh_server_gets_the_shared_sidebar(
 ) -> None:
     """A shared link is often the first request a restarted replica sees."""
     database = tmp_path / "anakinra.duckdb"
-    build.build_file(build.read_sheet_dir(build.SHEETS_DIR), database, origin="browser test")
+    build.build_from(build.SHEETS_DIR, database)
     with streamlit_server(env={"ANAKINRA_DB": str(database)}) as fresh:
         page = _page(browser, f"{fresh}/dose?grading=ASTCT")
         sidebar = page.locator('[data-testid="stSidebar"]')
@@ -242,17 +243,15 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     becomes the engine's value for the fixture; a second session still sees the shipped data."""
     import duckdb
 
-    from evidence import exports
+    from evidence.extraction import export
     from evidence.filters import Slice
     from evidence.ui.data import ActiveData, SliceEvidence
     from evidence.ui.format import pct
 
-    fixture_db = build.build_file(
-        build.read_sheet_dir(ROOT / "tests" / "fixtures" / "good"), tmp_path / "f.duckdb", "t"
-    )
+    fixture_db = build.build_from(ROOT / "tests" / "fixtures" / "good", tmp_path / "f.duckdb")
     with duckdb.connect(str(fixture_db), read_only=True) as con:
         workbook = tmp_path / "panel_extraction.xlsx"
-        workbook.write_bytes(exports.export_workbook(con))
+        workbook.write_bytes(export.export_workbook(con))
         source = ActiveData(con, "upload test", "fixture", is_upload=True)
         expected = SliceEvidence(source, Slice(), "glmm").outcome("icans_response").result
     assert expected is not None

@@ -6,15 +6,18 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from evidence import build
-from evidence.sheets import SHEETS
-from evidence.validate import number_appears
+from evidence import db
+from evidence.extraction import build, export
+from evidence.extraction.contract import SHEETS
+from evidence.extraction.validate import number_appears
 
 FIXTURE = Path(__file__).parent / "fixtures" / "good"
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +171,7 @@ def _digest(path: Path) -> str:
 
 
 def test_fixture_builds_a_queryable_database(sheets: Path, tmp_path: Path) -> None:
-    target = build.build_file(build.read_sheet_dir(sheets), tmp_path / "db.duckdb", origin="test")
+    target = build.build_from(sheets, tmp_path / "db.duckdb")
     with duckdb.connect(str(target), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
         rows = con.execute(
@@ -183,12 +186,9 @@ def test_fixture_builds_a_queryable_database(sheets: Path, tmp_path: Path) -> No
 
 
 def test_same_sheets_same_content(sheets: Path, tmp_path: Path) -> None:
-    raw = build.read_sheet_dir(sheets)
     dumps = []
     for name in ("a.duckdb", "b.duckdb"):
-        with duckdb.connect(
-            str(build.build_file(raw, tmp_path / name, "t")), read_only=True
-        ) as con:
+        with duckdb.connect(str(build.build_from(sheets, tmp_path / name)), read_only=True) as con:
             dumps.append(
                 [con.execute(f"SELECT * FROM {s.name} ORDER BY ALL").fetchall() for s in SHEETS]
             )
@@ -205,7 +205,7 @@ def test_each_bad_input_has_its_own_message_and_changes_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     target = tmp_path / "existing.duckdb"
-    build.build_file(build.read_sheet_dir(FIXTURE), target, origin="before")
+    build.build_from(FIXTURE, target)
     before = _digest(target)
     mutate(sheets)
     status = build.main(["--from", str(sheets), "--out", str(target)])
@@ -220,18 +220,88 @@ def test_each_bad_input_has_its_own_message_and_changes_nothing(
 def test_all_problems_are_reported_at_once(
     sheets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for _, mutate, _ in BAD_INPUTS[3:10]:
+    chosen = BAD_INPUTS[3:10]
+    for _, mutate, _ in chosen:
         mutate(sheets)
     assert build.main(["--from", str(sheets), "--check"]) == 1
-    assert capsys.readouterr().err.count("\n") >= 7
+    *problems, summary = capsys.readouterr().err.splitlines()
+    assert summary == f"{len(problems)} problem(s); nothing was written."
+    found = {rule: [p for p in problems if re.search(expected, p)] for rule, _, expected in chosen}
+    assert all(len(lines) == 1 for lines in found.values()), found
+    assert len({lines[0] for lines in found.values()}) == len(chosen), "two rules, one line"
 
 
-def test_stale_detection_follows_sheet_content(sheets: Path, tmp_path: Path) -> None:
+def _info(database: Path) -> dict[str, str]:
+    info = build.stored_info(database)
+    assert info is not None, f"{database} is missing or unreadable"
+    return info
+
+
+def _study_ids(database: Path) -> set[str]:
+    with db.connect_read_only(database) as con:
+        return set(db.run(con, "studies_table")["study_id"])
+
+
+def test_edited_shipped_sheets_are_rebuilt(
+    sheets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make data` / `make run` follow the shipped sheets: an edit there rebuilds the file."""
+    monkeypatch.setattr(build, "SHEETS_DIR", sheets)
     target = tmp_path / "db.duckdb"
-    assert build.ensure_built(target, sheets) is True
-    assert build.ensure_built(target, sheets) is False
+    assert build.ensure_built(target).state == "missing"
+    assert _info(target)["origin_kind"] == build.SHIPPED_SHEETS
+    assert build.ensure_built(target).state == "current"
     _replace("studies", "Fixture study Alpha", "Fixture study Alpha (corrected)")(sheets)
-    assert build.is_stale(target, sheets)
+    assert build.ensure_built(target).state == "changed"
+    assert _info(target)["sheets_sha256"] == build.sheets_checksum(build.read_sheet_dir(sheets))
+    assert build.ensure_built(target).state == "current"
+
+
+def test_a_database_built_from_a_panel_file_is_kept_by_make_run(
+    tmp_path: Path, fixture_con: duckdb.DuckDBPyConnection, shipped_db: Path
+) -> None:
+    """`--from panel.xlsx` then `make run`: the host serves the panel's data, not the shipped
+    sheets, and says how to go back; the command without `--from` goes back."""
+    panel = tmp_path / "panel.xlsx"
+    panel.write_bytes(export.export_workbook(fixture_con))
+    target = tmp_path / "anakinra.duckdb"
+    assert build.main(["--from", str(panel), "--out", str(target)]) == 0
+    built = _info(target)
+    assert (built["origin"], built["origin_kind"]) == (str(panel.resolve()), build.PANEL_FILE)
+    fixture_ids = _study_ids(target)
+    assert fixture_ids != _study_ids(shipped_db)
+
+    # What `make run` runs for the data: `make data` (below), then the app's ensure_built.
+    make_data = subprocess.run(
+        [sys.executable, "-m", "evidence.extraction.build", "--if-stale", "--out", str(target)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    notice = make_data.stderr.strip()
+    shown_target, shown_panel = target.resolve(), panel.resolve()
+    assert notice.startswith(f"kept {shown_target}: it was built from {shown_panel} (panel file)")
+    assert f"`python -m evidence.extraction.build --out {shown_target}`" in notice
+    assert "\n" not in notice
+    assert build.ensure_built(target).state == "other source"
+    assert _info(target) == built
+    assert _study_ids(target) == fixture_ids
+
+    assert build.main(["--out", str(target)]) == 0
+    back = _info(target)
+    assert back["origin_kind"] == build.SHIPPED_SHEETS
+    assert back["sheets_sha256"] == _info(shipped_db)["sheets_sha256"]
+    assert _study_ids(target) == _study_ids(shipped_db)
+    assert build.ensure_built(target).state == "current"
+
+
+def test_if_stale_from_another_folder_follows_that_folder(sheets: Path, tmp_path: Path) -> None:
+    target = tmp_path / "db.duckdb"
+    assert build.main(["--from", str(sheets), "--out", str(target), "--if-stale"]) == 0
+    assert _info(target)["origin_kind"] == build.OTHER_FOLDER
+    assert build.freshness(target, sheets).state == "current"
+    _replace("studies", "Fixture study Alpha", "Fixture study Alpha (corrected)")(sheets)
+    assert build.freshness(target, sheets).state == "changed"
+    assert build.main(["--from", str(sheets), "--out", str(target), "--if-stale"]) == 0
+    assert build.freshness(target, sheets).state == "current"
 
 
 def test_data_dictionary_documents_every_column() -> None:
@@ -262,15 +332,15 @@ def test_number_appears(quote: str, value: float, found: bool) -> None:
     assert number_appears(quote, value) is found
 
 
-def test_every_shipped_number_carries_its_source_and_quote(tmp_path: Path) -> None:
+def test_every_shipped_number_carries_its_source_and_quote(
+    shipped_con: duckdb.DuckDBPyConnection,
+) -> None:
     """The real extraction: each outcome has a source, locator, status and a quote containing
     its number (or, when derived, the arithmetic and the printed figure)."""
-    target = build.build_file(build.read_sheet_dir(build.SHEETS_DIR), tmp_path / "real.duckdb", "t")
-    with duckdb.connect(str(target), read_only=True) as con:
-        rows = con.execute(
-            "SELECT o.outcome_id, o.events, o.value, o.status, o.derivation, o.locator, o.quote, "
-            "s.citation FROM outcomes o JOIN sources s USING (source_id)"
-        ).fetchall()
+    rows = shipped_con.execute(
+        "SELECT o.outcome_id, o.events, o.value, o.status, o.derivation, o.locator, o.quote, "
+        "s.citation FROM outcomes o JOIN sources s USING (source_id)"
+    ).fetchall()
     assert rows
     for outcome_id, events, value, status, derivation, locator, quote, citation in rows:
         assert citation and locator and quote and status, outcome_id

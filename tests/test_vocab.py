@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from evidence import vocab
+from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME, Column
+from evidence.extraction.validate import validate_sheets
 from evidence.filters import FILTERS
-from evidence.sheets import SHEETS, SHEETS_BY_NAME, Column
-from evidence.validate import validate_sheets
 
 ROOT = Path(__file__).resolve().parent.parent
 DICTIONARY = ROOT / "data" / "README.md"

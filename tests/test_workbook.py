@@ -19,23 +19,24 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
-from evidence import build, template, workbook
-from evidence.exports import export_csv_zip, export_workbook
-from evidence.sheets import SHEETS, SHEETS_BY_NAME
-from evidence.validate import Problem, ValidationError
-from evidence.workbook import (
+from evidence import db
+from evidence.extraction import build, contract, template, upload
+from evidence.extraction.build import from_upload
+from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
+from evidence.extraction.export import export_csv_zip, export_workbook
+from evidence.extraction.upload import (
     MAX_COMPRESSION_RATIO,
     MAX_UPLOAD_BYTES,
     UploadError,
-    load_upload,
-    read_upload,
 )
+from evidence.extraction.validate import Problem, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD = FIXTURES / "good"
 CORPUS = FIXTURES / "bad_uploads"
 SHIPPED = ROOT / "data" / "anakinra.duckdb"
+ORIGIN = build.Origin("tests/fixtures", build.OTHER_FOLDER)
 
 
 def _expected() -> list[tuple[str, str]]:
@@ -66,7 +67,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 @pytest.fixture
 def good_con() -> Iterator[duckdb.DuckDBPyConnection]:
-    con = build.build_in_memory(_good_raw(), origin="tests/fixtures/good")
+    con = build.build_in_memory(_good_raw(), ORIGIN)
     yield con
     con.close()
 
@@ -89,7 +90,7 @@ def test_corpus_is_complete_and_large_enough() -> None:
 @pytest.mark.parametrize(("name", "fragment"), EXPECTED, ids=[n for n, _ in EXPECTED])
 def test_each_bad_upload_is_refused_with_its_message(name: str, fragment: str) -> None:
     before = _digests()
-    con, problems = load_upload(name, (CORPUS / name).read_bytes())  # must not raise
+    con, problems = from_upload(name, (CORPUS / name).read_bytes())  # must not raise
     assert con is None
     assert problems and all(isinstance(p, Problem) for p in problems)
     shown = [str(p) for p in problems]
@@ -99,11 +100,11 @@ def test_each_bad_upload_is_refused_with_its_message(name: str, fragment: str) -
 
 def test_oversize_upload_is_refused_before_reading() -> None:
     data = _zip({"studies.csv": b"x"}) + bytes(MAX_UPLOAD_BYTES)
-    con, problems = load_upload("big.zip", data)
+    con, problems = from_upload("big.zip", data)
     assert con is None
     assert "over the 5 MB limit" in str(problems[0])
     with pytest.raises(UploadError):
-        read_upload("big.zip", data)
+        upload.inspect_upload("big.zip", data)
 
 
 def test_upload_limit_matches_streamlit_config() -> None:
@@ -115,7 +116,7 @@ def test_upload_limit_matches_streamlit_config() -> None:
 def test_container_problems_raise_upload_error_with_every_reason() -> None:
     data = _zip({"../studies.csv": b"a", "run.exe": b"b", "a/b/c.csv": b"c"})
     with pytest.raises(UploadError) as caught:
-        read_upload("panel.zip", data)
+        upload.inspect_upload("panel.zip", data)
     messages = " | ".join(str(p) for p in caught.value.problems)
     assert "unsafe path" in messages
     assert "not a CSV file" in messages
@@ -125,26 +126,26 @@ def test_container_problems_raise_upload_error_with_every_reason() -> None:
 def test_names_from_inside_an_upload_are_shown_safely() -> None:
     evil = "\x1b[31m" + "a" * 500 + ".exe"
     with pytest.raises(UploadError) as caught:
-        read_upload("x.zip", _zip({evil: b"x", "studies.csv": b"study_id\n"}))
+        upload.inspect_upload("x.zip", _zip({evil: b"x", "studies.csv": b"study_id\n"}))
     message = caught.value.problems[0].message
     assert "\x1b" not in message and "?[31m" in message
     assert len(message) < 200
 
 
 def test_all_sheet_problems_are_listed_at_once() -> None:
-    wb = load_workbook(io.BytesIO(export_workbook(build.build_in_memory(_good_raw(), "t"))))
+    wb = load_workbook(io.BytesIO(export_workbook(build.build_in_memory(_good_raw(), ORIGIN))))
     wb.create_sheet("Sheet1")["A1"] = "scratch"
     wb["studies"]["C2"] = "MMXX"  # year
     buffer = io.BytesIO()
     wb.save(buffer)
-    con, problems = load_upload("many.xlsx", buffer.getvalue())
+    con, problems = from_upload("many.xlsx", buffer.getvalue())
     assert con is None
     assert [p.file for p in problems] == ["many.xlsx", "studies sheet"], problems
     raw = _good_raw()
     raw["outcomes"] = raw["outcomes"].replace(b"icans_response,11,14", b"icans_response,15,14")
     raw["cohorts"] = raw["cohorts"].replace(b",CTCAE,", b",Lee2014,")
     del raw["quality"]
-    con, problems = load_upload("many.zip", _zip({f"{k}.csv": v for k, v in raw.items()}))
+    con, problems = from_upload("many.zip", _zip({f"{k}.csv": v for k, v in raw.items()}))
     assert con is None
     assert {p.file for p in problems} == {"cohorts.csv", "outcomes.csv", "quality.csv"}
 
@@ -156,25 +157,25 @@ def test_lying_sizes_are_enforced_while_reading() -> None:
         info = zf.infolist()[0]
         assert info.file_size > MAX_COMPRESSION_RATIO * info.compress_size
         with pytest.raises(UploadError, match="zip bomb"):
-            workbook.read_member_bounded("x.zip", zf, info, workbook._Budget())
+            upload.read_member_bounded("x.zip", zf, info, upload._Budget())
         small = _zip({"studies.csv": b"study_id\n" * 1000})
     with (
         zipfile.ZipFile(io.BytesIO(small)) as zf,
         pytest.raises(UploadError, match="unpacks to more than"),
     ):
-        workbook.read_member_bounded("x.zip", zf, zf.infolist()[0], workbook._Budget(100))
+        upload.read_member_bounded("x.zip", zf, zf.infolist()[0], upload._Budget(100))
 
 
 def test_damaged_uploads_never_raise() -> None:
     """Random byte damage to a good workbook and zip: always a problem list, never an exception."""
     rng = random.Random(20221)
-    con = build.build_in_memory(_good_raw(), "t")
+    con = build.build_in_memory(_good_raw(), ORIGIN)
     for name, data in (("a.xlsx", export_workbook(con)), ("a.zip", export_csv_zip(con))):
         for _ in range(40):
             damaged = bytearray(data)
             for _ in range(rng.randint(1, 8)):
                 damaged[rng.randrange(len(damaged))] = rng.randrange(256)
-            result, problems = load_upload(name, bytes(damaged))
+            result, problems = from_upload(name, bytes(damaged))
             assert (result is None) == bool(problems)
 
 
@@ -188,7 +189,7 @@ def test_only_in_memory_databases_are_opened(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(duckdb, "connect", spy)
     before = _digests()
-    con, problems = load_upload("good.zip", _zip({f"{k}.csv": v for k, v in _good_raw().items()}))
+    con, problems = from_upload("good.zip", _zip({f"{k}.csv": v for k, v in _good_raw().items()}))
     assert problems == [] and con is not None
     assert opened == [":memory:"]
     assert _digests() == before
@@ -201,12 +202,12 @@ def test_good_csv_zip_in_one_folder_with_junk_loads() -> None:
     members = {f"extraction/{k}.csv": v for k, v in _good_raw().items()}
     members |= {"__MACOSX/extraction/._studies.csv": b"\x00", "extraction/README.txt": b"hi"}
     members |= {"extraction/.DS_Store": b"\x00\x01"}
-    con, problems = load_upload("Panel Extraction.ZIP", _zip(members))
+    con, problems = from_upload("Panel Extraction.ZIP", _zip(members))
     assert problems == []
     assert con is not None
     assert con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
-    origin = con.execute("SELECT value FROM build_info WHERE key = 'origin'").fetchone()
-    assert origin == ("upload: Panel Extraction.ZIP",)
+    info = dict(db.run(con, "build_info").itertuples(index=False))
+    assert (info["origin"], info["origin_kind"]) == ("Panel Extraction.ZIP", build.UPLOAD)
 
 
 def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
@@ -217,27 +218,27 @@ def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
     sheet = parts["xl/worksheets/sheet3.xml"]
     assert b"<f>3+3</f><v />" in sheet
     parts["xl/worksheets/sheet3.xml"] = sheet.replace(b"<f>3+3</f><v />", b"<f>3+3</f><v>6</v>")
-    raw = read_upload("f.xlsx", _zip(parts))
+    raw, _ = upload.inspect_upload("f.xlsx", _zip(parts))
     records = list(csv.reader(io.StringIO(raw["cohorts"].decode("utf-8"))))
     row = dict(zip(records[0], records[1], strict=True))
     assert row["n_patients"] == "=3+3"
-    _, problems = load_upload("f.xlsx", _zip(parts))
+    _, problems = from_upload("f.xlsx", _zip(parts))
     assert any("is a formula (=3+3)" in str(p) for p in problems)
 
 
 def test_workbook_cells_become_validator_text() -> None:
     import datetime as dt
 
-    assert workbook.cell_text(True) == "true"
-    assert workbook.cell_text(False) == "false"
-    assert workbook.cell_text(200.0) == "200"
-    assert workbook.cell_text(0.1) == "0.1"
-    assert workbook.cell_text(7) == "7"
-    assert workbook.cell_text(None) == ""
-    assert workbook.cell_text(dt.datetime(2021, 3, 4)) == "2021-03-04"
-    assert workbook.cell_text(dt.datetime(2021, 3, 4, 5, 6)) == "2021-03-04T05:06:00"
-    assert workbook.cell_text(dt.date(2021, 3, 4)) == "2021-03-04"
-    assert workbook.cell_text("'=1+1") == "=1+1"
+    assert upload.cell_text(True) == "true"
+    assert upload.cell_text(False) == "false"
+    assert upload.cell_text(200.0) == "200"
+    assert upload.cell_text(0.1) == "0.1"
+    assert upload.cell_text(7) == "7"
+    assert upload.cell_text(None) == ""
+    assert upload.cell_text(dt.datetime(2021, 3, 4)) == "2021-03-04"
+    assert upload.cell_text(dt.datetime(2021, 3, 4, 5, 6)) == "2021-03-04T05:06:00"
+    assert upload.cell_text(dt.date(2021, 3, 4)) == "2021-03-04"
+    assert upload.cell_text("'=1+1") == "=1+1"
 
 
 # Round trip -----------------------------------------------------------------------------------
@@ -269,9 +270,9 @@ def _tricky_raw() -> dict[str, bytes]:
 @pytest.mark.parametrize("source", ["fixture", "tricky"])
 def test_export_then_upload_changes_nothing(fmt: str, source: str) -> None:
     raw = _good_raw() if source == "fixture" else _tricky_raw()
-    original = build.build_in_memory(raw, origin="t")
+    original = build.build_in_memory(raw, ORIGIN)
     exported = export_workbook(original) if fmt == "xlsx" else export_csv_zip(original)
-    loaded, problems = load_upload(f"export.{fmt}", exported)
+    loaded, problems = from_upload(f"export.{fmt}", exported)
     assert problems == []
     assert loaded is not None
     assert _tables(loaded) == _tables(original)
@@ -283,25 +284,25 @@ def test_export_then_upload_changes_nothing(fmt: str, source: str) -> None:
 def test_the_shipped_extraction_round_trips(fmt: str) -> None:
     """The real sheets (quotes, en dashes, ≥, long notes) survive export and upload unchanged."""
     try:
-        original = build.build_in_memory(build.read_sheet_dir(build.SHEETS_DIR), origin="t")
+        original = build.build_in_memory(build.read_sheet_dir(build.SHEETS_DIR), ORIGIN)
     except (FileNotFoundError, ValidationError) as err:
         pytest.skip(f"data/extraction does not build at the moment: {err}")
     exported = export_workbook(original) if fmt == "xlsx" else export_csv_zip(original)
-    loaded, problems = load_upload(f"shipped.{fmt}", exported)
+    loaded, problems = from_upload(f"shipped.{fmt}", exported)
     assert problems == []
     assert loaded is not None
     assert _tables(loaded) == _tables(original)
 
 
 def test_tricky_fixture_really_is_tricky() -> None:
-    con = build.build_in_memory(_tricky_raw(), origin="t")
+    con = build.build_in_memory(_tricky_raw(), ORIGIN)
     notes = [r[0] for r in con.execute("SELECT notes FROM studies").fetchall()]
     assert "=1+1" in notes and "'=already quoted" in notes
     assert con.execute("SELECT count(*) FROM cohorts WHERE notes LIKE '%\n%'").fetchone() == (1,)
 
 
 def test_exported_workbook_has_no_formulas_and_only_sheet_columns() -> None:
-    con = build.build_in_memory(_tricky_raw(), origin="t")
+    con = build.build_in_memory(_tricky_raw(), ORIGIN)
     wb = load_workbook(io.BytesIO(export_workbook(con)))
     for sheet in SHEETS:
         ws = wb[sheet.name]
@@ -352,12 +353,12 @@ def test_template_has_a_dropdown_for_every_closed_vocabulary_and_reference() -> 
             elif column.vocab:
                 assert by_column.pop(column.name) == list(column.vocab), column.name
         assert by_column == {}, f"dropdowns on open columns: {by_column}"
-    assert wb[template.LISTS_SHEET].sheet_state == "hidden"
+    assert wb[contract.LISTS_SHEET].sheet_state == "hidden"
 
 
 def test_template_notes_explain_every_column_from_the_readme() -> None:
     wb = load_workbook(io.BytesIO(template.template_workbook()))
-    rows = [tuple(r) for r in wb[template.NOTES_SHEET].iter_rows(values_only=True)]
+    rows = [tuple(r) for r in wb[contract.NOTES_SHEET].iter_rows(values_only=True)]
     header = rows.index(("sheet", "column", "type", "required", "allowed values", "meaning"))
     notes = {(r[0], r[1]): r for r in rows[header + 1 :] if r[1]}
     for sheet in SHEETS:
@@ -376,7 +377,7 @@ def test_blank_templates_load_as_empty_extractions() -> None:
         ("t.xlsx", template.template_workbook()),
         ("t.zip", template.template_csv_zip()),
     ):
-        con, problems = load_upload(name, data)
+        con, problems = from_upload(name, data)
         assert problems == [] and con is not None
         assert con.execute("SELECT count(*) FROM studies").fetchone() == (0,)
 
@@ -426,12 +427,6 @@ def test_build_refuses_a_workbook_with_formulas_or_a_damaged_zip(
         assert build.main(["--from", str(source), "--out", str(target)]) == 1
         assert expected in capsys.readouterr().err
         assert not target.exists()
-
-
-def test_no_streamlit_in_library_code() -> None:
-    for module in ("workbook", "template", "exports"):
-        text = (ROOT / "evidence" / f"{module}.py").read_text(encoding="utf-8")
-        assert not re.search(r"^\s*(import|from)\s+streamlit", text, re.M)
 
 
 @pytest.mark.slow

@@ -10,8 +10,10 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from evidence import analysis, exports, figures, vocab
+from evidence import analysis, figures, vocab
 from evidence.analysis import OutcomeAnalysis
+from evidence.extraction import export
+from evidence.extraction.validate import Problem
 from evidence.filters import View
 from evidence.meta.results import (
     ComparisonResult,
@@ -22,7 +24,6 @@ from evidence.meta.results import (
 from evidence.ui import data, state
 from evidence.ui.data import SliceEvidence
 from evidence.ui.format import NOT_REPORTED, number, pct, pct_interval
-from evidence.validate import Problem
 
 HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okabe-Ito vermillion)
 
@@ -409,7 +410,7 @@ def study_heading(record: pd.Series) -> str:
 
 def csv_download(frame: pd.DataFrame, label: str, file_name: str) -> None:
     """Exactly the rows and columns shown, as a CSV a spreadsheet opens safely."""
-    st.download_button(label, exports.frame_to_csv(frame), file_name, mime="text/csv")
+    st.download_button(label, export.frame_to_csv(frame), file_name, mime="text/csv")
 
 
 def downloads(files: Sequence[data.Download]) -> None:

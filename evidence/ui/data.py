@@ -20,6 +20,7 @@ cached as data (each caller gets its own copy).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -32,11 +33,12 @@ import pandas as pd
 import streamlit as st
 
 from evidence import agreement as engine_agreement
-from evidence import analysis, build, db, exports, template, vocab, workbook
+from evidence import analysis, db, vocab
+from evidence.extraction import build, export, template
+from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui.vega import vega_spec
-from evidence.validate import Problem
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
 UPLOAD_KEY = "uploaded_data"
@@ -64,10 +66,13 @@ def database_path() -> Path:
 
 @st.cache_resource(show_spinner="Preparing the evidence database…")
 def _shipped(path: str) -> tuple[duckdb.DuckDBPyConnection, str]:
-    """Open the shipped file read-only, building it first if missing or older than the sheets."""
+    """Open the shipped file read-only, building it first if it is missing or behind the shipped
+    sheets. A file built from a panel's own sheets is served as it is (the terminal says so)."""
     target = Path(path)
     if DATABASE_ENV not in os.environ:
-        build.ensure_built(target)
+        found = build.ensure_built(target)
+        if found.state == "other source":
+            print(found.message, file=sys.stderr)
     con = db.connect_read_only(target)
     info = dict(db.run(con, "build_info").itertuples(index=False))
     return con, info["sheets_sha256"]
@@ -96,7 +101,7 @@ def use_shipped() -> None:
 def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
     """Check a panel's extraction file and, if it passes, make it this session's data; every
     problem found otherwise (nothing is loaded then)."""
-    con, problems = workbook.load_upload(filename, content)
+    con, problems = build.from_upload(filename, content)
     if con is not None and not problems:
         use_upload(con, filename)
     return problems
@@ -142,13 +147,13 @@ def downloads() -> list[Download]:
             "Extraction in use (XLSX)",
             "anakinra_extraction.xlsx",
             XLSX,
-            partial(exports.export_workbook, source.con),
+            partial(export.export_workbook, source.con),
         ),
         Download(
             "Extraction in use (CSV, zipped)",
             "anakinra_extraction.zip",
             "application/zip",
-            partial(exports.export_csv_zip, source.con),
+            partial(export.export_csv_zip, source.con),
         ),
         Download(
             "Empty template (XLSX)", "anakinra_template.xlsx", XLSX, template.template_workbook

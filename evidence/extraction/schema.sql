@@ -1,5 +1,5 @@
--- Schema of data/anakinra.duckdb, built by `python -m evidence.build` from data/extraction/*.csv.
--- The validator (evidence/validate.py) reports problems per cell first; these constraints are the
+-- Schema of data/anakinra.duckdb, built by `python -m evidence.extraction.build` from data/extraction/*.csv.
+-- The validator (evidence/extraction/validate.py) reports problems per cell first; these constraints are the
 -- second line of defence, so a build that bypassed validation still cannot store impossible data.
 
 CREATE TABLE studies (

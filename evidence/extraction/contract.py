@@ -198,3 +198,9 @@ FACT_VALUE_COLUMNS = {
     "dose": ("dose_mg_day_min", "dose_mg_day_max", "dose_mg_kg_day_min", "dose_mg_kg_day_max"),
     "grading": ("grading_system",),
 }
+
+# Sheets of the template's own layout that a workbook may carry besides the tables: the reader
+# skips them and the template writes them, so both take the names from here.
+NOTES_SHEET = "notes"
+LISTS_SHEET = "vocabularies"
+HELPER_SHEETS = (NOTES_SHEET, LISTS_SHEET)

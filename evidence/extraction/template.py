@@ -1,13 +1,14 @@
 """Blank extraction templates (XLSX and CSV) generated from the sheet contract.
 
-    python -m evidence.template [--out DIR]   # DIR/extraction_template.xlsx, the CSV zip, DIR/csv/
+    python -m evidence.extraction.template [--out DIR]
+    # DIR/extraction_template.xlsx, DIR/extraction_template_csv.zip and DIR/csv/
 
 A guideline panel fills these in and loads them into the dashboard. Everything in them is derived:
-the columns, kinds and vocabularies from `evidence.sheets` and each column's meaning from the
+the columns, kinds and vocabularies from `contract` and each column's meaning from the
 tables in `data/README.md` (parsed, not copied), so the template cannot drift from the validator
 or the data dictionary. The XLSX has one sheet per table (frozen header row), a dropdown on every
 closed-vocabulary and true/false column, and a "notes" sheet explaining every column; the same
-layout, filled in, is what `evidence.exports.export_workbook` writes.
+layout, filled in, is what `export.export_workbook` writes.
 """
 
 from __future__ import annotations
@@ -30,15 +31,18 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from evidence.sheets import SHEETS, SHEETS_BY_NAME, Column, Sheet
-from evidence.validate import MAX_ROWS_PER_SHEET
+from evidence.extraction.contract import (
+    LISTS_SHEET,
+    NOTES_SHEET,
+    SHEETS,
+    SHEETS_BY_NAME,
+    Column,
+    Sheet,
+)
+from evidence.extraction.validate import MAX_ROWS_PER_SHEET
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA_README = ROOT / "data" / "README.md"
-NOTES_SHEET = "notes"
-LISTS_SHEET = "vocabularies"
-# Sheets of our own layout that an upload may carry and that are not tables.
-HELPER_SHEETS = (NOTES_SHEET, LISTS_SHEET)
 CSV_README_NAME = "README.txt"
 # A fixed timestamp keeps generated zips byte-identical from run to run.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -238,7 +242,7 @@ def _mark_text(ws: Worksheet) -> None:
 def write_workbook(data: Mapping[str, Sequence[Sequence[Any]]] | None = None) -> bytes:
     """The upload-format workbook: one sheet per table, `data[sheet]` rows under each header.
 
-    Values are written as given (callers neutralise text with `exports.safe_cell`); with no data
+    Values are written as given (callers neutralise text with `cells.safe_cell`); with no data
     this is the blank template.
     """
     data = data or {}
@@ -343,7 +347,8 @@ def sheets_zip(csv_texts: dict[str, str]) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m evidence.template", description="Write the blank extraction templates."
+        prog="python -m evidence.extraction.template",
+        description="Write the blank extraction templates.",
     )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "artifacts" / "template", help="folder to write into"

@@ -7,17 +7,12 @@ structure, declared and actual unpacked sizes, paths. Each refusal is a `Problem
 person can act on, and all of them are raised together as `UploadError`.
 
 What comes out is the same `{sheet: CSV bytes}` mapping the build reads from `data/extraction/`,
-so an upload is validated by exactly the rules of the shipped build (`validate_sheets`) and built by
-the same code (`build_in_memory`), in memory: nothing here writes a file.
+so an upload is validated by exactly the rules of the shipped build and built by the same code:
+`build.from_upload` does both, in memory. Nothing here writes a file or opens a database.
 
 Workbooks are read with openpyxl in read-only mode with `data_only=False`: a formula cell arrives as
-its formula text and is never evaluated (the cached result is not even read). `load_upload` then
-reports such cells, because a formula's text is not the value a panel meant to enter.
-
-The upload page needs one call, which never raises for bad input:
-
-    con, problems = load_upload(uploaded.name, uploaded.getvalue())
-    # con: an in-memory DuckDB connection for this session, or None; problems: list[Problem]
+its formula text and is never evaluated (the cached result is not even read), and the reader notes
+each such cell, because a formula's text is not the value a panel meant to enter.
 """
 
 from __future__ import annotations
@@ -34,13 +29,11 @@ from itertools import compress, repeat
 from operator import is_not
 from typing import Any
 
-import duckdb
 from openpyxl.cell.read_only import EMPTY_CELL
 
-from evidence.exports import unescape_cell
-from evidence.sheets import SHEETS, SHEETS_BY_NAME
-from evidence.template import HELPER_SHEETS
-from evidence.validate import MAX_ROWS_PER_SHEET, Problem, ValidationError, validate_sheets
+from evidence.extraction.cells import unescape_cell
+from evidence.extraction.contract import HELPER_SHEETS, SHEETS, SHEETS_BY_NAME
+from evidence.extraction.validate import MAX_ROWS_PER_SHEET, Problem
 
 # Matches .streamlit/config.toml `maxUploadSize = 5` (MB): a real extraction workbook is a few
 # hundred KB, and checking here too protects callers that do not go through Streamlit.
@@ -70,7 +63,8 @@ _FORMULA_HINT = "formulas are read as text and never calculated: type or paste t
 class UploadError(ValueError):
     """The uploaded file itself cannot be read (before any sheet is checked); lists every reason.
 
-    A ValueError, so `python -m evidence.build --from file.xlsx` reports it like other bad input.
+    A ValueError, so `python -m evidence.extraction.build --from file.xlsx` reports it like other
+    bad input.
     """
 
     def __init__(self, problems: list[Problem]):
@@ -111,6 +105,11 @@ def _sniff(data: bytes) -> str:
 
 def _extension(filename: str) -> str:
     return posixpath.splitext(filename.replace("\\", "/").lower())[1]
+
+
+def is_workbook(filename: str) -> bool:
+    """True if the reader takes `filename` for an .xlsx workbook (else a zip of CSVs or refused)."""
+    return _extension(filename) == ".xlsx"
 
 
 def check_container(filename: str, data: bytes) -> str:
@@ -422,7 +421,7 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
 
 
 def _unescape_csv(data: bytes) -> bytes:
-    """Undo `exports.safe_cell` in a CSV sheet; any other sheet is returned byte-for-byte.
+    """Undo `cells.safe_cell` in a CSV sheet; any other sheet is returned byte-for-byte.
 
     Undecodable or malformed bytes are passed on untouched so that the validator reports them.
     """
@@ -446,7 +445,7 @@ def cell_text(value: Any) -> str:
 
     Booleans -> true/false, whole floats -> integers (Excel stores every number as a float),
     dates -> ISO 8601 (a midnight datetime -> the date alone), text -> as typed, minus the
-    single quote `exports.safe_cell` adds.
+    single quote `cells.safe_cell` adds.
     """
     if value is None:
         return ""
@@ -666,9 +665,10 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
 
 
 def inspect_upload(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Problem]]:
-    """`read_upload` plus the cell notes only a workbook can have (formula cells, % formats).
+    """Raw `{sheet: CSV bytes}` from an uploaded .xlsx or .zip, plus the notes only a workbook's
+    cells can earn (formulas, percent formats), for the validator to list with its own.
 
-    Raises UploadError for container problems.
+    Raises UploadError (with every container problem and its fix) when the file cannot be read.
     """
     kind = check_container(filename, data)
     if kind == "xlsx":
@@ -676,60 +676,3 @@ def inspect_upload(filename: str, data: bytes) -> tuple[dict[str, bytes], list[P
     with _open_zip(filename, data) as zf:
         check_archive(filename, zf)
         return read_csv_zip(filename, zf), []
-
-
-def read_upload(filename: str, data: bytes) -> dict[str, bytes]:
-    """Raw `{sheet: CSV bytes}` from an uploaded .xlsx or .zip, for `validate_sheets`.
-
-    Raises UploadError (with every container problem and its fix) when the file cannot be read.
-    Formula cells arrive as their formula text; `load_upload` also reports them.
-    """
-    return inspect_upload(filename, data)[0]
-
-
-def _workbook_labels(problems: list[Problem]) -> list[Problem]:
-    """Name a workbook's problems by its sheets ("studies sheet") rather than by CSV files."""
-    relabelled = []
-    for problem in problems:
-        stem = problem.file.removesuffix(".csv")
-        if problem.file.endswith(".csv") and stem in SHEETS_BY_NAME:
-            message = re.sub(
-                r"\b(\w+)\.csv\b",
-                lambda m: f"the {m.group(1)} sheet" if m.group(1) in SHEETS_BY_NAME else m.group(0),
-                problem.message,
-            )
-            problem = Problem(f"{stem} sheet", problem.row, problem.column, message)
-        relabelled.append(problem)
-    return relabelled
-
-
-def load_upload(
-    filename: str, data: bytes
-) -> tuple[duckdb.DuckDBPyConnection | None, list[Problem]]:
-    """An in-memory database of an uploaded extraction, or None and every problem found.
-
-    Never raises for bad input: the page shows the list. The shipped database is never opened:
-    the connection returned is a fresh `:memory:` one built by `evidence.build.build_in_memory`.
-    """
-    from evidence.build import build_in_memory  # build imports this module lazily too
-
-    try:
-        raw, notes = inspect_upload(filename, data)
-    except UploadError as err:
-        return None, err.problems
-    except Exception as err:  # a reader bug must not take the page down
-        return None, [_problem(filename, f"could not be read ({type(err).__name__}: {err})")]
-    _, problems = validate_sheets(raw)
-    if _extension(filename) == ".xlsx":
-        problems = _workbook_labels(problems)
-    problems = sorted(
-        set(problems + notes), key=lambda p: (p.file, p.row or 0, p.column, p.message)
-    )
-    if problems:
-        return None, problems
-    try:
-        return build_in_memory(raw, origin=f"upload: {filename}"), []
-    except ValidationError as err:
-        return None, err.problems
-    except (duckdb.Error, KeyError, ValueError) as err:
-        return None, [_problem(filename, f"could not be loaded ({type(err).__name__}: {err})")]

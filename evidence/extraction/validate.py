@@ -12,11 +12,11 @@ import io
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from evidence.sheets import (
+from evidence.extraction.contract import (
     FACT_PREFIXES,
     FACT_VALUE_COLUMNS,
     ID_PATTERN,
@@ -26,8 +26,8 @@ from evidence.sheets import (
     Sheet,
 )
 
-# Limits that protect a shared server from oversized uploads (issue 6); the shipped sheets are far
-# below them.
+# Limits that protect a shared server from oversized uploads; the shipped sheets are far below
+# them.
 MAX_ROWS_PER_SHEET = 5_000
 MAX_CELL_CHARS = 4_000
 
@@ -54,6 +54,14 @@ class ValidationError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__(f"{len(problems)} problem(s) in the extraction sheets")
+
+
+def in_order(problems: Iterable[Problem]) -> list[Problem]:
+    """Each problem once, by file, row, column and message: the order a person fixes them in.
+
+    A file-level problem (row None) comes before the file's rows.
+    """
+    return sorted(set(problems), key=lambda p: (p.file, p.row or 0, p.column, p.message))
 
 
 _WORDS = (
@@ -375,4 +383,4 @@ def validate_sheets(raw: Mapping[str, bytes]) -> tuple[dict[str, list[Row]], lis
     problems += _check_studies(tables.get("studies", []))
     problems += _check_cohorts(tables.get("cohorts", []))
     problems += _check_outcomes(tables.get("outcomes", []))
-    return tables, sorted(set(problems), key=lambda p: (p.file, p.row or 0, p.column, p.message))
+    return tables, in_order(problems)

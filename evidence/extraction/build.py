@@ -1,0 +1,414 @@
+"""Build the DuckDB evidence file from the extraction sheets.
+
+    python -m evidence.extraction.build               # data/extraction -> data/anakinra.duckdb
+    python -m evidence.extraction.build --from PATH   # another folder, or a panel's .xlsx / .zip
+    python -m evidence.extraction.build --if-stale    # only if missing or behind its sheets
+    python -m evidence.extraction.build --check       # validate only
+
+The file is written to a temporary name beside the target and renamed only when validation and
+every insert succeeded, so a failed build never leaves a half-written or changed database behind.
+The same code builds the test fixtures and (in memory) a panel's uploaded extraction.
+
+Every database records where its sheets came from (`origin` and `origin_kind` in build_info).
+`--if-stale` and `ensure_built`, which `make data`, `make run` and the app's first start call,
+rebuild a database only when it is missing or was built from the sheets they follow
+(data/extraction) and those have changed. A database built `--from` a panel's file or another
+folder is kept, with a one-line notice: replacing it with the shipped sheets would silently serve
+other data than the panel chose. Without `--if-stale` the command always builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pandas as pd
+
+from evidence import db
+from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
+from evidence.extraction.upload import UploadError, inspect_upload, is_workbook
+from evidence.extraction.validate import (
+    Problem,
+    Row,
+    ValidationError,
+    format_number,
+    in_order,
+    validate_sheets,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHEETS_DIR = ROOT / "data" / "extraction"
+DATABASE = ROOT / "data" / "anakinra.duckdb"
+SCHEMA = Path(__file__).with_name("schema.sql")
+SCHEMA_VERSION = "1"
+# The review prints percentages to one decimal and sometimes truncates (4/84 = 4.76 printed 4.7),
+# so a printed percent agrees when it is within one unit of its last printed decimal.
+PERCENT_TOLERANCE = 0.1
+
+# What build_info's `origin_kind` says about where the sheets came from.
+SHIPPED_SHEETS = "shipped sheets"  # data/extraction, the sheets kept in git
+OTHER_FOLDER = "other folder"  # `--from` a folder of CSVs
+PANEL_FILE = "panel file"  # `--from` a panel's .xlsx or .zip
+UPLOAD = "upload"  # a panel's file uploaded in the app (in memory only)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a database's sheets came from, as its build_info records it."""
+
+    name: str  # a path (relative to the repository when inside it) or an upload's file name
+    kind: str  # SHIPPED_SHEETS, OTHER_FOLDER, PANEL_FILE or UPLOAD
+
+    @classmethod
+    def of(cls, source: Path) -> Origin:
+        """The origin of a folder or file on disk."""
+        if source.resolve() == SHEETS_DIR.resolve():
+            kind = SHIPPED_SHEETS
+        else:
+            kind = OTHER_FOLDER if source.is_dir() else PANEL_FILE
+        return cls(_shown(source), kind)
+
+
+def _shown(path: Path) -> str:
+    """A path as people read it: relative to the repository when inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
+
+
+def load_source(source: Path) -> dict[str, bytes]:
+    """Raw sheets from a folder of CSVs, or from a panel's file (.xlsx, or .zip of CSVs).
+
+    A file is read as an upload is, so the command line refuses what the upload page refuses
+    (formula and percent-formatted cells, every sheet problem, named by sheet for a workbook) as
+    ValidationError, and a file that cannot be read at all as UploadError (a ValueError).
+    """
+    if source.is_file():
+        raw, problems = check_upload(source.name, source.read_bytes())
+        if problems:
+            raise ValidationError(problems)
+        return raw
+    return read_sheet_dir(source)
+
+
+def read_sheet_dir(folder: Path) -> dict[str, bytes]:
+    """Raw bytes of every `*.csv` in a folder, keyed by sheet name (file stem)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of extraction sheets")
+    return {path.stem: path.read_bytes() for path in sorted(folder.glob("*.csv"))}
+
+
+def sheets_checksum(raw: Mapping[str, bytes]) -> str:
+    """One SHA-256 over every sheet's name and bytes: the data version shown in the app."""
+    digest = hashlib.sha256()
+    for name in sorted(raw):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(raw[name]).digest())
+    return digest.hexdigest()
+
+
+def check_review_figure(row: Row, by_id: Mapping[str, Row]) -> dict[str, Any]:
+    """Recompute a review figure's percent and sum; disagreement is data, not a build error."""
+    numerator, denominator, printed = row["numerator"], row["denominator"], row["reported_percent"]
+    result: dict[str, Any] = {
+        "computed_percent": None,
+        "percent_check": "not_applicable",
+        "components_total": None,
+        "sum_check": "not_applicable",
+    }
+    messages = []
+    if numerator is not None and denominator:
+        computed = 100 * numerator / denominator
+        result["computed_percent"] = computed
+        if printed is not None:
+            agrees = abs(computed - printed) <= PERCENT_TOLERANCE
+            result["percent_check"] = "agrees" if agrees else "disagrees"
+            messages.append(
+                f"{numerator}/{denominator} = {computed:.2f}% vs printed {format_number(printed)}%"
+            )
+    components = [c for c in (row["sum_of"] or "").split(";") if c]
+    if components:
+        total = sum(by_id[c]["numerator"] or 0 for c in components)
+        target = numerator if numerator is not None else denominator
+        result["components_total"] = total
+        result["sum_check"] = "agrees" if total == target else "disagrees"
+        parts = " + ".join(str(by_id[c]["numerator"]) for c in components)
+        relation = "matches" if total == target else "does not match"
+        messages.append(f"{parts} = {total}, which {relation} the printed {target}")
+    result["check_message"] = "; ".join(messages) or "nothing to recompute"
+    return result
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert rows in one statement (a registered DataFrame, cast to the table's types): one
+    statement per row is far too slow for the largest upload the validator accepts."""
+    if not rows:
+        return
+    columns = ", ".join(rows[0])  # names come from the contract, never from the sheets' text
+    frame = pd.DataFrame(rows, dtype=object)
+    con.register("_incoming", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+def write_database(
+    con: duckdb.DuckDBPyConnection, tables: Mapping[str, list[Row]], info: Mapping[str, str]
+) -> None:
+    """Create the schema on an empty connection and insert validated rows."""
+    con.execute(SCHEMA.read_text())
+    cohort_study = {r["cohort_id"]: r["study_id"] for r in tables["cohorts"]}
+    figures_by_id = {r["figure_id"]: r for r in tables["review_figures"]}
+    for sheet in SHEETS:
+        rows = [{c: row.get(c) for c in sheet.column_names} for row in tables[sheet.name]]
+        if sheet.name == "outcomes":
+            for row in rows:
+                row["study_id"] = cohort_study[row["cohort_id"]]
+        if sheet.name == "review_figures":
+            rows = [row | check_review_figure(row, figures_by_id) for row in rows]
+        _insert(con, sheet.name, rows)
+    _insert(con, "build_info", [{"key": k, "value": v} for k, v in info.items()])
+
+
+def build_info(raw: Mapping[str, bytes], origin: Origin) -> dict[str, str]:
+    """What a database records about itself: the data version shown in the app, and where its
+    sheets came from, which decides whether `ensure_built` may replace it."""
+    info = {
+        "schema_version": SCHEMA_VERSION,
+        "built_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "origin": origin.name,
+        "origin_kind": origin.kind,
+        "sheets_sha256": sheets_checksum(raw),
+    }
+    info |= {f"sheet_sha256:{name}": hashlib.sha256(raw[name]).hexdigest() for name in sorted(raw)}
+    return info
+
+
+def validated_tables(raw: Mapping[str, bytes]) -> dict[str, list[Row]]:
+    """The typed rows, or ValidationError listing every problem."""
+    tables, problems = validate_sheets(raw)
+    if problems:
+        raise ValidationError(problems)
+    return tables
+
+
+def build_in_memory(raw: Mapping[str, bytes], origin: Origin) -> duckdb.DuckDBPyConnection:
+    """An in-memory database of `raw` sheets: used for a panel's upload, never touching disk."""
+    tables = validated_tables(raw)
+    con = duckdb.connect(":memory:")
+    write_database(con, tables, build_info(raw, origin))
+    return con
+
+
+def build_file(raw: Mapping[str, bytes], target: Path, origin: Origin) -> Path:
+    """Validate, write to a temporary file beside `target`, then atomically rename onto it."""
+    tables = validated_tables(raw)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # duckdb must create the file itself
+    try:
+        with duckdb.connect(str(tmp)) as con:
+            write_database(con, tables, build_info(raw, origin))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".wal").unlink(missing_ok=True)
+    return target
+
+
+def build_from(source: Path, target: Path = DATABASE) -> Path:
+    """Build `target` from a folder of CSVs or a panel's file, recording where they came from."""
+    return build_file(load_source(source), target, Origin.of(source))
+
+
+# ---- keeping a built file in step with its sheets --------------------------------------------
+def stored_info(database: Path) -> dict[str, str] | None:
+    """The build_info a built file records, or None if it is missing or unreadable."""
+    if not database.exists():
+        return None
+    try:
+        with db.connect_read_only(database) as con:
+            return dict(db.run(con, "build_info").itertuples(index=False))
+    except duckdb.Error:
+        return None
+
+
+State = Literal["missing", "changed", "current", "other source"]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How a built file stands against the sheets it should follow, with a line for people."""
+
+    state: State
+    message: str
+
+    @property
+    def needs_build(self) -> bool:
+        return self.state in ("missing", "changed")
+
+
+def freshness(database: Path, source: Path) -> Freshness:
+    """Whether `database` is missing, behind `source`, up to date with it, or built from another
+    source (and so not `source`'s to replace).
+
+    The recorded origin and a checksum decide, not file times (git checkouts reset those). A
+    file built elsewhere is judged before `source` is read, so keeping it needs no sheets.
+    """
+    info = stored_info(database)
+    followed = Origin.of(source)
+    shown = _shown(database)
+    if info is None:
+        return Freshness("missing", f"{shown} is missing or unreadable: building it")
+    recorded = info.get("origin", "")
+    if (ROOT / recorded).resolve() != source.resolve():
+        kind = info.get("origin_kind", "origin kind not recorded")
+        command = "python -m evidence.extraction.build"
+        if followed.kind != SHIPPED_SHEETS:
+            command += f" --from {followed.name}"
+        if database.resolve() != DATABASE.resolve():
+            command += f" --out {shown}"
+        return Freshness(
+            "other source",
+            f"kept {shown}: it was built from {recorded} ({kind}), not from {followed.name}; "
+            f"`{command}` rebuilds it from {followed.name}",
+        )
+    if info.get("sheets_sha256") != sheets_checksum(load_source(source)):
+        return Freshness("changed", f"{followed.name} changed since {shown} was built: rebuilding")
+    return Freshness("current", f"{shown} is up to date with {followed.name}")
+
+
+def ensure_built(database: Path = DATABASE, source: Path | None = None) -> Freshness:
+    """Build `database` from `source` (default: data/extraction) if it is missing, or was built
+    from `source` and the sheets have changed since; otherwise leave it as it is.
+
+    Returns what was found before building; its message is the line to show. A database built
+    from another source (a panel's file, another folder) is never replaced here.
+    """
+    source = SHEETS_DIR if source is None else source
+    found = freshness(database, source)
+    if found.needs_build:
+        build_from(source, database)
+    return found
+
+
+# ---- a panel's file ----------------------------------------------------------------------------
+def check_upload(filename: str, content: bytes) -> tuple[dict[str, bytes], list[Problem]]:
+    """A panel's file as raw sheets, plus every problem in it: the reader's notes on cells and
+    the validator's findings, in one list. Raises UploadError if the file itself is unreadable."""
+    raw, notes = inspect_upload(filename, content)
+    _, problems = validate_sheets(raw)
+    if is_workbook(filename):
+        problems = _workbook_labels(problems)
+    return raw, in_order(problems + notes)
+
+
+def _workbook_labels(problems: list[Problem]) -> list[Problem]:
+    """Name a workbook's problems by its sheets ("studies sheet") rather than by CSV files."""
+    relabelled = []
+    for problem in problems:
+        stem = problem.file.removesuffix(".csv")
+        if problem.file.endswith(".csv") and stem in SHEETS_BY_NAME:
+            message = re.sub(
+                r"\b(\w+)\.csv\b",
+                lambda m: f"the {m.group(1)} sheet" if m.group(1) in SHEETS_BY_NAME else m.group(0),
+                problem.message,
+            )
+            problem = Problem(f"{stem} sheet", problem.row, problem.column, message)
+        relabelled.append(problem)
+    return relabelled
+
+
+def from_upload(
+    filename: str, content: bytes
+) -> tuple[duckdb.DuckDBPyConnection | None, list[Problem]]:
+    """An in-memory database of a panel's uploaded file, or None and every problem found.
+
+    Never raises for bad input: the upload page shows the list. Nothing on disk is opened or
+    written; the connection is a fresh `:memory:` one, private to the caller.
+    """
+    try:
+        raw, problems = check_upload(filename, content)
+    except UploadError as err:
+        return None, err.problems
+    except Exception as err:  # a reader bug must not take the page down
+        return None, [
+            Problem(filename, None, "", f"could not be read ({type(err).__name__}: {err})")
+        ]
+    if problems:
+        return None, problems
+    try:
+        return build_in_memory(raw, Origin(filename, UPLOAD)), []
+    except ValidationError as err:
+        return None, err.problems
+    except (duckdb.Error, KeyError, ValueError) as err:
+        return None, [
+            Problem(filename, None, "", f"could not be loaded ({type(err).__name__}: {err})")
+        ]
+
+
+# ---- the command line --------------------------------------------------------------------------
+def report(problems: list[Problem]) -> str:
+    return (
+        "\n".join(str(p) for p in problems) + f"\n{len(problems)} problem(s); nothing was written."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m evidence.extraction.build", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=SHEETS_DIR,
+        help="folder of extraction CSVs, or a panel's .xlsx / .zip (default: data/extraction)",
+    )
+    parser.add_argument("--out", type=Path, default=DATABASE, help="database file to write")
+    parser.add_argument("--check", action="store_true", help="validate only, write nothing")
+    parser.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="build only if the file is missing, or was built from these sheets and they changed; "
+        "a file built from another source is kept",
+    )
+    args = parser.parse_args(argv)
+    source: Path = args.source
+    try:
+        if args.check:
+            validated_tables(load_source(source))
+            print(f"{source}: all sheets valid")
+            return 0
+        if args.if_stale:
+            found = freshness(args.out, source)
+            print(found.message, file=sys.stderr if found.state == "other source" else sys.stdout)
+            if not found.needs_build:
+                return 0
+        raw = load_source(source)
+        origin = Origin.of(source)
+        path = build_file(raw, args.out, origin)
+    except ValidationError as err:
+        print(report(err.problems), file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    checksum = sheets_checksum(raw)[:12]
+    print(f"wrote {path} from {origin.name} ({origin.kind}; sheets sha256 {checksum})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
