@@ -375,3 +375,30 @@ def test_changing_the_outcome_split_or_method_does_not_rerun_the_slice_query(
     assert len(calls) == before, f"the slice query ran again for {calls[before:]}"
     at.multiselect(key="filter_product").set_value(["axi-cel"]).run()
     assert len(calls) > before, "a new slice must run its query"
+
+
+def test_the_app_serves_a_database_built_from_a_panels_file_and_says_so(
+    fixture_con: duckdb.DuckDBPyConnection,
+    evidence_of,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`python -m evidence.extraction.build --from panel.xlsx`, then the app as `make run` starts
+    it (no ANAKINRA_DB): the panel's numbers, a banner naming its file, and the file kept."""
+    from evidence.extraction import build, export
+
+    panel = tmp_path / "panel.xlsx"
+    panel.write_bytes(export.export_workbook(fixture_con))
+    target = tmp_path / "anakinra.duckdb"
+    assert build.main(["--from", str(panel), "--out", str(target)]) == 0
+    checksum = build.stored_info(target)["sheets_sha256"]
+    monkeypatch.delenv("ANAKINRA_DB", raising=False)
+    monkeypatch.setattr(build, "DATABASE", target)
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "This dashboard serves the extraction built from panel.xlsx" in _text(at)
+    expected = evidence_of(fixture_con).outcome("icans_response").result
+    assert pct(expected.proportion.estimate) in [str(m.value) for m in at.metric]
+    assert build.stored_info(target)["sheets_sha256"] == checksum  # not rebuilt from the sheets
+    st.cache_resource.clear()  # the next test's app opens its own database

@@ -29,11 +29,14 @@ HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okab
 
 
 def data_banner() -> None:
+    """Which data every number comes from, whenever it is not the shipped extraction."""
     active = data.active()
     if active.is_upload:
         left, right = st.columns([4, 1])
         left.warning(f"You are looking at {active.label}, in this browser session only.")
         right.button("Back to shipped data", key="back_to_shipped", on_click=_back_to_shipped)
+    elif not active.is_shipped:
+        st.info(f"This dashboard serves {active.label}, not the shipped extraction.")
 
 
 def _back_to_shipped() -> None:

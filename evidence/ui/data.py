@@ -53,6 +53,7 @@ class ActiveData:
     key: str
     label: str
     is_upload: bool
+    is_shipped: bool = True
 
 
 # Cached functions identify the data by its version and a slice by its repr (which names every
@@ -65,9 +66,9 @@ def database_path() -> Path:
 
 
 @st.cache_resource(show_spinner="Preparing the evidence database…")
-def _shipped(path: str) -> tuple[duckdb.DuckDBPyConnection, str]:
-    """Open the shipped file read-only, building it first if it is missing or behind the shipped
-    sheets. A file built from a panel's own sheets is served as it is (the terminal says so)."""
+def _served(path: str) -> ActiveData:
+    """Open the served file read-only, building it first if it is missing or behind the shipped
+    sheets. A file built from a panel's own sheets is served as it is, and named as such."""
     target = Path(path)
     if DATABASE_ENV not in os.environ:
         found = build.ensure_built(target)
@@ -75,22 +76,24 @@ def _shipped(path: str) -> tuple[duckdb.DuckDBPyConnection, str]:
             print(found.message, file=sys.stderr)
     con = db.connect_read_only(target)
     info = dict(db.run(con, "build_info").itertuples(index=False))
-    return con, info["sheets_sha256"]
+    if info.get("origin_kind", build.SHIPPED_SHEETS) == build.SHIPPED_SHEETS:
+        return ActiveData(con, f"shipped:{info['sheets_sha256']}", "the shipped extraction", False)
+    label = f"the extraction built from {Path(info.get('origin', path)).name}"
+    return ActiveData(con, f"panel:{info['sheets_sha256']}", label, False, is_shipped=False)
 
 
 def active() -> ActiveData:
-    """The data this browser session reads: its upload, else the shipped extraction."""
+    """The data this browser session reads: its upload, else the served extraction."""
     upload = st.session_state.get(UPLOAD_KEY)
     if upload is not None:
         return upload
-    con, checksum = _shipped(str(database_path()))
-    return ActiveData(con, f"shipped:{checksum}", "the shipped extraction", is_upload=False)
+    return _served(str(database_path()))
 
 
 def use_upload(con: duckdb.DuckDBPyConnection, filename: str) -> None:
     info = dict(db.run(con, "build_info").itertuples(index=False))
     st.session_state[UPLOAD_KEY] = ActiveData(
-        con, f"upload:{info['sheets_sha256']}", f"your upload “{filename}”", is_upload=True
+        con, f"upload:{info['sheets_sha256']}", f"your upload “{filename}”", True, False
     )
 
 
