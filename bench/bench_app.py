@@ -396,10 +396,10 @@ def data_layer_work() -> dict[str, float]:
     return {kind: statistics.median(values) for kind, values in timings.items()}
 
 
-def _commit() -> str:
+def _commit(checkout: Path = ROOT) -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True
         ).stdout.strip()
     except OSError:
         return "unknown"
@@ -568,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     about["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures = results(command, about, cold, changes, layer)
     figures["app"] = args.app
+    if args.app != APP.script:  # another checkout: record the commit of the app timed
+        figures["app_commit"] = _commit(Path(args.app).resolve().parent)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(figures["ratio_to_floor"], indent=2))

@@ -25,9 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run bench/...` puts only bench/ on the path
     sys.path.insert(0, str(ROOT))
 
-from evidence.extraction import build  # noqa: E402
-
 from evidence import analysis, charts, db, vocab  # noqa: E402  (after the path fix above)
+from evidence.extraction import build  # noqa: E402
 from evidence.filters import FILTERS, Slice  # noqa: E402
 from evidence.ui.vega import vega_spec  # noqa: E402
 
@@ -42,10 +41,9 @@ class Shown:
     forest: dict
     missing: str
     subgroup_title: str
-    subgroup: dict
+    subgroup: dict | None
     test_line: str
     subgroup_notes: str
-    link: str
 
 
 @st.cache_resource
@@ -60,8 +58,17 @@ def study_ids() -> tuple[str, ...]:
 
 
 @st.cache_resource
+def response_studies() -> frozenset[str]:
+    """The studies whose exclusion changes what the page shows (those with response counts)."""
+    every = analysis.every_poolable_row(connection())
+    return frozenset(every.loc[every["outcome"] == "icans_response", "study_id"])
+
+
+@st.cache_resource
 def shown(excluded: tuple[str, ...]) -> Shown:
-    """One state's page, computed once per process with the dashboard's engine and charts."""
+    """One state's page, computed once per process with the dashboard's engine and charts and
+    keyed on the excluded studies that change it, so a new slice that shows the same numbers
+    is answered from memory: the floor has no work of its own."""
     con = connection()
     rows = Slice(exclude=excluded).within("treatment")
     assert rows is not None
@@ -79,7 +86,6 @@ def shown(excluded: tuple[str, ...]) -> Shown:
     assert response.result is not None
     pooled = response.result
     subgroups = analysis.analyse_subgroups(response, "product")
-    assert subgroups is not None
     forest = charts.forest_layout(response.label).to_dict(validate=False)
     subgroup = charts.subgroup_layout(response.label).to_dict(validate=False)
     return Shown(
@@ -92,10 +98,12 @@ def shown(excluded: tuple[str, ...]) -> Shown:
         missing="Not reported as counts in this slice: "
         + ", ".join(r.label for r in results if r.result is None),
         subgroup_title=f"**{response.label}** by CAR-T product (pick another outcome)",
-        subgroup=vega_spec(subgroup, charts.subgroup_data(analysis.subgroup_records(subgroups))),
-        test_line=f"Test for subgroup differences: QM = {subgroups.moderator_test.statistic}",
-        subgroup_notes="  \n".join([*subgroups.notes, caption]),
-        link=f"http://localhost/treatment?{'&'.join(f'exclude={s}' for s in excluded)}",
+        subgroup=None
+        if subgroups is None
+        else vega_spec(subgroup, charts.subgroup_data(analysis.subgroup_records(subgroups))),
+        test_line="Test for subgroup differences: "
+        + ("none" if subgroups is None else f"QM = {subgroups.moderator_test.statistic}"),
+        subgroup_notes="  \n".join([*(subgroups.notes if subgroups else ()), caption]),
     )
 
 
@@ -142,10 +150,12 @@ def _download_button(chart: str) -> None:
 
 
 def treatment() -> None:
-    page_state = shown(tuple(sorted(st.session_state.get("exclude", []))))
+    excluded = sorted(st.session_state.get("exclude", []))
+    page_state = shown(tuple(s for s in excluded if s in response_studies()))
     with st.sidebar.popover("Copy link to this view", width="stretch"):
         st.caption("This link restores exactly this view:")
-        st.code(page_state.link, language=None, wrap_lines=True)
+        link = "&".join(f"exclude={s}" for s in excluded)
+        st.code(f"http://localhost/treatment?{link}", language=None, wrap_lines=True)
     st.title("Treatment of ICANS with anakinra")
     st.caption("Single-arm rates among patients given anakinra for severe or refractory ICANS.")
     with st.container(border=True):
@@ -161,9 +171,12 @@ def treatment() -> None:
     st.header("Subgroups")
     st.segmented_control("Split by", ["product", "dose_band"], default="product", key="split")
     st.markdown(page_state.subgroup_title)
-    st.vega_lite_chart(page_state.subgroup, width="stretch", theme=None)
-    _download_button("subgroups")
-    st.markdown(page_state.test_line)
+    if page_state.subgroup is None:
+        st.info("Subgroups need at least two studies reporting this outcome in the slice.")
+    else:
+        st.vega_lite_chart(page_state.subgroup, width="stretch", theme=None)
+        _download_button("subgroups")
+        st.markdown(page_state.test_line)
     st.caption(page_state.subgroup_notes)
 
 

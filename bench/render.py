@@ -1,5 +1,9 @@
 """Put the latest benchmark figures (artifacts/bench/*.json) into docs/performance.md.
 
+`app.json` and `meta.json` are the latest runs; `app-base.json`, when present, is a run of a base
+commit's app (`bench_app.py --app OTHER/app.py --out artifacts/bench/app-base.json`), shown beside
+the latest as ratios to the same floor.
+
 Each benchmark writes its figures as JSON; this renders them as the tables between the
 `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers of docs/performance.md, so the document
 always shows one run's figures with its date, commit and machine, never hand-copied numbers.
@@ -96,6 +100,35 @@ def render_meta(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_ab(base: dict[str, Any], new: dict[str, Any]) -> str:
+    """Two runs of the app benchmark, a base commit's app and this one, each against the same
+    floor in its own run: the ratios are comparable where the absolute times are not."""
+    lines = [
+        f"Base: `{base['app']}` at commit `{_commit_of(base)}`, run {base['date']}; "
+        f"this: `{new['app']}` at `{new['commit']}`, run {new['date']}. Each against "
+        "bench/floor_page_app.py in the same run.",
+        "",
+        "| Ratio to the floor | base | this | base p95 (ms) | this p95 (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, value in new["ratio_to_floor"].items():
+        before = base["ratio_to_floor"].get(name)
+        change = name.rsplit(",", 1)[0].replace("filter change", "dashboard")
+        p95 = [run["filter_change"].get(change, {}).get("p95_ms") for run in (base, new)]
+        cells = [_number(v) if v is not None else "" for v in p95] if "p95" in name else ["", ""]
+        lines.append(
+            f"| {name} | {_number(before, 2) if before is not None else '-'} | {value:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _commit_of(figures: dict[str, Any]) -> str:
+    """The commit of the app timed (the base checkout's, named in its path, or this one's)."""
+    return figures.get("app_commit") or figures["commit"]
+
+
 def _number(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -103,20 +136,27 @@ def _number(value: float | None, digits: int = 0) -> str:
 RENDERERS = {"app": render_app, "meta": render_meta}
 
 
+def _load(name: str) -> dict[str, Any] | None:
+    source = RESULTS / f"{name}.json"
+    if not source.exists():
+        print(f"{source.relative_to(ROOT)} missing", file=sys.stderr)
+        return None
+    return json.loads(source.read_text(encoding="utf-8"))
+
+
 def main() -> int:
     text = DOCUMENT.read_text(encoding="utf-8")
-    for name, render in RENDERERS.items():
-        source = RESULTS / f"{name}.json"
-        if not source.exists():
-            print(f"{source.relative_to(ROOT)} missing: run bench/bench_{name}.py", file=sys.stderr)
-            continue
-        block = render(json.loads(source.read_text(encoding="utf-8")))
+    blocks = {name: render(f) for name, render in RENDERERS.items() if (f := _load(name))}
+    base, new = _load("app-base"), _load("app")
+    if base and new:
+        blocks["ab"] = render_ab(base, new)
+    for name, block in blocks.items():
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
         if not pattern.search(text):
             print(f"no bench:{name} markers in {DOCUMENT.name}", file=sys.stderr)
             return 1
         text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
-        print(f"rendered {source.relative_to(ROOT)}")
+        print(f"rendered bench:{name}")
     DOCUMENT.write_text(text, encoding="utf-8")
     return 0
 

@@ -312,16 +312,9 @@ class View:
     split: str = "product"
     study: str | None = None
 
-    @property
-    def pooling_arguments(self) -> dict[str, str]:
-        """Keyword arguments for evidence.meta.pool_proportions."""
-        return dict(vocab.POOLING_ARGUMENTS[self.method])
-
-    def outcome_or(self, default: str, among: Sequence[str] | None = None) -> str:
-        """The chosen outcome if it is one of `among` (any outcome when None), else `default`."""
-        if self.outcome is not None and (among is None or self.outcome in among):
-            return self.outcome
-        return default
+    def outcome_or(self, default: str) -> str:
+        """The outcome chosen for single-outcome views, else the page's `default`."""
+        return self.outcome if self.outcome is not None else default
 
 
 # The view's link keys and what each accepts (None: a study id).

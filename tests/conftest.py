@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from evidence import db
 from evidence.extraction import build
 from evidence.filters import Slice
 
@@ -55,10 +56,8 @@ def evidence_of() -> EvidenceOf:
     def make(
         con: duckdb.DuckDBPyConnection, rows: Slice | None = None, method: str = "glmm"
     ) -> SliceEvidence:
-        (version,) = con.execute(
-            "SELECT value FROM build_info WHERE key = 'sheets_sha256'"
-        ).fetchone()
-        source = ActiveData(con, f"test:{version}", "test data", is_upload=False)
+        info = dict(db.run(con, "build_info").itertuples(index=False))
+        source = ActiveData(con, f"test:{info['sheets_sha256']}", "test data", is_upload=False)
         return SliceEvidence(source, rows if rows is not None else Slice(), method)
 
     return make

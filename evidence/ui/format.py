@@ -27,15 +27,3 @@ def number(value: float | int | None, digits: int = 2) -> str:
     if _missing(value):
         return NOT_ESTIMABLE
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def count(value: float | int | None) -> str:
-    return NOT_REPORTED if _missing(value) else str(int(value))
-
-
-def dose_range(low: float | None, high: float | None, unit: str = "mg/day") -> str:
-    if _missing(low) and _missing(high):
-        return NOT_REPORTED
-    if _missing(high) or low == high:
-        return f"{low:g} {unit}"
-    return f"{low:g}–{high:g} {unit}"
