@@ -208,8 +208,9 @@ class Slice:
     """Which cohorts are pooled: one value per declared filter, the default meaning "no
     restriction". Immutable and hashable, so it keys caches; its repr names every value."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_repr", "_values")
     _values: tuple[tuple[str, Any], ...]
+    _repr: str
 
     def __init__(self, **chosen: Any) -> None:
         unknown = chosen.keys() - FILTERS_BY_KEY.keys()
@@ -217,6 +218,9 @@ class Slice:
             raise TypeError(f"no filter named {', '.join(sorted(unknown))}")
         values = tuple((f.key, _normalised(f, chosen.get(f.key, f.default))) for f in FILTERS)
         object.__setattr__(self, "_values", values)
+        # Made once: caches identify a slice by its repr on every call.
+        active = ", ".join(f"{k}={v!r}" for k, v in self.active())
+        object.__setattr__(self, "_repr", f"Slice({active})")
 
     def __getattr__(self, key: str) -> Any:
         for name, value in object.__getattribute__(self, "_values"):
@@ -234,8 +238,7 @@ class Slice:
         return hash(self._values)
 
     def __repr__(self) -> str:
-        chosen = ", ".join(f"{k}={v!r}" for k, v in self.active())
-        return f"Slice({chosen})"
+        return self._repr
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_slice, (dict(self._values),))

@@ -262,6 +262,78 @@ def study_ids() -> tuple[str, ...]:
 
 
 # ---- one slice -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SliceEvidence:
+    """The evidence of one slice of the data in use, pooled with one method."""
+
+    source: ActiveData
+    rows: Slice
+    method: str
+
+    @property
+    def summary(self) -> analysis.SliceSummary:
+        return _summary(self.source, self.rows)
+
+    def caption(self) -> str:
+        """The slice in plain words with its studies and patients: every chart's caption."""
+        counts = self.summary
+        return self.rows.describe(counts.studies, counts.patients)
+
+    def cohort_ids(self) -> tuple[str, ...]:
+        return tuple(_cohorts(self.source, self.rows)["cohort_id"])
+
+    def study_ids(self) -> set[str]:
+        return set(_cohorts(self.source, self.rows)["study_id"])
+
+    def numbers(self, only: str | None = None, besides: str | None = None) -> pd.DataFrame:
+        """Every number extracted for the slice's cohorts (see `numbers`)."""
+        return numbers(self.cohort_ids(), only, besides)
+
+    def outcome(self, code: str) -> analysis.OutcomeAnalysis:
+        return _pooled(self, code)
+
+    def outcomes(self, group: str) -> tuple[analysis.OutcomeAnalysis, ...]:
+        """Each outcome of a group of vocab.OUTCOME_GROUPS, in the group's order."""
+        return tuple(self.outcome(code) for code in vocab.OUTCOME_GROUPS[group])
+
+    def subgroups(self, code: str, split: str) -> SubgroupResult | None:
+        return _subgroups(self, code, split)
+
+    def dose_points(self, code: str) -> pd.DataFrame:
+        return analysis.dose_points(self.outcome(code).rows)
+
+    def cohorts_without_dose(self, code: str) -> list[str]:
+        """Cohorts reporting the outcome but no mg/day dose (left out of the dose chart)."""
+        rows = self.outcome(code).rows
+        return rows.loc[rows["dose_mg_day_max"].isna(), "label"].tolist()
+
+    def dose_regression(self, code: str) -> MetaRegressionResult | None:
+        return _dose_regression(self, code)
+
+    def dose_comparisons(self, code: str) -> tuple[pd.DataFrame, ComparisonResult | None]:
+        return _dose_comparisons(self.source, self.rows, code)
+
+    def comparators(self, code: str) -> tuple[pd.DataFrame, ComparisonResult | None]:
+        return _comparators(self.source, self.rows, code)
+
+    def forest_spec(self, code: str, highlight: str | None) -> dict:
+        return _forest_spec(self, code, highlight)
+
+    def subgroup_spec(self, code: str, split: str) -> dict | None:
+        return _subgroup_spec(self, code, split)
+
+    def dose_spec(self, code: str, highlight: str | None) -> dict | None:
+        return _dose_spec(self, code, highlight)
+
+    def comparator_spec(self, code: str) -> dict | None:
+        return _comparator_spec(self.source, self.rows, code)
+
+
+# A pool and what is drawn from it are keyed by the evidence (data version, slice, method) as
+# one argument: Streamlit's cost of keying a cached call grows with its number of arguments.
+_HASH[SliceEvidence] = lambda evidence: (evidence.source.key, repr(evidence.rows), evidence.method)
+
+
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
 def _cohorts(source: ActiveData, rows: Slice) -> pd.DataFrame:
     return analysis.cohort_slice(source.con, rows)
@@ -286,24 +358,20 @@ def _counts(source: ActiveData, rows: Slice) -> dict[str, pd.DataFrame]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2048, hash_funcs=_HASH)
-def _pooled(source: ActiveData, rows: Slice, method: str, outcome: str) -> analysis.OutcomeAnalysis:
-    counts = _counts(source, rows)
-    empty = _every_poolable(source).iloc[0:0]
-    return analysis.pool(outcome, counts.get(outcome, empty), method)
+def _pooled(evidence: SliceEvidence, outcome: str) -> analysis.OutcomeAnalysis:
+    counts = _counts(evidence.source, evidence.rows)
+    empty = _every_poolable(evidence.source).iloc[0:0]
+    return analysis.pool(outcome, counts.get(outcome, empty), evidence.method)
 
 
 @st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
-def _subgroups(
-    source: ActiveData, rows: Slice, method: str, outcome: str, split: str
-) -> SubgroupResult | None:
-    return analysis.analyse_subgroups(_pooled(source, rows, method, outcome), split)
+def _subgroups(evidence: SliceEvidence, outcome: str, split: str) -> SubgroupResult | None:
+    return analysis.analyse_subgroups(_pooled(evidence, outcome), split)
 
 
 @st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
-def _dose_regression(
-    source: ActiveData, rows: Slice, method: str, outcome: str
-) -> MetaRegressionResult | None:
-    return analysis.dose_regression(_pooled(source, rows, method, outcome))
+def _dose_regression(evidence: SliceEvidence, outcome: str) -> MetaRegressionResult | None:
+    return analysis.dose_regression(_pooled(evidence, outcome))
 
 
 @st.cache_resource(show_spinner=False, max_entries=512, hash_funcs=_HASH)
@@ -347,19 +415,15 @@ def _layout(kind: str, *args: object) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=_HASH)
-def _forest_spec(
-    source: ActiveData, rows: Slice, method: str, outcome: str, highlight: str | None
-) -> dict:
-    pooled = _pooled(source, rows, method, outcome)
+def _forest_spec(evidence: SliceEvidence, outcome: str, highlight: str | None) -> dict:
+    pooled = _pooled(evidence, outcome)
     records = _charts().forest_data(pooled.forest_records(), highlight)
     return vega_spec(_layout("forest", pooled.label), records)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
-def _subgroup_spec(
-    source: ActiveData, rows: Slice, method: str, outcome: str, split: str
-) -> dict | None:
-    result = _subgroups(source, rows, method, outcome, split)
+def _subgroup_spec(evidence: SliceEvidence, outcome: str, split: str) -> dict | None:
+    result = _subgroups(evidence, outcome, split)
     if result is None:
         return None
     records = _charts().subgroup_data(analysis.subgroup_records(result))
@@ -367,14 +431,12 @@ def _subgroup_spec(
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
-def _dose_spec(
-    source: ActiveData, rows: Slice, method: str, outcome: str, highlight: str | None
-) -> dict | None:
-    pooled = _pooled(source, rows, method, outcome)
+def _dose_spec(evidence: SliceEvidence, outcome: str, highlight: str | None) -> dict | None:
+    pooled = _pooled(evidence, outcome)
     points = analysis.dose_points(pooled.rows)
     if points.empty:
         return None
-    regression = _dose_regression(source, rows, method, outcome)
+    regression = _dose_regression(evidence, outcome)
     line = analysis.regression_line(regression, points) if regression is not None else None
     layout = _layout("dose", pooled.label, line is not None and not line.empty)
     return vega_spec(layout, _charts().dose_data(points, line, highlight))
@@ -387,73 +449,6 @@ def _comparator_spec(source: ActiveData, rows: Slice, outcome: str) -> dict | No
         return None
     title = f"{vocab.OUTCOMES.label(outcome)}: risk ratio, anakinra vs comparison cohort"
     return vega_spec(_layout("ratio", title), _charts().ratio_data(comparison.to_frame()))
-
-
-@dataclass(frozen=True)
-class SliceEvidence:
-    """The evidence of one slice of the data in use, pooled with one method."""
-
-    source: ActiveData
-    rows: Slice
-    method: str
-
-    @property
-    def summary(self) -> analysis.SliceSummary:
-        return _summary(self.source, self.rows)
-
-    def caption(self) -> str:
-        """The slice in plain words with its studies and patients: every chart's caption."""
-        counts = self.summary
-        return self.rows.describe(counts.studies, counts.patients)
-
-    def cohort_ids(self) -> tuple[str, ...]:
-        return tuple(_cohorts(self.source, self.rows)["cohort_id"])
-
-    def study_ids(self) -> set[str]:
-        return set(_cohorts(self.source, self.rows)["study_id"])
-
-    def numbers(self, only: str | None = None, besides: str | None = None) -> pd.DataFrame:
-        """Every number extracted for the slice's cohorts (see `numbers`)."""
-        return numbers(self.cohort_ids(), only, besides)
-
-    def outcome(self, code: str) -> analysis.OutcomeAnalysis:
-        return _pooled(self.source, self.rows, self.method, code)
-
-    def outcomes(self, group: str) -> tuple[analysis.OutcomeAnalysis, ...]:
-        """Each outcome of a group of vocab.OUTCOME_GROUPS, in the group's order."""
-        return tuple(self.outcome(code) for code in vocab.OUTCOME_GROUPS[group])
-
-    def subgroups(self, code: str, split: str) -> SubgroupResult | None:
-        return _subgroups(self.source, self.rows, self.method, code, split)
-
-    def dose_points(self, code: str) -> pd.DataFrame:
-        return analysis.dose_points(self.outcome(code).rows)
-
-    def cohorts_without_dose(self, code: str) -> list[str]:
-        """Cohorts reporting the outcome but no mg/day dose (left out of the dose chart)."""
-        rows = self.outcome(code).rows
-        return rows.loc[rows["dose_mg_day_max"].isna(), "label"].tolist()
-
-    def dose_regression(self, code: str) -> MetaRegressionResult | None:
-        return _dose_regression(self.source, self.rows, self.method, code)
-
-    def dose_comparisons(self, code: str) -> tuple[pd.DataFrame, ComparisonResult | None]:
-        return _dose_comparisons(self.source, self.rows, code)
-
-    def comparators(self, code: str) -> tuple[pd.DataFrame, ComparisonResult | None]:
-        return _comparators(self.source, self.rows, code)
-
-    def forest_spec(self, code: str, highlight: str | None) -> dict:
-        return _forest_spec(self.source, self.rows, self.method, code, highlight)
-
-    def subgroup_spec(self, code: str, split: str) -> dict | None:
-        return _subgroup_spec(self.source, self.rows, self.method, code, split)
-
-    def dose_spec(self, code: str, highlight: str | None) -> dict | None:
-        return _dose_spec(self.source, self.rows, self.method, code, highlight)
-
-    def comparator_spec(self, code: str) -> dict | None:
-        return _comparator_spec(self.source, self.rows, code)
 
 
 def slice(rows: Slice, method: str = "glmm") -> SliceEvidence:
