@@ -104,24 +104,33 @@ def render_ab(base: dict[str, Any], new: dict[str, Any]) -> str:
     """Two runs of the app benchmark, a base commit's app and this one, each against the same
     floor in its own run: the ratios are comparable where the absolute times are not."""
     lines = [
-        f"Base: `{base['app']}` at commit `{_commit_of(base)}`, run {base['date']}; "
-        f"this: `{new['app']}` at `{new['commit']}`, run {new['date']}. Each against "
-        "bench/floor_page_app.py in the same run.",
+        f"The app at commit `{_commit_of(base)}` (run {base['date']}) and at `{new['commit']}` "
+        f"(run {new['date']}), each against bench/floor_page_app.py in the same run.",
         "",
-        "| Ratio to the floor | base | this | base p95 (ms) | this p95 (ms) |",
+        "| | ratio to the floor, base | this | base | this |",
         "|---|---|---|---|---|",
     ]
     for name, value in new["ratio_to_floor"].items():
         before = base["ratio_to_floor"].get(name)
-        change = name.rsplit(",", 1)[0].replace("filter change", "dashboard")
-        p95 = [run["filter_change"].get(change, {}).get("p95_ms") for run in (base, new)]
-        cells = [_number(v) if v is not None else "" for v in p95] if "p95" in name else ["", ""]
+        absolute = [_absolute(run, name) for run in (base, new)]
         lines.append(
             f"| {name} | {_number(before, 2) if before is not None else '-'} | {value:.2f} | "
-            + " | ".join(cells)
+            + " | ".join(absolute)
             + " |"
         )
     return "\n".join(lines)
+
+
+def _absolute(figures: dict[str, Any], ratio_name: str) -> str:
+    """The dashboard's own figure behind a ratio: ms for a filter change, s for a cold start."""
+    what, statistic = ratio_name.rsplit(", ", 1)
+    if what.startswith("filter change"):
+        row = figures["filter_change"].get(what.replace("filter change", "dashboard"), {})
+        value = row.get(f"{statistic}_ms")
+        return "-" if value is None else f"{value:.0f} ms"
+    row = figures["cold_start"].get(what.replace("cold start", "dashboard"), {})
+    value = row.get(statistic, {}).get("median_s")
+    return "-" if value is None else f"{value:.2f} s"
 
 
 def _commit_of(figures: dict[str, Any]) -> str:
