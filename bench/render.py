@@ -42,8 +42,26 @@ def _about(figures: dict[str, Any]) -> list[str]:
     ]
 
 
+def _targets(figures: dict[str, Any]) -> str:
+    """Each target of the run with the figures that decide it."""
+    limit, seconds = (figures["targets"][k] for k in ("filter_change_p95_ms", "cold_start_title_s"))
+    changes = {n: r["p95_ms"] for n, r in figures["filter_change"].items() if "dashboard" in n}
+    colds = {n: r["title"]["median_s"] for n, r in figures["cold_start"].items() if "dash" in n}
+
+    def verdict(values: dict[str, float], bound: float, unit: str) -> str:
+        met = "met" if all(v <= bound for v in values.values()) else "not met"
+        shown = ", ".join(f"{name} {v:.0f} ms" if unit == "ms" else f"{name} {v:.1f} s"
+                          for name, v in values.items())  # fmt: skip
+        return f"{met} ({shown})"
+
+    return (
+        f"Targets: filter change p95 ≤ {limit} ms: {verdict(changes, limit, 'ms')}; first page "
+        f"title ≤ {seconds:g} s (median): {verdict(colds, seconds, 's')}."
+    )
+
+
 def render_app(figures: dict[str, Any]) -> str:
-    lines = [*_about(figures), ""]
+    lines = [*_about(figures), "", _targets(figures), ""]
     lines += [
         "| Filter change | changes | median (ms) | p95 (ms) | max (ms) | server (ms) "
         "| browser (ms) |",
