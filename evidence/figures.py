@@ -14,11 +14,13 @@ a page that nobody exports from should not pay for it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Literal
 
 import pyarrow as pa
 
+_MARKDOWN_ESCAPE = re.compile(r"\\(.)")
 EXPORT_WIDTH = 900  # px: the charts are drawn as wide as their container on screen
 PNG_SCALE = 2  # a PNG at twice the size stays sharp on a slide or in print
 # The charts' own title style (charts._style) plus the notes' lines under it.
@@ -57,9 +59,14 @@ def standalone_spec(spec: dict, notes: Sequence[str], width: int = EXPORT_WIDTH)
 
 
 def export_notes(lines: Sequence[str], data_label: str, data_key: str) -> list[str]:
-    """The lines under an exported chart's title: what the page says about the chart (markdown
-    emphasis removed), then where the numbers come from and when the file was made."""
-    plain = [line.replace("**", "") for line in lines if line]
+    """The lines under an exported chart's title: what the page says about the chart (Markdown
+    emphasis and escapes removed: a file shows text), then where the numbers come from and when
+    the file was made."""
+    plain = [
+        _MARKDOWN_ESCAPE.sub(r"\1", line.replace("**", "")).replace("\u200b", "")
+        for line in lines
+        if line
+    ]
     source = (
         f"Anakinra-for-ICANS evidence dashboard · data: {data_label} ({data_key[:24]}) · "
         f"exported {dt.date.today().isoformat()}"

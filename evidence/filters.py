@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, NamedTuple
 
 from evidence import vocab
@@ -95,7 +95,7 @@ class Filter:
             ends = [self.open_end if end is None else format(end, "g") for end in value]
             return self.sentence.format(low=ends[0], high=ends[1])
         if self.kind == "option":
-            return self.sentence.format(value=labels[value])
+            return self.sentence.format(value=labels.get(value, value))
         if self.kind == "minimum":
             return self.sentence.format(value=value)
         return self.sentence.format(
@@ -354,15 +354,34 @@ def read_link(params: Mapping[str, str | Sequence[str]]) -> tuple[Slice, View, l
             if value is not None:
                 chosen[f.key] = value
         else:
-            notices.append(f"Ignored unknown link parameter '{key}'.")
+            notices.append(f"Ignored unknown link parameter {_quoted(key)}.")
             continue
-        notices += [f"Ignored {key}={item!r}: {why}." for item, why in bad]
+        notices += [f"Ignored {key}={_quoted(item)}: {why}." for item, why in bad]
     for f in FILTERS:
         span = chosen.get(f.key)
         if f.kind == "range" and span and None not in span and span.low > span.high:
             notices.append(f"Ignored the {f.label.lower()} range: its start is above its end.")
             del chosen[f.key]
     return Slice(**chosen), View(**view), notices
+
+
+def keep_known_studies(
+    rows: Slice, view: View, study_ids: Collection[str]
+) -> tuple[Slice, View, list[str]]:
+    """The slice and view without study ids the data in use does not have (a link made on other
+    data, or edited by hand), and a notice for each one dropped."""
+    known = set(study_ids)
+    notices = [
+        f"Ignored exclude={_quoted(s)}: no study with this id in the data in use."
+        for s in rows.exclude
+        if s not in known
+    ]
+    if notices:
+        rows = rows.replace(exclude=tuple(s for s in rows.exclude if s in known))
+    if view.study is not None and view.study not in known:
+        notices.append(f"Ignored study={_quoted(view.study)}: no study with this id in the data.")
+        view = replace(view, study=None)
+    return rows, view, notices
 
 
 def link_params(rows: Slice, view: View) -> dict[str, list[str]]:
@@ -385,6 +404,15 @@ def link_params(rows: Slice, view: View) -> dict[str, list[str]]:
         if value != getattr(default, setting.name):
             out[setting.name] = [str(value)]
     return out
+
+
+NOTICE_VALUE_LIMIT = 60  # characters of a link value a notice repeats
+
+
+def _quoted(value: str) -> str:
+    """A link value as a notice repeats it: quoted, and shortened (links can carry anything)."""
+    text = value if len(value) <= NOTICE_VALUE_LIMIT else value[: NOTICE_VALUE_LIMIT - 1] + "…"
+    return repr(text)
 
 
 def _parse(f: Filter, items: list[str]) -> tuple[Any, list[tuple[str, str]]]:

@@ -27,7 +27,7 @@ else:
     )
     regression_line = components.regression_line(evidence, code)
     components.selectable_chart(spec, f"dose_{code}", [chart_caption, regression_line])
-    st.caption(chart_caption)
+    components.caption(chart_caption)
     components.exclusion_control("dose")
     if evidence.dose_regression(code) is None:
         st.info(regression_line)
@@ -35,7 +35,7 @@ else:
         st.markdown(regression_line)
 undosed = evidence.cohorts_without_dose(code)
 if undosed:
-    st.caption(
+    components.caption(
         "Not in the chart (no mg/day dose reported, e.g. weight-based dosing): "
         + "; ".join(undosed)
     )

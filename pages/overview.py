@@ -21,7 +21,7 @@ columns[0].metric("Studies in slice", summary.studies)
 columns[1].metric("Cohorts", summary.cohorts)
 columns[2].metric("Patients (where reported)", summary.patients)
 columns[3].metric("Cohorts with n not reported", summary.cohorts_without_n)
-st.caption(evidence.caption())
+components.caption(evidence.caption())
 
 st.subheader("Key pooled outcomes")
 key_outcomes = evidence.outcomes("key")

@@ -87,4 +87,4 @@ else:
         hide_index=True,
         column_config={"quote": st.column_config.TextColumn("Quote", width="large")},
     )
-st.caption(caption)
+components.caption(caption)

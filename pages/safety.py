@@ -48,4 +48,4 @@ else:
             "quote": st.column_config.TextColumn("Quote", width="large"),
         },
     )
-st.caption(evidence.caption())
+components.caption(evidence.caption())

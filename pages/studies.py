@@ -64,7 +64,7 @@ components.study_table(
         "nct_id": "Registry",
     },
 )
-st.caption(f"{len(shown)} of {len(studies)} reports shown. {rows.describe()}.")
+components.caption(f"{len(shown)} of {len(studies)} reports shown. {rows.describe()}.")
 components.csv_download(shown[COLUMNS], "Download this table (CSV)", "anakinra_studies.csv")
 
 study_id = components.highlighted()
@@ -74,9 +74,9 @@ if picked.empty:
 else:
     record = picked.iloc[0]
     st.header(f"{components.study_heading(record)}: where every number was read")
-    st.markdown(f"*{record['title']}* — venue: {record['venue']}")
+    components.caption(f"{record['title']} — venue: {record['venue']}")
     if isinstance(record["notes"], str):
-        st.caption(record["notes"])
+        components.caption(record["notes"])
     facts = data.study_facts(study_id)
     components.provenance(facts)
     numbers = data.numbers(tuple(facts["cohort_id"]))

@@ -33,4 +33,4 @@ else:
         [caption, test_line],
     )
     st.markdown(test_line)
-    st.caption("  \n".join([*subgroups.notes, caption]))
+    components.caption(*subgroups.notes, caption)

@@ -305,3 +305,19 @@ def test_make_run_serves_the_overview(browser: object) -> None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
         log.close()
+
+
+def test_a_hostile_link_shows_its_values_as_text(server: str, browser: object) -> None:
+    """A shared link with Markdown in its values: the notice shows them, and the page holds no
+    link or image that the link put there."""
+    from urllib.parse import urlencode
+
+    payload = "[click](https://example.org/login) ![p](https://example.org/p.png) www.example.org"
+    page = _page(browser, f"{server}/?{urlencode({'exclude': payload, 'study': payload})}")
+    notice = page.locator('[data-testid="stAlert"]').filter(has_text="Ignored")
+    playwright_api.expect(notice).to_contain_text("[click]", timeout=TIMEOUT_MS)
+    assert notice.locator("a").count() == 0 and notice.locator("img").count() == 0
+    assert (
+        page.locator('a[href^="https://example.org"], img[src^="https://example.org"]').count() == 0
+    )
+    page.context.close()

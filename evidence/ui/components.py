@@ -4,6 +4,7 @@ is in use."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 
@@ -23,7 +24,7 @@ from evidence.meta.results import (
 )
 from evidence.ui import data, state
 from evidence.ui.data import SliceEvidence
-from evidence.ui.format import NOT_REPORTED, number, pct, pct_interval
+from evidence.ui.format import NOT_REPORTED, number, pct, pct_interval, plain
 
 HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okabe-Ito vermillion)
 
@@ -33,10 +34,10 @@ def data_banner() -> None:
     active = data.active()
     if active.is_upload:
         left, right = st.columns([4, 1])
-        left.warning(f"You are looking at {active.label}, in this browser session only.")
+        left.warning(f"You are looking at {plain(active.label)}, in this browser session only.")
         right.button("Back to shipped data", key="back_to_shipped", on_click=_back_to_shipped)
     elif not active.is_shipped:
-        st.info(f"This dashboard serves {active.label}, not the shipped extraction.")
+        st.info(f"This dashboard serves {plain(active.label)}, not the shipped extraction.")
 
 
 def _back_to_shipped() -> None:
@@ -45,9 +46,27 @@ def _back_to_shipped() -> None:
     st.rerun()
 
 
+MAX_NOTICES = 5  # a link can carry any number of bad values; the box says how many more
+
+
 def notices(messages: list[str]) -> None:
-    for message in messages:
-        st.info(message, icon=":material/info:")
+    """What the link had that was ignored, in one box, each value shown as text."""
+    if not messages:
+        return
+    counted = Counter(messages)  # in first-seen order; a value repeated is said once
+    lines = [
+        plain(message) + (f" (×{times})" if times > 1 else "")
+        for message, times in list(counted.items())[:MAX_NOTICES]
+    ]
+    if len(counted) > MAX_NOTICES:
+        lines.append(f"…and {len(counted) - MAX_NOTICES} more values ignored.")
+    st.info("  \n".join(lines), icon=":material/info:")
+
+
+def caption(*lines: str) -> None:
+    """Lines of text under a chart or table, each shown as the text it is (a slice's words can
+    carry study ids, notes can carry labels from an upload)."""
+    st.caption("  \n".join(plain(line) for line in lines if line))
 
 
 def highlighted() -> str | None:
@@ -109,7 +128,7 @@ def result_sentence(result: PoolResult) -> str:
         return pooled_sentence(result)
     only = result.studies[0]
     return (
-        f"One study only — **{only.label}**: {only.events}/{only.total} = "
+        f"One study only — **{plain(only.label)}**: {only.events}/{only.total} = "
         f"**{pct(only.proportion)}** (exact 95% CI {pct_interval(only.ci.low, only.ci.high)}). "
         "Nothing is pooled."
     )
@@ -118,13 +137,13 @@ def result_sentence(result: PoolResult) -> str:
 def pooled_block(pooled: OutcomeAnalysis) -> None:
     """The pooled number, or a plain message in its place when there is nothing to pool."""
     if pooled.result is None:
-        st.info(pooled.message or "Nothing to pool in this slice.")
+        st.info(plain(pooled.message or "Nothing to pool in this slice."))
         return
     result = pooled.result
     st.markdown(result_sentence(result))
     if pooled.message and result.k != 1:
-        st.warning(pooled.message)
-    st.caption("  \n".join([*result.notes, method_line(pooled)]))
+        st.warning(plain(pooled.message))
+    caption(*result.notes, method_line(pooled))
 
 
 def subgroup_test_line(result: SubgroupResult) -> str:
@@ -202,17 +221,17 @@ def outcome_sections(evidence: SliceEvidence, group: str, key_prefix: str) -> No
             forest(evidence, pooled, key=f"{key_prefix}_{pooled.outcome}")
     missing = [a.label for a in analyses if a.result is None]
     if missing:
-        st.info(f"Not reported as counts in this slice: {', '.join(missing)}.")
+        st.info(plain(f"Not reported as counts in this slice: {', '.join(missing)}."))
 
 
 def forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> None:
     """Forest plot with linked selection: a click highlights the study and offers to exclude it."""
     if pooled.result is None:
         return
-    caption = evidence.caption()
-    notes = [caption, result_sentence(pooled.result), method_line(pooled)]
+    slice_words = evidence.caption()
+    notes = [slice_words, result_sentence(pooled.result), method_line(pooled)]
     selectable_chart(evidence.forest_spec(pooled.outcome, highlighted()), key, notes)
-    st.caption(caption)
+    caption(slice_words)
     exclusion_control(key)
 
 
@@ -280,7 +299,7 @@ def study_table(frame: pd.DataFrame, columns: list[str], **dataframe_args: objec
     shade = f"background-color: {HIGHLIGHT_SHADE}"
     styled = shown.style.apply(lambda row: [shade if marked[row.name] else ""] * len(row), axis=1)
     st.dataframe(styled, **dataframe_args)
-    st.caption(f"Shaded: **{study}**, highlighted in the charts.")
+    st.caption(f"Shaded: **{plain(study)}**, highlighted in the charts.")
 
 
 def exclusion_control(key: str) -> None:
@@ -290,9 +309,10 @@ def exclusion_control(key: str) -> None:
         return
     rows = state.current_slice()
     excluded = study in rows.exclude
-    label = f"Include {study} again" if excluded else f"Exclude {study} and re-pool"
+    shown = plain(study)
+    label = f"Include {shown} again" if excluded else f"Exclude {shown} and re-pool"
     left, right = st.columns([3, 1])
-    left.caption(f"Highlighted: **{study}** (click a study in any chart to highlight it).")
+    left.caption(f"Highlighted: **{shown}** (click a study in any chart to highlight it).")
     right.button(
         label,
         key=f"{key}_toggle",
@@ -315,7 +335,8 @@ def provenance(facts: pd.DataFrame) -> None:
     for fact in facts.to_dict("records"):
         arm = vocab.ARMS.label(fact["arm"])
         indication = vocab.INDICATIONS.label(fact["indication"])
-        with st.expander(f"Cohort: {fact['label']} ({arm}, {indication})", expanded=True):
+        title = plain(f"Cohort: {fact['label']} ({arm}, {indication})")
+        with st.expander(title, expanded=True):
             for name, columns, prefix in _COHORT_FACTS:
                 given = [(c, fact[c]) for c in columns if not _missing(fact[c])]
                 shown = _fact_text(*given[0]) if given else NOT_REPORTED
@@ -325,7 +346,7 @@ def provenance(facts: pd.DataFrame) -> None:
                     if not _missing(quote)
                     else ""
                 )
-                st.markdown(f"**{name}:** {shown}{where}")
+                st.markdown(f"**{name}:** {plain(shown + where, limit=5_000)}")
 
 
 def _missing(value: object) -> bool:
@@ -379,7 +400,7 @@ def outcome_card(pooled: OutcomeAnalysis) -> None:
     st.markdown(f"**{pooled.label}**")
     if pooled.result is None:
         st.markdown("not estimable")
-        st.caption(pooled.message)
+        caption(pooled.message or "")
         return
     result = pooled.result
     value, interval = headline(result)
@@ -389,7 +410,7 @@ def outcome_card(pooled: OutcomeAnalysis) -> None:
         f"{interval} · k = {result.k} · {result.events_total}/{result.n_total} patients · {method}"
     )
     if pooled.message:
-        st.caption(pooled.message)
+        caption(pooled.message)
 
 
 def with_gaps(
@@ -404,11 +425,12 @@ def with_gaps(
 
 
 def study_heading(record: pd.Series) -> str:
-    """ "Park JH 2023": first author and year, or the study id when no author is given."""
+    """ "Park JH 2023": first author and year, or the study id when no author is given; as text
+    (an uploaded author is shown as written, never as Markdown)."""
     author = record["first_author"]
     name = record["study_id"] if _missing(author) or author == NOT_REPORTED else author
     year = "" if _missing(record["year"]) else f" {int(record['year'])}"
-    return f"{name}{year}"
+    return plain(f"{name}{year}", limit=120)
 
 
 def csv_download(frame: pd.DataFrame, label: str, file_name: str) -> None:

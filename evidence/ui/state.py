@@ -19,7 +19,16 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from evidence import vocab
-from evidence.filters import FILTERS, Filter, Range, Slice, View, link_params, read_link
+from evidence.filters import (
+    FILTERS,
+    Filter,
+    Range,
+    Slice,
+    View,
+    keep_known_studies,
+    link_params,
+    read_link,
+)
 from evidence.ui import data
 
 SLICE_KEY = "slice"
@@ -42,6 +51,8 @@ def current() -> tuple[Slice, View]:
     params = _url_params()
     if params:
         rows, view, notices = read_link(params)
+        rows, view, unknown = keep_known_studies(rows, view, data.study_ids())
+        notices += unknown
     else:
         rows = st.session_state.get(SLICE_KEY, Slice())
         view = st.session_state.get(VIEW_KEY, View())
@@ -158,6 +169,8 @@ def _from_widgets() -> tuple[Slice, View]:
         method=state[VIEW_WIDGET.format("method")],
         outcome=state[VIEW_WIDGET.format("outcome")],
     )
+    # Widget values come from the browser: they pass the link's checks like any other value.
+    rows, view, _ = read_link(link_params(rows, view))
     return rows, view
 
 
