@@ -305,3 +305,50 @@ def test_make_run_serves_the_overview(browser: object) -> None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
         log.close()
+
+
+SESSIONS = 5
+EXPORTS = ["Extraction in use (XLSX)", "Extraction in use (CSV, zipped)"]
+
+
+def test_simultaneous_sessions_download_the_exports_without_a_failure(
+    server: str, browser: object
+) -> None:
+    """Five people open Methods & data and download both exports of the shared database at the
+    same moment, three times over: every download arrives (each export takes its own cursor of
+    the process-wide read-only connection) and the server logs no failed download."""
+    log = ROOT / "artifacts" / f"streamlit-{server.rsplit(':', 1)[1]}.log"
+    logged_before = log.read_text().count("Error executing deferred callable")
+    pages = [_page(browser, f"{server}/methods") for _ in range(SESSIONS)]
+    arrived: list[object] = []
+    for page in pages:
+        page.on("download", lambda download: arrived.append(download))
+        for label in EXPORTS:
+            page.get_by_role("button", name=label).wait_for(timeout=TIMEOUT_MS)
+    rounds = 3
+    for _ in range(rounds):
+        # Every page clicks both buttons at one agreed moment (one clock: one browser).
+        moment = pages[0].evaluate("Date.now()") + 1500
+        for page in pages:
+            page.evaluate(
+                """([labels, moment]) => setTimeout(() => {
+                    for (const button of document.querySelectorAll('button')) {
+                        if (labels.includes(button.innerText.trim())) button.click();
+                    }
+                }, moment - Date.now())""",
+                [EXPORTS, moment],
+            )
+        pages[0].wait_for_timeout(2000)
+    wanted, waited = rounds * SESSIONS * len(EXPORTS), 0
+    while len(arrived) < wanted and waited < TIMEOUT_MS:
+        pages[0].wait_for_timeout(250)
+        waited += 250
+    failed = log.read_text().count("Error executing deferred callable") - logged_before
+    assert failed == 0, f"{failed} downloads failed on the server (see {log.name})"
+    assert len(arrived) == wanted
+    for download in arrived:
+        assert download.failure() is None
+        assert Path(download.path()).read_bytes()[:2] == b"PK"  # an XLSX or zip
+    for page in pages:
+        assert not page.errors, page.errors
+        page.context.close()
