@@ -61,4 +61,4 @@ docker: ## Build the container image (needs a Docker engine)
 	docker build -t anakinra-dashboard .
 
 clean: ## Remove the virtual environment, the built database and test artifacts
-	rm -rf $(VENV) data/anakinra.duckdb artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) data/anakinra.duckdb data/anakinra.duckdb.sha256 artifacts .pytest_cache .ruff_cache

@@ -352,3 +352,21 @@ def test_simultaneous_sessions_download_the_exports_without_a_failure(
     for page in pages:
         assert not page.errors, page.errors
         page.context.close()
+
+
+def test_a_server_without_data_shows_the_plain_page_on_every_address(
+    browser: object, tmp_path: Path
+) -> None:
+    """A damaged ANAKINRA_DB file (served as it is, never replaced): every address, a deep link
+    first, shows the plain "data unavailable" page, with no error and no navigation."""
+    database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
+    database.write_bytes(database.read_bytes()[:4096])
+    with streamlit_server(env={"ANAKINRA_DB": str(database)}) as base:
+        for path in ("treatment?grading=ASTCT", "", "methods"):
+            page = _page(browser, f"{base}/{path}")
+            playwright_api.expect(page.locator("h1").first).to_have_text("Data unavailable")
+            assert page.get_by_text("Rebuild the database").count() == 1
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+            assert not page.errors, page.errors
+            page.context.close()

@@ -1,0 +1,257 @@
+"""Serving the dashboard as one shared URL: the served database verified at start (a damaged file
+rebuilt, in memory when its folder is read-only, a plain "data unavailable" page and a failing
+script health check when nothing can be served)."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from evidence.extraction import build
+from harness.server import ROOT, streamlit_server
+
+FIXTURE = Path(__file__).parent / "fixtures" / "good"
+TIMEOUT = 60
+
+
+@pytest.fixture
+def sheets(tmp_path: Path) -> Path:
+    folder = tmp_path / "sheets"
+    shutil.copytree(FIXTURE, folder)
+    return folder
+
+
+def _truncated(path: Path) -> None:
+    """Cut the file in half, as an interrupted copy does (its checksum file stays)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _garbage(path: Path) -> None:
+    """Not a database at all, and no checksum beside it."""
+    path.write_bytes(b"not a duckdb file\n" * 4096)
+    build.checksum_path(path).unlink()
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {"truncated": _truncated, "garbage": _garbage}
+
+
+def _damaged(sheets: Path, folder: Path, how: str) -> Path:
+    target = build.build_from(sheets, folder / "anakinra.duckdb")
+    DAMAGE[how](target)
+    return target
+
+
+@pytest.fixture
+def read_only(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it to make the data folder read-only as far as the build can tell (tests run as root,
+    who may write anyway): the folder reports itself unwritable and creating a file fails."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied (read-only folder)")
+
+    def make() -> None:
+        monkeypatch.setattr(build, "folder_writable", lambda folder: False)
+        monkeypatch.setattr(build.tempfile, "mkstemp", refuse)
+
+    return make
+
+
+# ---- the build's verification -----------------------------------------------------------------
+def test_a_build_records_its_checksum_and_row_counts(sheets: Path, tmp_path: Path) -> None:
+    target = build.build_from(sheets, tmp_path / "anakinra.duckdb")
+    recorded = build.checksum_path(target).read_text()
+    assert recorded == f"{build.file_sha256(target)}  anakinra.duckdb\n"  # sha256sum -c reads it
+    info = build.stored_info(target)
+    with duckdb.connect(str(target), read_only=True) as con:
+        for sheet in ("studies", "cohorts", "outcomes", "sources", "quality", "review_figures"):
+            count = con.execute(f"SELECT count(*) FROM {sheet}").fetchone()[0]
+            assert info[f"rows:{sheet}"] == str(count)
+    assert build.verify(target) is None
+
+
+def test_verify_names_what_is_wrong(sheets: Path, tmp_path: Path) -> None:
+    assert build.verify(tmp_path / "none.duckdb") == "is missing"
+    truncated = _damaged(sheets, tmp_path, "truncated")
+    assert "does not match the checksum recorded in anakinra.duckdb.sha256" in build.verify(
+        truncated
+    )
+    build.checksum_path(truncated).unlink()  # a file built before checksums were recorded
+    assert build.verify(truncated).startswith("cannot be read (IOException")
+    garbage = tmp_path / "g" / "anakinra.duckdb"
+    garbage.parent.mkdir()
+    build.build_from(sheets, garbage)
+    _garbage(garbage)
+    assert build.verify(garbage).startswith("cannot be read")
+
+
+def test_verify_compares_the_row_counts_the_build_recorded(sheets: Path, tmp_path: Path) -> None:
+    target = build.build_from(sheets, tmp_path / "anakinra.duckdb")
+    with duckdb.connect(str(target)) as con:
+        con.execute("DELETE FROM quality WHERE rowid = (SELECT min(rowid) FROM quality)")
+    build.checksum_path(target).unlink()
+    assert "rows in quality, where its build wrote" in build.verify(target)
+
+
+def test_a_truncated_file_passes_the_staleness_check_but_not_verify(
+    sheets: Path, tmp_path: Path
+) -> None:
+    """The defect: build_info still reads, so `ensure_built` keeps the file."""
+    target = _damaged(sheets, tmp_path, "truncated")
+    assert build.freshness(target, sheets).state == "current"
+    assert build.verify(target) is not None
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_file_is_rebuilt_into_a_fresh_file(sheets: Path, tmp_path: Path, how: str):
+    target = _damaged(sheets, tmp_path, how)
+    damaged_bytes = target.read_bytes()
+    served = build.open_served(target, sheets)
+    assert served.file == target and build.verify(target) is None
+    assert "rebuilt it from" in served.notice and "anakinra.duckdb.damaged" in served.notice
+    assert (tmp_path / "anakinra.duckdb.damaged").read_bytes() == damaged_bytes
+    assert served.con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
+    served.con.close()
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_file_in_a_read_only_folder_is_served_from_memory(
+    sheets: Path, tmp_path: Path, how: str, read_only: Callable[[], None]
+) -> None:
+    target = _damaged(sheets, tmp_path, how)
+    read_only()
+    before = target.read_bytes()
+    served = build.open_served(target, sheets)
+    assert served.file is None and "built in memory" in served.notice
+    assert served.con.execute("SELECT count(*) FROM studies").fetchone() == (6,)
+    assert target.read_bytes() == before  # nothing written
+    served.con.close()
+
+
+def test_a_damaged_file_the_sheets_cannot_rebuild_is_unservable(
+    sheets: Path, tmp_path: Path
+) -> None:
+    target = _damaged(sheets, tmp_path, "garbage")
+    (sheets / "studies.csv").write_text("not,the,columns\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(build.Unservable, match=r"cannot be read.*and the sheets in .* problem"):
+        build.open_served(target, sheets)
+
+
+def test_a_file_chosen_as_is_is_never_replaced(sheets: Path, tmp_path: Path) -> None:
+    """ANAKINRA_DB names a file to serve as it is: damaged, it is unservable, not swapped."""
+    target = _damaged(sheets, tmp_path, "truncated")
+    before = target.read_bytes()
+    with pytest.raises(build.Unservable, match="does not match the checksum"):
+        build.open_served(target, sheets, rebuild=False)
+    assert target.read_bytes() == before
+
+
+# ---- the app over a damaged file ----------------------------------------------------------------
+@pytest.fixture
+def app_over(monkeypatch: pytest.MonkeyPatch, sheets: Path) -> Iterator[Callable[[Path], AppTest]]:
+    """The app as `make run` starts it (no ANAKINRA_DB) over `target`, following `sheets`."""
+    monkeypatch.delenv("ANAKINRA_DB", raising=False)
+    monkeypatch.setattr(build, "SHEETS_DIR", sheets)
+
+    def make(target: Path) -> AppTest:
+        monkeypatch.setattr(build, "DATABASE", target)
+        return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+    st.cache_resource.clear()
+    yield make
+    st.cache_resource.clear()  # the next test's app opens its own database
+
+
+def _warnings(at: AppTest) -> str:
+    return " ".join(w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_the_app_rebuilds_a_damaged_file_and_says_so(
+    app_over: Callable[[Path], AppTest], sheets: Path, tmp_path: Path, how: str
+) -> None:
+    target = _damaged(sheets, tmp_path, how)
+    at = app_over(target).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "rebuilt it from" in _warnings(at)
+    assert at.metric, "the Overview shows its numbers"
+    assert build.verify(target) is None
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_the_app_serves_a_damaged_file_in_a_read_only_folder_from_memory_once(
+    app_over: Callable[[Path], AppTest],
+    sheets: Path,
+    tmp_path: Path,
+    how: str,
+    read_only: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built in memory once per process, not once per run; the database file is not offered for
+    download (it is the damaged one)."""
+    target = _damaged(sheets, tmp_path, how)
+    read_only()
+    builds = []
+    in_memory = build.build_in_memory
+    monkeypatch.setattr(
+        build, "build_in_memory", lambda *a: builds.append(a) or in_memory(*a)
+    )  # fmt: skip
+    at = app_over(target)
+    for _ in range(3):
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert "built in memory" in _warnings(at)
+    assert len(builds) == 1
+    at.switch_page("pages/methods.py").run()
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Extraction in use (XLSX)" in labels and "Database file (DuckDB)" not in labels
+
+
+PAGES = ["pages/overview.py", "pages/treatment.py", "pages/methods.py", "pages/studies.py"]
+
+
+def test_the_app_shows_a_plain_page_when_nothing_can_be_served(
+    app_over: Callable[[Path], AppTest], sheets: Path, tmp_path: Path
+) -> None:
+    target = _damaged(sheets, tmp_path, "garbage")
+    (sheets / "cohorts.csv").unlink()
+    at = app_over(target).run()
+    for page in PAGES:
+        if page != PAGES[0]:
+            at.switch_page(page).run()
+        assert [t.value for t in at.title] == ["Data unavailable"]
+        assert not at.exception and not at.error
+        assert "Rebuild the database" in at.caption[0].value
+        assert not at.sidebar.get("multiselect"), "no filters on the plain page"
+
+
+# ---- the script health check of a real server ---------------------------------------------------
+def _status(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@pytest.mark.slow
+def test_the_script_health_check_fails_while_no_data_can_be_served(tmp_path: Path) -> None:
+    """/_stcore/health says the process is up either way; /_stcore/script-health-check (which
+    the Dockerfile's HEALTHCHECK and a proxy probe) runs app.py and fails without data."""
+    good = build.build_from(FIXTURE, tmp_path / "good.duckdb")
+    with streamlit_server(env={"ANAKINRA_DB": str(good)}) as base:
+        assert _status(f"{base}/_stcore/health") == (200, "ok")
+        assert _status(f"{base}/_stcore/script-health-check") == (200, "ok")
+    damaged = build.build_from(FIXTURE, tmp_path / "damaged.duckdb")
+    _truncated(damaged)
+    with streamlit_server(env={"ANAKINRA_DB": str(damaged)}) as base:
+        assert _status(f"{base}/_stcore/health") == (200, "ok")
+        assert _status(f"{base}/_stcore/script-health-check") == (503, "error")
