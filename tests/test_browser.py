@@ -370,3 +370,50 @@ def test_a_server_without_data_shows_the_plain_page_on_every_address(
             assert page.locator('[data-testid="stSidebarNav"]').count() == 0
             assert not page.errors, page.errors
             page.context.close()
+
+
+def _fixture_workbook(tmp_path: Path) -> Path:
+    """The template filled with the fixture extraction, as a panel would upload it."""
+    import duckdb
+
+    from evidence.extraction import export
+
+    fixture_db = build.build_from(ROOT / "tests" / "fixtures" / "good", tmp_path / "f.duckdb")
+    workbook = tmp_path / "panel_extraction.xlsx"
+    with duckdb.connect(str(fixture_db), read_only=True) as con:
+        workbook.write_bytes(export.export_workbook(con))
+    return workbook
+
+
+def _upload(page: object, workbook: Path) -> None:
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(workbook))
+    page.get_by_role("button", name="Check and use this extraction").click()
+    page.wait_for_selector("text=in this browser session only", timeout=TIMEOUT_MS)
+    _settle(page)
+
+
+def test_an_ended_sessions_upload_is_closed(browser: object, tmp_path: Path) -> None:
+    """A closed tab's session is kept for its reconnect window (6 s here), then dropped by
+    Streamlit without a hook: the next run's sweep closes its upload's database."""
+    from harness.server import streamlit_process
+
+    database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
+    workbook = _fixture_workbook(tmp_path)
+    env = {"ANAKINRA_DB": str(database), "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "6"}
+    with streamlit_process(env=env, log_prefix="session-end") as (base, _, _):
+        log = ROOT / "artifacts" / f"session-end-{base.rsplit(':', 1)[1]}.log"
+        page = _page(browser, f"{base}/methods")
+        _upload(page, workbook)
+        page.context.close()
+        closed = "closed the uploaded extraction of ended session"
+        page_of_another = _page(browser, f"{base}/")
+        assert closed not in log.read_text(), "closed inside the reconnect window"
+        page_of_another.wait_for_timeout(7000)  # the window passes
+        page_of_another.reload()
+        _settle(page_of_another)
+        for _ in range(40):
+            if closed in log.read_text():
+                break
+            page_of_another.wait_for_timeout(250)
+        assert log.read_text().count(closed) == 1
+        page_of_another.context.close()

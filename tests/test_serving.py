@@ -1,6 +1,7 @@
 """Serving the dashboard as one shared URL: the served database verified at start (a damaged file
 rebuilt, in memory when its folder is read-only, a plain "data unavailable" page and a failing
-script health check when nothing can be served)."""
+script health check when nothing can be served); a client's "clear cache" limited to its own
+session; each session's upload bounded, one at a time, closed when replaced, left or ended."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -255,3 +257,197 @@ def test_the_script_health_check_fails_while_no_data_can_be_served(tmp_path: Pat
     with streamlit_server(env={"ANAKINRA_DB": str(damaged)}) as base:
         assert _status(f"{base}/_stcore/health") == (200, "ok")
         assert _status(f"{base}/_stcore/script-health-check") == (503, "error")
+
+
+# ---- "Clear cache" sent by a client -------------------------------------------------------------
+PROBE = """
+import time
+
+import streamlit as st
+
+from evidence.ui import serving
+
+serving.guard_clear_cache()  # what app.py does through serving.start
+
+
+@st.cache_resource
+def shared() -> int:
+    return time.monotonic_ns()  # one value per process, unless someone clears every cache
+
+
+st.session_state.setdefault("runs", 0)
+st.session_state["runs"] += 1
+st.text(f"shared={shared()}")
+st.text(f"runs={st.session_state['runs']}")
+"""
+
+
+class StreamClient:
+    """A client speaking Streamlit's websocket protocol (BackMsg out, ForwardMsg in), as any
+    script can: no browser, nothing but the server's own protobufs."""
+
+    def __init__(self, socket: object) -> None:
+        self.socket = socket
+
+    def send(self, **fields: object) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        message = BackMsg()
+        for name, value in fields.items():
+            if name == "rerun_script":
+                message.rerun_script.query_string = str(value)
+            else:
+                setattr(message, name, value)
+        self.socket.send(message.SerializeToString())
+
+    def run(self) -> dict[str, str]:
+        """Rerun the script; what it wrote with st.text, as {name: value}."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        self.send(rerun_script="")
+        shown: dict[str, str] = {}
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(self.socket.recv(timeout=30))
+            kind = message.WhichOneof("type")
+            if kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+                element = message.delta.new_element
+                if element.WhichOneof("type") == "text":
+                    name, _, value = element.text.body.partition("=")
+                    shown[name] = value
+            if kind == "script_finished":
+                return shown
+
+
+@contextmanager
+def stream_client(base: str) -> Iterator[StreamClient]:
+    from websockets.sync.client import connect
+
+    url = base.replace("http://", "ws://") + "/_stcore/stream"
+    with connect(url, subprotocols=["streamlit"], open_timeout=30) as socket:
+        yield StreamClient(socket)
+
+
+@pytest.mark.slow
+def test_a_clients_clear_cache_clears_its_own_session_only(tmp_path: Path) -> None:
+    """Session B sends the `clear_cache` BackMsg: session A's state and what every session shares
+    (cache_resource, which holds the served database connection in the app) survive; B's own
+    state is cleared."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE, encoding="utf-8")
+    with (
+        streamlit_server(str(probe)) as base,
+        stream_client(base) as first,
+        stream_client(base) as other,
+    ):
+        a = first.run()
+        b = other.run()
+        assert a["shared"] == b["shared"] and a["runs"] == b["runs"] == "1"
+        other.send(clear_cache=True)
+        assert other.run() == {"shared": a["shared"], "runs": "1"}  # its own state cleared
+        assert first.run() == {"shared": a["shared"], "runs": "2"}  # the other survives
+
+
+def test_app_py_installs_the_clear_cache_guard(
+    fixture_db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.runtime.app_session import AppSession
+
+    from evidence.ui import serving
+
+    def streamlits_own(self: AppSession) -> None:  # stands for the handler Streamlit ships
+        raise AssertionError("not replaced")
+
+    monkeypatch.setenv("ANAKINRA_DB", str(fixture_db_path))
+    monkeypatch.setattr(AppSession, "_handle_clear_cache_request", streamlits_own)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert AppSession._handle_clear_cache_request is serving._clear_own_session
+
+
+# ---- per-session bounds -------------------------------------------------------------------------
+def _upload_con() -> duckdb.DuckDBPyConnection:
+    """An upload's database as build.from_upload makes it (in memory, from the fixture)."""
+    return build.build_in_memory(build.read_sheet_dir(FIXTURE), build.Origin("x.xlsx", "upload"))
+
+
+def _closed(con: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        con.execute("SELECT 1")
+    except duckdb.ConnectionException:
+        return True
+    return False
+
+
+def test_an_uploads_database_is_bounded() -> None:
+    from evidence.ui import sessions
+
+    con = _upload_con()
+    sessions.bound(con)
+    threads, limit = con.execute(
+        "SELECT current_setting('threads'), current_setting('memory_limit')"
+    ).fetchone()
+    assert threads == 1
+    assert limit.endswith("MiB") and float(limit.split()[0]) <= 64
+    con.close()
+
+
+def test_the_registry_holds_one_upload_per_session_and_sweeps_ended_sessions() -> None:
+    from evidence.ui import sessions
+
+    first, second, other = _upload_con(), _upload_con(), _upload_con()
+    sessions.hold("session-a", first)
+    sessions.hold("session-b", other)
+    sessions.hold("session-a", second)  # a second upload replaces the first
+    assert _closed(first) and not _closed(second)
+    assert sessions.held()["session-a"] is second
+    assert sessions.sweep({"session-a", "unrelated"}) == ["session-b"]
+    assert _closed(other) and "session-b" not in sessions.held()
+    assert sessions.release("session-a") and _closed(second)
+    assert not sessions.release("session-a")
+
+
+def _upload_script() -> None:
+    """A run that does what the Methods page and the banner do: load an upload, or go back."""
+    import os
+    from pathlib import Path
+
+    import streamlit as st
+
+    from evidence.extraction import build
+    from evidence.ui import data
+
+    action = st.query_params.get("do")
+    if action == "upload":
+        raw = build.read_sheet_dir(Path(os.environ["TEST_SHEETS"]))
+        con = build.build_in_memory(raw, build.Origin("panel.xlsx", build.UPLOAD))
+        data.use_upload(con, "panel.xlsx")
+    elif action == "back":
+        data.use_shipped()
+    st.text(data.active().label)
+
+
+def test_a_session_holds_one_upload_closed_when_replaced_or_left(
+    fixture_db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evidence.ui import sessions
+
+    monkeypatch.setenv("ANAKINRA_DB", str(fixture_db_path))
+    monkeypatch.setenv("TEST_SHEETS", str(FIXTURE))
+    before = set(sessions.held())
+    at = AppTest.from_function(_upload_script, default_timeout=TIMEOUT)
+    at.query_params["do"] = "upload"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    ((session_id, first),) = [(s, c) for s, c in sessions.held().items() if s not in before]
+    assert first.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    at.run()  # the same session uploads again
+    ((again, second),) = [(s, c) for s, c in sessions.held().items() if s not in before]
+    assert again == session_id and second is not first
+    assert _closed(first), "the replaced upload's database is closed"
+    assert at.session_state["uploaded_data"].con is second
+    at.query_params["do"] = "back"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert session_id not in sessions.held() and _closed(second)
+    assert at.text[0].value == "the extraction built from good"  # the served fixture

@@ -38,6 +38,7 @@ from evidence.extraction import build, export, template
 from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
+from evidence.ui import sessions
 from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
@@ -149,14 +150,23 @@ def active() -> ActiveData:
 
 
 def use_upload(con: duckdb.DuckDBPyConnection, filename: str) -> None:
+    """Make an upload's database this session's data: bounded (one thread, a small memory
+    limit, set again here whatever built it), and the only one the session holds (the one it
+    held before is closed; see evidence/ui/sessions.py for when this one is)."""
+    sessions.bound(con)
     info = dict(db.run(con, "build_info").itertuples(index=False))
     st.session_state[UPLOAD_KEY] = ActiveData(
         con, f"upload:{info['sheets_sha256']}", f"your upload “{filename}”", True, False
     )
+    session_id = sessions.current_id()
+    if session_id is not None:
+        sessions.hold(session_id, con)
 
 
 def use_shipped() -> None:
+    """Back to the served data; this session's upload is closed."""
     st.session_state.pop(UPLOAD_KEY, None)
+    sessions.release(sessions.current_id())
 
 
 def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
