@@ -417,3 +417,29 @@ def test_an_ended_sessions_upload_is_closed(browser: object, tmp_path: Path) -> 
             page_of_another.wait_for_timeout(250)
         assert log.read_text().count(closed) == 1
         page_of_another.context.close()
+
+
+def test_after_a_restart_a_page_showing_an_upload_says_it_is_gone(
+    browser: object, tmp_path: Path
+) -> None:
+    """The upload lived in the server's memory: after a restart the reconnected page says the
+    link's upload is not on this server instead of silently showing the shipped data."""
+    from harness.server import free_port, streamlit_process
+
+    database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
+    workbook = _fixture_workbook(tmp_path)
+    env, port = {"ANAKINRA_DB": str(database)}, free_port()
+    not_here = "The uploaded extraction of this link is not on this server"
+    with streamlit_process(env=env, port=port, log_prefix="restart-1") as (base, _, _):
+        page = _page(browser, f"{base}/methods")
+        _upload(page, workbook)
+        page.get_by_role("link", name="Treatment").click()
+        page.wait_for_url(re.compile(r"/treatment\?.*data=upload"), timeout=TIMEOUT_MS)
+        _settle(page)
+        assert page.get_by_text(not_here).count() == 0
+    with streamlit_process(env=env, port=port, log_prefix="restart-2"):
+        notice = page.get_by_text(not_here)
+        playwright_api.expect(notice).to_be_visible(timeout=TIMEOUT_MS)
+        page.wait_for_url(re.compile(r"/treatment(?!.*data=upload)"), timeout=TIMEOUT_MS)
+        assert page.get_by_text("panel_extraction.xlsx").count() == 0
+        page.context.close()

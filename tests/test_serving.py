@@ -451,3 +451,64 @@ def test_a_session_holds_one_upload_closed_when_replaced_or_left(
     assert not at.exception, [e.value for e in at.exception]
     assert session_id not in sessions.held() and _closed(second)
     assert at.text[0].value == "the extraction built from good"  # the served fixture
+
+
+# ---- a link made while an upload was in use -----------------------------------------------------
+NOT_HERE = (
+    "The uploaded extraction of this link is not on this server (it lives only in the browser "
+    "session that uploaded it); showing the shipped data."
+)
+
+
+@pytest.fixture
+def shipped_app(shipped_db: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("ANAKINRA_DB", str(shipped_db))
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def _infos(at: AppTest) -> list[str]:
+    return [i.value for i in at.info]
+
+
+def test_a_link_whose_upload_is_not_here_says_so(shipped_app: AppTest) -> None:
+    """Server restarted or link shared: the marker stays a notice until something changes."""
+    at = shipped_app
+    at.query_params.update({"data": "upload", "exclude": "Strati2020"})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert NOT_HERE in _infos(at)
+    assert at.session_state["slice"].exclude == ("Strati2020",)  # the rest of the link is read
+    assert "data" not in at.query_params  # the link now names what is shown
+    at.run()
+    assert NOT_HERE in _infos(at)
+    reset = next(b for b in at.sidebar.button if b.label == "Reset filters")
+    reset.click().run()  # something changed
+    assert NOT_HERE not in _infos(at)
+
+
+def test_an_unknown_data_marker_is_ignored_with_a_notice(shipped_app: AppTest) -> None:
+    shipped_app.query_params["data"] = "ds-1234"
+    shipped_app.run()
+    assert "Ignored data='ds-1234': not a data set this server knows." in _infos(shipped_app)
+
+
+def test_a_session_reading_its_upload_carries_the_marker(
+    shipped_app: AppTest, fixture_db_path: Path
+) -> None:
+    from evidence.ui import data
+
+    at = shipped_app
+    at.run()
+    assert "data" not in at.query_params
+    con = _upload_con()
+    at.session_state[data.UPLOAD_KEY] = data.ActiveData(con, "upload:x", "your upload", True, False)
+    at.query_params["exclude"] = "Alpha2020"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["data"] == "upload"
+    assert NOT_HERE not in _infos(at)
+    assert "data=upload" in at.sidebar.code[0].value  # the copied link carries it
+    at.button(key="back_to_shipped").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "data" not in at.query_params and NOT_HERE not in _infos(at)
+    assert "data=upload" not in at.sidebar.code[0].value

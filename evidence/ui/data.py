@@ -43,6 +43,10 @@ from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
 UPLOAD_KEY = "uploaded_data"
+# While a session reads its upload, its link carries data=upload (state.py writes and reads it),
+# so a link that outlives the upload (server restarted, link shared) says so instead of silently
+# showing other data. A later issue replaces it with a content-addressed dataset id.
+LINK_KEY, LINK_UPLOAD = "data", "upload"
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,17 @@ def use_upload(con: duckdb.DuckDBPyConnection, filename: str) -> None:
 
 
 def use_shipped() -> None:
-    """Back to the served data; this session's upload is closed."""
+    """Back to the served data; this session's upload is closed and its link loses the upload
+    marker (this may run in a callback, before the run that reads the link)."""
     st.session_state.pop(UPLOAD_KEY, None)
     sessions.release(sessions.current_id())
+    if LINK_KEY in st.query_params:
+        del st.query_params[LINK_KEY]
+
+
+def has_upload() -> bool:
+    """Whether this session reads its own upload."""
+    return st.session_state.get(UPLOAD_KEY) is not None
 
 
 def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
