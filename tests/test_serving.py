@@ -512,3 +512,26 @@ def test_a_session_reading_its_upload_carries_the_marker(
     assert not at.exception, [e.value for e in at.exception]
     assert "data" not in at.query_params and NOT_HERE not in _infos(at)
     assert "data=upload" not in at.sidebar.code[0].value
+
+
+def test_a_missing_file_in_a_read_only_folder_is_built_in_memory_once(
+    app_over: Callable[[Path], AppTest],
+    tmp_path: Path,
+    read_only: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first start of a container whose data folder is read-only: the failing build is
+    tried once per process, not on every run."""
+    target = tmp_path / "anakinra.duckdb"
+    read_only()
+    attempts = []
+    ensure_built = build.ensure_built
+    monkeypatch.setattr(
+        build, "ensure_built", lambda *a: attempts.append(a) or ensure_built(*a)
+    )  # fmt: skip
+    at = app_over(target)
+    for _ in range(3):
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert "built in memory" in _warnings(at)
+    assert len(attempts) == 1 and not target.exists()
