@@ -13,12 +13,15 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY --chown=app:app . .
-# Built now, read-only at run time: every replica carries its own identical copy.
-RUN python -m evidence.extraction.build && chmod a-w data/anakinra.duckdb
+# Built now, read-only at run time: every replica carries its own identical copy (and its
+# checksum, which the app verifies at start).
+RUN python -m evidence.extraction.build && chmod a-w data/anakinra.duckdb data/anakinra.duckdb.sha256
 
 USER app
 EXPOSE 8501
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status == 200 else 1)"
+# The script health check runs app.py: it fails (503) when the server is up but has no data to
+# serve, which /_stcore/health (the process answers) cannot tell.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8501/_stcore/script-health-check', timeout=14).status == 200 else 1)"
 
 CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0"]

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
-SYSTEM_PACKAGES := chromium r-cran-metafor r-cran-lme4 r-cran-jsonlite
+SYSTEM_PACKAGES := chromium nginx r-cran-metafor r-cran-lme4 r-cran-jsonlite
 
 .DEFAULT_GOAL := help
 .PHONY: help run test unit lint format data check-data system-deps reference bench docker clean
@@ -30,7 +30,7 @@ check-data: $(VENV)/.runtime ## Validate the extraction sheets without writing a
 run: data ## Start the dashboard on http://localhost:$(PORT) (make run PORT=8600 for another port)
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
-system-deps: ## Install Chromium and R metafor/lme4 from Debian when missing (as root), else say what to install
+system-deps: ## Install Chromium, nginx and R metafor/lme4 from Debian when missing (as root), else say what to install
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
 
 lint: $(VENV)/.dev ## ruff check and format check
@@ -61,4 +61,4 @@ docker: ## Build the container image (needs a Docker engine)
 	docker build -t anakinra-dashboard .
 
 clean: ## Remove the virtual environment, the built database and test artifacts
-	rm -rf $(VENV) data/anakinra.duckdb artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) data/anakinra.duckdb data/anakinra.duckdb.sha256 artifacts .pytest_cache .ruff_cache

@@ -354,9 +354,9 @@ def read_link(params: Mapping[str, str | Sequence[str]]) -> tuple[Slice, View, l
             if value is not None:
                 chosen[f.key] = value
         else:
-            notices.append(f"Ignored unknown link parameter {_quoted(key)}.")
+            notices.append(f"Ignored unknown link parameter {quoted(key)}.")
             continue
-        notices += [f"Ignored {key}={_quoted(item)}: {why}." for item, why in bad]
+        notices += [f"Ignored {key}={quoted(item)}: {why}." for item, why in bad]
     for f in FILTERS:
         span = chosen.get(f.key)
         if f.kind == "range" and span and None not in span and span.low > span.high:
@@ -372,14 +372,14 @@ def keep_known_studies(
     data, or edited by hand), and a notice for each one dropped."""
     known = set(study_ids)
     notices = [
-        f"Ignored exclude={_quoted(s)}: no study with this id in the data in use."
+        f"Ignored exclude={quoted(s)}: no study with this id in the data in use."
         for s in rows.exclude
         if s not in known
     ]
     if notices:
         rows = rows.replace(exclude=tuple(s for s in rows.exclude if s in known))
     if view.study is not None and view.study not in known:
-        notices.append(f"Ignored study={_quoted(view.study)}: no study with this id in the data.")
+        notices.append(f"Ignored study={quoted(view.study)}: no study with this id in the data.")
         view = replace(view, study=None)
     return rows, view, notices
 
@@ -409,7 +409,7 @@ def link_params(rows: Slice, view: View) -> dict[str, list[str]]:
 NOTICE_VALUE_LIMIT = 60  # characters of a link value a notice repeats
 
 
-def _quoted(value: str) -> str:
+def quoted(value: str) -> str:
     """A link value as a notice repeats it: quoted, and shortened (links can carry anything)."""
     text = value if len(value) <= NOTICE_VALUE_LIMIT else value[: NOTICE_VALUE_LIMIT - 1] + "…"
     return repr(text)

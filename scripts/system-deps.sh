@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (Chromium for the browser tests, R metafor/lme4 for
-# the reference checks) when they are missing. As root it installs them; otherwise it says exactly
-# what to run, and fails, because the tests would fail without them.
+# Installs the Debian packages the tests need (Chromium for the browser tests, nginx for the
+# hosting snippet's test, R metafor/lme4 for the reference checks) when they are missing. As root
+# it installs them; otherwise it says exactly what to run, and fails, because the tests would fail
+# without them.
 set -euo pipefail
 missing=()
 for pkg in "$@"; do

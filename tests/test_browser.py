@@ -321,3 +321,141 @@ def test_a_hostile_link_shows_its_values_as_text(server: str, browser: object) -
         page.locator('a[href^="https://example.org"], img[src^="https://example.org"]').count() == 0
     )
     page.context.close()
+
+
+SESSIONS = 5
+EXPORTS = ["Extraction in use (XLSX)", "Extraction in use (CSV, zipped)"]
+
+
+def test_simultaneous_sessions_download_the_exports_without_a_failure(
+    server: str, browser: object
+) -> None:
+    """Five people open Methods & data and download both exports of the shared database at the
+    same moment, three times over: every download arrives (each export takes its own cursor of
+    the process-wide read-only connection) and the server logs no failed download."""
+    log = ROOT / "artifacts" / f"streamlit-{server.rsplit(':', 1)[1]}.log"
+    logged_before = log.read_text().count("Error executing deferred callable")
+    pages = [_page(browser, f"{server}/methods") for _ in range(SESSIONS)]
+    arrived: list[object] = []
+    for page in pages:
+        page.on("download", lambda download: arrived.append(download))
+        for label in EXPORTS:
+            page.get_by_role("button", name=label).wait_for(timeout=TIMEOUT_MS)
+    rounds = 3
+    for _ in range(rounds):
+        # Every page clicks both buttons at one agreed moment (one clock: one browser).
+        moment = pages[0].evaluate("Date.now()") + 1500
+        for page in pages:
+            page.evaluate(
+                """([labels, moment]) => setTimeout(() => {
+                    for (const button of document.querySelectorAll('button')) {
+                        if (labels.includes(button.innerText.trim())) button.click();
+                    }
+                }, moment - Date.now())""",
+                [EXPORTS, moment],
+            )
+        pages[0].wait_for_timeout(2000)
+    wanted, waited = rounds * SESSIONS * len(EXPORTS), 0
+    while len(arrived) < wanted and waited < TIMEOUT_MS:
+        pages[0].wait_for_timeout(250)
+        waited += 250
+    failed = log.read_text().count("Error executing deferred callable") - logged_before
+    assert failed == 0, f"{failed} downloads failed on the server (see {log.name})"
+    assert len(arrived) == wanted
+    for download in arrived:
+        assert download.failure() is None
+        assert Path(download.path()).read_bytes()[:2] == b"PK"  # an XLSX or zip
+    for page in pages:
+        assert not page.errors, page.errors
+        page.context.close()
+
+
+def test_a_server_without_data_shows_the_plain_page_on_every_address(
+    browser: object, tmp_path: Path
+) -> None:
+    """A damaged ANAKINRA_DB file (served as it is, never replaced): every address, a deep link
+    first, shows the plain "data unavailable" page, with no error and no navigation."""
+    database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
+    database.write_bytes(database.read_bytes()[:4096])
+    with streamlit_server(env={"ANAKINRA_DB": str(database)}) as base:
+        for path in ("treatment?grading=ASTCT", "", "methods"):
+            page = _page(browser, f"{base}/{path}")
+            playwright_api.expect(page.locator("h1").first).to_have_text("Data unavailable")
+            assert page.get_by_text("Rebuild the database").count() == 1
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+            assert not page.errors, page.errors
+            page.context.close()
+
+
+def _fixture_workbook(tmp_path: Path) -> Path:
+    """The template filled with the fixture extraction, as a panel would upload it."""
+    import duckdb
+
+    from evidence.extraction import export
+
+    fixture_db = build.build_from(ROOT / "tests" / "fixtures" / "good", tmp_path / "f.duckdb")
+    workbook = tmp_path / "panel_extraction.xlsx"
+    with duckdb.connect(str(fixture_db), read_only=True) as con:
+        workbook.write_bytes(export.export_workbook(con))
+    return workbook
+
+
+def _upload(page: object, workbook: Path) -> None:
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(workbook))
+    page.get_by_role("button", name="Check and use this extraction").click()
+    page.wait_for_selector("text=in this browser session only", timeout=TIMEOUT_MS)
+    _settle(page)
+
+
+def test_an_ended_sessions_upload_is_closed(browser: object, tmp_path: Path) -> None:
+    """A closed tab's session is kept for its reconnect window (6 s here), then dropped by
+    Streamlit without a hook: the next run's sweep closes its upload's database."""
+    from harness.server import streamlit_process
+
+    database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
+    workbook = _fixture_workbook(tmp_path)
+    env = {"ANAKINRA_DB": str(database), "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "6"}
+    with streamlit_process(env=env, log_prefix="session-end") as (base, _, _):
+        log = ROOT / "artifacts" / f"session-end-{base.rsplit(':', 1)[1]}.log"
+        page = _page(browser, f"{base}/methods")
+        _upload(page, workbook)
+        page.context.close()
+        closed = "closed the uploaded extraction of ended session"
+        page_of_another = _page(browser, f"{base}/")
+        assert closed not in log.read_text(), "closed inside the reconnect window"
+        page_of_another.wait_for_timeout(7000)  # the window passes
+        page_of_another.reload()
+        _settle(page_of_another)
+        for _ in range(40):
+            if closed in log.read_text():
+                break
+            page_of_another.wait_for_timeout(250)
+        assert log.read_text().count(closed) == 1
+        page_of_another.context.close()
+
+
+def test_after_a_restart_a_page_showing_an_upload_says_it_is_gone(
+    browser: object, tmp_path: Path
+) -> None:
+    """The upload lived in the server's memory: after a restart the reconnected page says the
+    link's upload is not on this server instead of silently showing the shipped data."""
+    from harness.server import free_port, streamlit_process
+
+    database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
+    workbook = _fixture_workbook(tmp_path)
+    env, port = {"ANAKINRA_DB": str(database)}, free_port()
+    not_here = "The uploaded extraction of this link is not on this server"
+    with streamlit_process(env=env, port=port, log_prefix="restart-1") as (base, _, _):
+        page = _page(browser, f"{base}/methods")
+        _upload(page, workbook)
+        page.get_by_role("link", name="Treatment").click()
+        page.wait_for_url(re.compile(r"/treatment\?.*data=upload"), timeout=TIMEOUT_MS)
+        _settle(page)
+        assert page.get_by_text(not_here).count() == 0
+    with streamlit_process(env=env, port=port, log_prefix="restart-2"):
+        notice = page.get_by_text(not_here)
+        playwright_api.expect(notice).to_be_visible(timeout=TIMEOUT_MS)
+        page.wait_for_url(re.compile(r"/treatment(?!.*data=upload)"), timeout=TIMEOUT_MS)
+        assert page.get_by_text("panel_extraction.xlsx").count() == 0
+        page.context.close()

@@ -206,15 +206,16 @@ def test_each_bad_input_has_its_own_message_and_changes_nothing(
 ) -> None:
     target = tmp_path / "existing.duckdb"
     build.build_from(FIXTURE, target)
-    before = _digest(target)
+    before = _digest(target), _digest(build.checksum_path(target))
     mutate(sheets)
     status = build.main(["--from", str(sheets), "--out", str(target)])
     err = capsys.readouterr().err
     assert status == 1, rule
     assert re.search(expected, err), f"{rule}: expected /{expected}/ in:\n{err}"
     assert "nothing was written" in err
-    assert _digest(target) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.duckdb", "sheets"]
+    assert (_digest(target), _digest(build.checksum_path(target))) == before
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["existing.duckdb", "existing.duckdb.sha256", "sheets"]
 
 
 def test_all_problems_are_reported_at_once(

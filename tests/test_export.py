@@ -7,12 +7,25 @@ import csv
 import io
 import itertools
 import math
+import threading
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from evidence.extraction.cells import safe_cell, unescape_cell
-from evidence.extraction.export import frame_to_csv, sheet_text
+from evidence.extraction.export import export_csv_zip, export_workbook, frame_to_csv, sheet_text
+
+THREADS, ROUNDS = 8, 5  # eight sessions downloading at once, five times each
+
+
+def _members(archive: bytes) -> dict[str, bytes]:
+    """An XLSX or zip's files, without the workbook's creation time (it changes each second)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        return {n: zipped.read(n) for n in zipped.namelist() if n != "docProps/core.xml"}
 
 
 @pytest.mark.parametrize(
@@ -103,3 +116,30 @@ def test_frame_downloads_handle_dates_and_numpy_types() -> None:
 )
 def test_sheet_text_reads_back_as_the_same_value(value: object, text: str) -> None:
     assert sheet_text(value) == text
+
+
+def test_exports_run_at_once_from_many_threads_on_one_read_only_connection(
+    fixture_db_path: Path,
+) -> None:
+    """The app opens the served file once per process and every session's download runs on its
+    own thread: the exports must take a cursor of the shared connection (DuckDB refuses a second
+    concurrent call on one connection: "connection is busy")."""
+    con = duckdb.connect(str(fixture_db_path), read_only=True)
+    makers = (export_workbook, export_csv_zip)
+    expected = {make: _members(make(con)) for make in makers}
+    start = threading.Barrier(THREADS)
+
+    def download(index: int) -> bool:
+        make = makers[index % 2]
+        start.wait()
+        results = [make(con) for _ in range(ROUNDS)]
+        return all(_members(result) == expected[make] for result in results)
+
+    try:
+        with ThreadPoolExecutor(THREADS) as pool:
+            outcomes = [pool.submit(download, i) for i in range(THREADS)]
+            failures = [f.exception() for f in outcomes if f.exception() is not None]
+            assert not failures, f"{len(failures)} of {THREADS} threads failed: {failures[:3]}"
+            assert all(f.result() for f in outcomes)
+    finally:
+        con.close()

@@ -15,6 +15,12 @@ rebuild a database only when it is missing or was built from the sheets they fol
 (data/extraction) and those have changed. A database built `--from` a panel's file or another
 folder is kept, with a one-line notice: replacing it with the shipped sheets would silently serve
 other data than the panel chose. Without `--if-stale` the command always builds.
+
+Every built file has its SHA-256 beside it (`anakinra.duckdb.sha256`, in `sha256sum` format) and
+records each table's row count in build_info. `verify` checks both and reads every table;
+`open_served`, which the app calls once per process, serves a file only when it verifies, and
+otherwise rebuilds it from the shipped sheets (into a fresh file, the damaged one kept beside it as
+`*.damaged`; in memory when its folder cannot be written) or says why nothing can be served.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -161,10 +168,15 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any
         con.unregister("_incoming")
 
 
+ROWS = "rows:"  # build_info key prefix: a table's row count as built (`rows:studies`)
+
+
 def write_database(
     con: duckdb.DuckDBPyConnection, tables: Mapping[str, list[Row]], info: Mapping[str, str]
 ) -> None:
-    """Create the schema on an empty connection and insert validated rows."""
+    """Create the schema on an empty connection and insert validated rows; build_info records
+    `info` and each table's row count (which `verify` checks)."""
+    info = {**info, **{f"{ROWS}{sheet.name}": str(len(tables[sheet.name])) for sheet in SHEETS}}
     con.execute(SCHEMA.read_text())
     cohort_study = {r["cohort_id"]: r["study_id"] for r in tables["cohorts"]}
     figures_by_id = {r["figure_id"]: r for r in tables["review_figures"]}
@@ -210,19 +222,24 @@ def build_in_memory(raw: Mapping[str, bytes], origin: Origin) -> duckdb.DuckDBPy
 
 
 def build_file(raw: Mapping[str, bytes], target: Path, origin: Origin) -> Path:
-    """Validate, write to a temporary file beside `target`, then atomically rename onto it."""
+    """Validate, write to a temporary file beside `target`, then atomically rename onto it; its
+    checksum file (`checksum_path`) is written beside it the same way."""
     tables = validated_tables(raw)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     os.close(handle)
     tmp = Path(tmp_name)
     tmp.unlink()  # duckdb must create the file itself
+    tmp_checksum = Path(str(tmp) + CHECKSUM_SUFFIX)
     try:
         with duckdb.connect(str(tmp)) as con:
             write_database(con, tables, build_info(raw, origin))
+        tmp_checksum.write_text(f"{file_sha256(tmp)}  {target.name}\n", encoding="utf-8")
         os.replace(tmp, target)
+        os.replace(tmp_checksum, checksum_path(target))
     finally:
         tmp.unlink(missing_ok=True)
+        tmp_checksum.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
     return target
 
@@ -230,6 +247,130 @@ def build_file(raw: Mapping[str, bytes], target: Path, origin: Origin) -> Path:
 def build_from(source: Path, target: Path = DATABASE) -> Path:
     """Build `target` from a folder of CSVs or a panel's file, recording where they came from."""
     return build_file(load_source(source), target, Origin.of(source))
+
+
+# ---- a built file's integrity ------------------------------------------------------------------
+CHECKSUM_SUFFIX = ".sha256"
+DAMAGED_SUFFIX = ".damaged"
+
+
+def checksum_path(database: Path) -> Path:
+    """Where a built file's SHA-256 is recorded: beside it, `sha256sum -c` readable."""
+    return database.with_name(database.name + CHECKSUM_SUFFIX)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def recorded_checksum(database: Path) -> str | None:
+    """The SHA-256 recorded beside `database` when it was built, or None if none is."""
+    try:
+        text = checksum_path(database).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    first = text.split(maxsplit=1)
+    return first[0].lower() if first and re.fullmatch(r"[0-9a-fA-F]{64}", first[0]) else None
+
+
+def verify(database: Path) -> str | None:
+    """Why `database` cannot be served, in words, or None if it can.
+
+    It can when its checksum matches the one recorded beside it (a file built before checksums
+    were recorded has none, and is judged by its contents alone), it opens read-only, every table
+    of the schema reads to its last row, and each table holds the rows its build recorded.
+    """
+    if not database.is_file():
+        return "is missing"
+    recorded = recorded_checksum(database)
+    if recorded is not None and file_sha256(database) != recorded:
+        return (
+            f"does not match the checksum recorded in {checksum_path(database).name} "
+            "(damaged or changed after its build)"
+        )
+    try:
+        with db.connect_read_only(database) as con:
+            info = dict(con.execute("SELECT key, value FROM build_info").fetchall())
+            for sheet in SHEETS:
+                count = len(con.execute(f"SELECT * FROM {sheet.name}").fetchall())
+                expected = info.get(f"{ROWS}{sheet.name}")
+                if expected is not None and str(count) != expected:
+                    return f"has {count} rows in {sheet.name}, where its build wrote {expected}"
+    except (duckdb.Error, OSError) as err:
+        return f"cannot be read ({type(err).__name__}: {str(err).splitlines()[0]})"
+    return None
+
+
+def folder_writable(folder: Path) -> bool:
+    """Whether a new file can be written in `folder` (a container's data folder may be read-only:
+    then a damaged file is rebuilt in memory instead)."""
+    return os.access(folder, os.W_OK)
+
+
+class Unservable(Exception):
+    """Nothing can be served: the file is damaged and the sheets cannot rebuild it."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """The database to serve, the file it is (None when built in memory) and what happened to
+    get it, for the host and the people using the app (None when the file was served as it is)."""
+
+    con: duckdb.DuckDBPyConnection
+    file: Path | None
+    notice: str | None = None
+
+
+def open_served(database: Path, sheets: Path | None = None, rebuild: bool = True) -> Served:
+    """`database` opened read-only if it verifies; else rebuilt from `sheets` (default: the shipped
+    sheets) into a fresh file (the damaged one kept beside it, `*.damaged`), or in memory when its
+    folder cannot be written. Raises Unservable when the sheets cannot rebuild it either, or when
+    `rebuild` is False (a file chosen to be served as it is, never replaced by other data).
+
+    Each outcome is meant to be kept for the life of the process (the app caches it), so a
+    read-only folder costs one attempt, not one per page view.
+    """
+    sheets = SHEETS_DIR if sheets is None else sheets
+    problem = verify(database)
+    if problem is None:
+        return Served(db.connect_read_only(database), database)
+    shown = _shown(database)
+    if not rebuild:
+        raise Unservable(f"{shown} {problem}")
+    try:
+        raw = read_sheet_dir(sheets)
+        validated_tables(raw)
+    except ValidationError as err:
+        why = f"the sheets in {_shown(sheets)} have {len(err.problems)} problem(s)"
+        raise Unservable(f"{shown} {problem}, and {why}") from err
+    except (OSError, ValueError) as err:
+        raise Unservable(f"{shown} {problem}, and {_shown(sheets)} cannot be read ({err})") from err
+    origin = Origin.of(sheets)
+    if folder_writable(database.parent):
+        try:
+            kept = database.with_name(database.name + DAMAGED_SUFFIX)
+            if database.exists():
+                shutil.move(database, kept)
+            build_file(raw, database, origin)
+            if verify(database) is None:
+                aside = f" (the damaged file is kept as {kept.name})" if kept.exists() else ""
+                return Served(
+                    db.connect_read_only(database),
+                    database,
+                    f"{shown} {problem}: rebuilt it from {_shown(sheets)}{aside}.",
+                )
+        except OSError:
+            pass  # not writable after all (a read-only mount): build in memory below
+    return Served(
+        build_in_memory(raw, origin),
+        None,
+        f"{shown} {problem} and could not be rebuilt in its folder: serving {_shown(sheets)} "
+        "built in memory until the file is rebuilt (`python -m evidence.extraction.build`).",
+    )
 
 
 # ---- keeping a built file in step with its sheets --------------------------------------------

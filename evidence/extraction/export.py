@@ -88,9 +88,15 @@ def _sheet_cell(value: Any) -> Any:
 
 
 def export_rows(con: duckdb.DuckDBPyConnection, sheet: Sheet) -> list[tuple[Any, ...]]:
-    """A table's sheet columns in stored (insertion) order, i.e. the order of the loaded sheet."""
+    """A table's sheet columns in stored (insertion) order, i.e. the order of the loaded sheet.
+
+    Runs on a cursor of `con`, never on `con` itself: the app shares one read-only connection
+    between every session's thread, and DuckDB refuses a second concurrent call on a connection
+    ("connection is busy") where each cursor is a connection of its own to the same database.
+    """
     columns = ", ".join(sheet.column_names)  # names come from the contract, not from users
-    return con.execute(f"SELECT {columns} FROM {sheet.name}").fetchall()
+    with con.cursor() as cursor:
+        return cursor.execute(f"SELECT {columns} FROM {sheet.name}").fetchall()
 
 
 def export_workbook(con: duckdb.DuckDBPyConnection) -> bytes:

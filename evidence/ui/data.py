@@ -38,10 +38,15 @@ from evidence.extraction import build, export, template
 from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
+from evidence.ui import sessions
 from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
 UPLOAD_KEY = "uploaded_data"
+# While a session reads its upload, its link carries data=upload (state.py writes and reads it),
+# so a link that outlives the upload (server restarted, link shared) says so instead of silently
+# showing other data. A later issue replaces it with a content-addressed dataset id.
+LINK_KEY, LINK_UPLOAD = "data", "upload"
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,19 @@ class ActiveData:
     label: str
     is_upload: bool
     is_shipped: bool = True
+    file: Path | None = None  # the served file, offered as a download (None: in memory)
+    notice: str | None = None  # what had to be done to serve it (a damaged file rebuilt, …)
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Nothing can be served (the file is damaged and cannot be rebuilt): why, for the host."""
+
+    reason: str
+
+
+class DataUnavailable(RuntimeError):
+    """A page asked for data while none can be served (app.py shows the plain page instead)."""
 
 
 # Cached functions identify the data by its version and a slice by its repr (which names every
@@ -66,20 +84,62 @@ def database_path() -> Path:
 
 
 @st.cache_resource(show_spinner="Preparing the evidence database…")
-def _served(path: str) -> ActiveData:
-    """Open the served file read-only, building it first if it is missing or behind the shipped
-    sheets. A file built from a panel's own sheets is served as it is, and named as such."""
+def _served(path: str) -> ActiveData | Unavailable:
+    """The served database, verified (build.open_served), or why there is none.
+
+    Without ANAKINRA_DB the file follows the shipped sheets: built first if it is missing or
+    behind them, rebuilt if it is damaged (in memory when its folder cannot be written). A file
+    named by ANAKINRA_DB is served as it is, never replaced: damaged, it is unavailable. Never
+    raises, so the outcome, whatever it is, is kept for the process: a read-only data folder
+    costs one attempt, not one per run. A file built from a panel's own sheets is named as such.
+    """
     target = Path(path)
-    if DATABASE_ENV not in os.environ:
-        found = build.ensure_built(target)
-        if found.state == "other source":
-            print(found.message, file=sys.stderr)
-    con = db.connect_read_only(target)
-    info = dict(db.run(con, "build_info").itertuples(index=False))
+    follows_sheets = DATABASE_ENV not in os.environ
+    # A damaged file is left to open_served, which keeps it aside and says so; ensure_built would
+    # replace an unreadable one without a word, and keep a truncated one whose build_info reads.
+    damaged = target.exists() and build.verify(target) is not None
+    notes = []
+    try:
+        if follows_sheets and not damaged:
+            found = build.ensure_built(target)
+            if found.state == "other source":
+                print(found.message, file=sys.stderr)
+    except Exception as err:  # sheets with problems, a read-only folder: the file is judged below
+        notes.append(
+            f"{target.name} could not be brought up to date with the shipped sheets "
+            f"({_in_words(err)})."
+        )
+    try:
+        served = build.open_served(target, rebuild=follows_sheets)
+        info = dict(db.run(served.con, "build_info").itertuples(index=False))
+    except Exception as err:  # build.Unservable, or anything unforeseen: never a traceback
+        reason = str(err) if isinstance(err, build.Unservable) else _in_words(err)
+        print(f"data unavailable: {reason}", file=sys.stderr)
+        return Unavailable(reason)
+    if served.notice:
+        notes.append(served.notice)
+    notice = " ".join(notes) or None
+    if notice:
+        print(notice, file=sys.stderr)
+    version = info["sheets_sha256"]
     if info.get("origin_kind", build.SHIPPED_SHEETS) == build.SHIPPED_SHEETS:
-        return ActiveData(con, f"shipped:{info['sheets_sha256']}", "the shipped extraction", False)
+        return ActiveData(
+            served.con, f"shipped:{version}", "the shipped extraction", False, True,
+            served.file, notice,
+        )  # fmt: skip
     label = f"the extraction built from {Path(info.get('origin', path)).name}"
-    return ActiveData(con, f"panel:{info['sheets_sha256']}", label, False, is_shipped=False)
+    return ActiveData(served.con, f"panel:{version}", label, False, False, served.file, notice)
+
+
+def _in_words(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(err).splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def served() -> ActiveData | Unavailable:
+    """The database this server serves (verified once per process), or why there is none."""
+    return _served(str(database_path()))
 
 
 def active() -> ActiveData:
@@ -87,18 +147,38 @@ def active() -> ActiveData:
     upload = st.session_state.get(UPLOAD_KEY)
     if upload is not None:
         return upload
-    return _served(str(database_path()))
+    found = served()
+    if isinstance(found, Unavailable):
+        raise DataUnavailable(found.reason)
+    return found
 
 
 def use_upload(con: duckdb.DuckDBPyConnection, filename: str) -> None:
+    """Make an upload's database this session's data: bounded (one thread, a small memory
+    limit, set again here whatever built it), and the only one the session holds (the one it
+    held before is closed; see evidence/ui/sessions.py for when this one is)."""
+    sessions.bound(con)
     info = dict(db.run(con, "build_info").itertuples(index=False))
     st.session_state[UPLOAD_KEY] = ActiveData(
         con, f"upload:{info['sheets_sha256']}", f"your upload “{filename}”", True, False
     )
+    session_id = sessions.current_id()
+    if session_id is not None:
+        sessions.hold(session_id, con)
 
 
 def use_shipped() -> None:
+    """Back to the served data; this session's upload is closed and its link loses the upload
+    marker (this may run in a callback, before the run that reads the link)."""
     st.session_state.pop(UPLOAD_KEY, None)
+    sessions.release(sessions.current_id())
+    if LINK_KEY in st.query_params:
+        del st.query_params[LINK_KEY]
+
+
+def has_upload() -> bool:
+    """Whether this session reads its own upload."""
+    return st.session_state.get(UPLOAD_KEY) is not None
 
 
 def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
@@ -168,13 +248,13 @@ def downloads() -> list[Download]:
             template.template_csv_zip,
         ),
     ]
-    if not source.is_upload:
+    if not source.is_upload and source.file is not None:  # not a database rebuilt in memory
         files.append(
             Download(
                 "Database file (DuckDB)",
                 "anakinra.duckdb",
                 "application/octet-stream",
-                database_path().read_bytes,
+                source.file.read_bytes,
             )
         )
     return files

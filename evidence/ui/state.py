@@ -27,6 +27,7 @@ from evidence.filters import (
     View,
     keep_known_studies,
     link_params,
+    quoted,
     read_link,
 )
 from evidence.ui import data
@@ -49,6 +50,7 @@ def current() -> tuple[Slice, View]:
     """The slice and view of this run (from the URL, else this session's last); what the link
     had that was ignored is kept for `link_notices`."""
     params = _url_params()
+    marker = params.pop(data.LINK_KEY, None)
     if params:
         rows, view, notices = read_link(params)
         rows, view, unknown = keep_known_studies(rows, view, data.study_ids())
@@ -57,6 +59,7 @@ def current() -> tuple[Slice, View]:
         rows = st.session_state.get(SLICE_KEY, Slice())
         view = st.session_state.get(VIEW_KEY, View())
         notices = []
+    notices += _data_notices(marker)
     # A link's notices stay on screen until the user changes something, even on other pages.
     if notices:
         st.session_state[NOTICES_KEY] = notices
@@ -71,8 +74,39 @@ def link_notices() -> list[str]:
     return st.session_state.get(NOTICES_KEY, [])
 
 
+def _data_notices(marker: list[str] | None) -> list[str]:
+    """The link's data marker (data=upload) against the data this session reads: a link made
+    while an upload was in use, opened where that upload is not, says so."""
+    if marker is None or data.has_upload():
+        return []
+    if marker == [data.LINK_UPLOAD]:
+        served = data.served()
+        shown = (
+            "the shipped data"
+            if isinstance(served, data.Unavailable) or served.is_shipped
+            else served.label
+        )
+        return [
+            "The uploaded extraction of this link is not on this server (it lives only in the "
+            f"browser session that uploaded it); showing {shown}."
+        ]
+    return [
+        f"Ignored {data.LINK_KEY}={quoted(item)}: not a data set this server knows."
+        for item in marker
+    ]
+
+
+def _link(rows: Slice, view: View) -> dict[str, list[str]]:
+    """The query string of this session's link: the slice and view, and the upload marker while
+    it reads its upload."""
+    params = link_params(rows, view)
+    if data.has_upload():
+        params[data.LINK_KEY] = [data.LINK_UPLOAD]
+    return params
+
+
 def _write_url(rows: Slice, view: View) -> None:
-    wanted = link_params(rows, view)
+    wanted = _link(rows, view)
     if _url_params() != wanted:
         st.query_params.from_dict(wanted)
 
@@ -112,7 +146,7 @@ def choose_split(split: str) -> None:
 
 def share_link(rows: Slice, view: View) -> str:
     base = (st.context.url or "").split("?")[0]
-    query = urlencode(link_params(rows, view), doseq=True)
+    query = urlencode(_link(rows, view), doseq=True)
     return f"{base}?{query}" if query else base
 
 
