@@ -43,8 +43,8 @@ ORDER BY s.year NULLS LAST, c.label;
 -- with the provenance the forest plot's rows carry and the cohort fields the subgroup and dose
 -- views split on. Read once per data version; a slice's rows are picked from it by the cohort
 -- ids `cohort_slice` returned (where the filters are applied).
-SELECT o.outcome, o.cohort_id, o.study_id, c.label, o.events, o.total, o.locator, o.quote,
-       src.citation AS source, c.dose_mg_day_min, c.dose_mg_day_max, c.dose_band, c.products,
+SELECT o.outcome, o.cohort_id, o.study_id, c.label, o.events, o.total, o.definition, o.locator,
+       o.quote, src.citation AS source, c.dose_mg_day_min, c.dose_mg_day_max, c.dose_band, c.products,
        c.grading_system, c.sub_indication
 FROM outcomes AS o
 JOIN cohorts AS c USING (cohort_id)
@@ -102,6 +102,27 @@ LEFT JOIN sources AS ds ON ds.source_id = c.dose_source_id
 LEFT JOIN sources AS gs ON gs.source_id = c.grading_source_id
 WHERE list_contains($study_ids::VARCHAR[], c.study_id)
 ORDER BY c.study_id, c.arm, c.label;
+
+-- name: grading_facts
+-- What a certainty rating needs of each cohort and its study: who the patients are (indirectness),
+-- how the study was published and registered (publication bias). For the given cohorts.
+SELECT c.cohort_id, c.study_id, c.label, c.n_patients, c.indication, c.sub_indication, c.disease,
+       c.products, c.grading_system, c.dose_band, s.publication_type, s.nct_id, s.design
+FROM cohorts AS c
+JOIN studies AS s USING (study_id)
+WHERE list_contains($cohort_ids::VARCHAR[], c.cohort_id)
+ORDER BY c.cohort_id;
+
+-- name: trial_reports
+-- Every registered trial (NCT id) with how each of its reports was published and the cohorts they
+-- hold, to find trials registered without a full report.
+SELECT s.nct_id, s.study_id, s.publication_type, list(c.cohort_id) FILTER (WHERE c.cohort_id
+       IS NOT NULL) AS cohort_ids
+FROM studies AS s
+LEFT JOIN cohorts AS c USING (study_id)
+WHERE s.nct_id IS NOT NULL
+GROUP BY ALL
+ORDER BY s.nct_id, s.study_id;
 
 -- name: quality_items
 -- Quality checklist judgements for the given studies.

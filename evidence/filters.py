@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, NamedTuple
 
-from evidence import vocab
+from evidence import grade, vocab
 from evidence.extraction.contract import ID_PATTERN
 
 Kind = Literal["choices", "range", "minimum", "option", "studies"]
@@ -308,17 +308,27 @@ def _normalised(f: Filter, value: Any) -> Any:
 @dataclass(frozen=True)
 class View:
     """How the slice is shown: the pooling method, the outcome of the single-outcome views
-    (None: the page's default), the subgroup split and the highlighted study."""
+    (None: the page's default), the subgroup split, the highlighted study, and the panel's
+    GRADE settings for the summary of findings (decisions, thresholds, the data they were
+    made on)."""
 
     method: str = "glmm"
     outcome: str | None = None
     split: str = "product"
     study: str | None = None
+    panel: grade.PanelSettings = field(default_factory=grade.PanelSettings)
 
     def outcome_or(self, default: str) -> str:
         """The outcome chosen for single-outcome views, else the page's `default`."""
         return self.outcome if self.outcome is not None else default
 
+
+# The panel's settings in a link: repeated `judge=ROW~DOMAIN~LEVEL~REASON` and
+# `threshold=ROW~VALUE`, and `graded_on=DATA_VERSION`. Carried by the link itself, so a copied
+# link restores them on any server with nothing stored there.
+PANEL_KEYS = ("judge", "threshold", "graded_on")
+SEPARATOR = "~"
+VERSION = re.compile(r"^[0-9a-f]{8,64}$")
 
 # The view's link keys and what each accepts (None: a study id).
 VIEW_SETTINGS: Mapping[str, vocab.Vocabulary | None] = {
@@ -337,8 +347,12 @@ def read_link(params: Mapping[str, str | Sequence[str]]) -> tuple[Slice, View, l
     chosen: dict[str, Any] = {}
     view: dict[str, Any] = {}
     notices: list[str] = []
+    panel_items: dict[str, list[str]] = {}
     for key, raw in params.items():
         items = [raw] if isinstance(raw, str) else list(raw)
+        if key in PANEL_KEYS:
+            panel_items[key] = items
+            continue
         if key in VIEW_SETTINGS:
             value, bad = _one_code(VIEW_SETTINGS[key], items)
             if value is not None:
@@ -362,7 +376,46 @@ def read_link(params: Mapping[str, str | Sequence[str]]) -> tuple[Slice, View, l
         if f.kind == "range" and span and None not in span and span.low > span.high:
             notices.append(f"Ignored the {f.label.lower()} range: its start is above its end.")
             del chosen[f.key]
-    return Slice(**chosen), View(**view), notices
+    panel, bad_panel = _read_panel(panel_items)
+    return Slice(**chosen), View(**view, panel=panel), notices + bad_panel
+
+
+def _read_panel(items: Mapping[str, list[str]]) -> tuple[grade.PanelSettings, list[str]]:
+    """The panel's decisions, thresholds and data version from a link; a notice per value
+    dropped. A later decision on the same row and domain replaces an earlier one."""
+    decisions: dict[tuple[str, str], grade.Decision] = {}
+    thresholds: list[tuple[str, float]] = []
+    notices: list[str] = []
+    for text in items.get("judge", []):
+        parts = text.split(SEPARATOR, 3)
+        if (
+            len(parts) < 3
+            or not grade.ROW_ID.match(parts[0])
+            or parts[1] not in grade.DOMAINS
+            or parts[2] not in grade.LEVELS
+        ):
+            notices.append(f"Ignored judge={quoted(text)}: not ROW~DOMAIN~LEVEL~REASON.")
+            continue
+        reason = " ".join((parts[3] if len(parts) > 3 else "").split())[: grade.REASON_LIMIT]
+        decisions[(parts[0], parts[1])] = grade.Decision(parts[0], parts[1], parts[2], reason)
+    for text in items.get("threshold", []):
+        row, _, value = text.partition(SEPARATOR)
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not grade.ROW_ID.match(row) or not 0 < number < 100:
+            notices.append(f"Ignored threshold={quoted(text)}: not ROW~NUMBER.")
+        elif (row, number) not in thresholds:
+            thresholds.append((row, number))
+    version = None
+    for text in items.get("graded_on", [])[:1]:
+        if VERSION.match(text):
+            version = text
+        else:
+            notices.append(f"Ignored graded_on={quoted(text)}: not a data version.")
+    panel = grade.PanelSettings(tuple(decisions.values()), tuple(thresholds), version)
+    return panel, notices
 
 
 def keep_known_studies(
@@ -401,8 +454,17 @@ def link_params(rows: Slice, view: View) -> dict[str, list[str]]:
     default = View()
     for setting in fields(View):
         value = getattr(view, setting.name)
-        if value != getattr(default, setting.name):
+        if setting.name != "panel" and value != getattr(default, setting.name):
             out[setting.name] = [str(value)]
+    panel = view.panel
+    if panel.decisions:
+        out["judge"] = [
+            SEPARATOR.join((d.row, d.domain, d.level, d.reason)) for d in panel.decisions
+        ]
+    if panel.thresholds:
+        out["threshold"] = [f"{row}{SEPARATOR}{value:g}" for row, value in panel.thresholds]
+    if panel.data_version:
+        out["graded_on"] = [panel.data_version]
     return out
 
 

@@ -153,12 +153,13 @@ def test_uploaded_text_is_shown_as_text_on_every_page(serve: Path, page: str, st
 KEYS = [
     "indication", "product", "dose_min", "dose_max", "dose_band", "route", "grading", "design",
     "pubtype", "year_min", "year_max", "min_n", "window", "exclude", "method", "outcome",
-    "split", "study",
+    "split", "study", "judge", "threshold", "graded_on",
 ]  # fmt: skip
 VALUES = [
     PAYLOAD, "x" * 5_000, "1e308", "-1", "nan", "inf", "0x10", "", " ", "treatment", "axi-cel",
     "le200", "ASTCT", "prospective", "review", "dl", "grade5_icans", "dose_band", "Alpha2020",
-    "Strati2020", "../../etc/passwd", "'; DROP TABLE studies; --", "\u202e\u0000\ufeff", "日本",
+    "Strati2020", "treatment.icans_response~imprecision~serious~[x](https://e.org)",
+    "treatment.icans_response~0.5", "0123456789ab", "../../etc/passwd", "'; DROP TABLE studies; --", "\u202e\u0000\ufeff", "日本",
     "200", "2021", "[a](b)", "**", "%0A%0D", "<script>alert(1)</script>",
 ]  # fmt: skip
 
