@@ -19,6 +19,12 @@ def pages() -> list[st.Page]:
     return [
         st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page(
+            "pages/sof.py",
+            title="Summary of findings",
+            icon=":material/fact_check:",
+            url_path="sof",
+        ),
+        st.Page(
             "pages/treatment.py",
             title="Treatment",
             icon=":material/medication:",

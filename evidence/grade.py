@@ -202,7 +202,7 @@ def suggest_risk_of_bias(
     if not studies or total == 0:
         return Suggestion("risk_of_bias", "not_assessable", "No study in this row.")
     share = {r: sum(n for _, risk, n in studies if risk == r) / total for r in _RISKS}
-    figures = tuple((f"patients from {r} studies", f"{share[r]:.0%}") for r in _RISKS)
+    figures = tuple((f"patients from studies {_RISK_WORDS[r]}", f"{share[r]:.0%}") for r in _RISKS)
     if without_high is not None and share["high"] > 0:
         figures = (*figures, ("estimate without high-risk studies", f"{without_high:.0%}"))
     if share["not assessed"] == 1:
@@ -255,6 +255,12 @@ def suggest_risk_of_bias(
 
 
 _RISKS: tuple[StudyRisk, ...] = ("low", "some concerns", "high", "not assessed")
+_RISK_WORDS = {
+    "low": "at low risk",
+    "some concerns": "with some concerns",
+    "high": "at high risk",
+    "not assessed": "not appraised",
+}
 
 
 # ---- inconsistency -----------------------------------------------------------------------------

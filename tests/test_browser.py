@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-PAGES = ["", "treatment", "prophylaxis", "dose", "safety", "studies", "methods"]
+PAGES = ["", "sof", "treatment", "prophylaxis", "dose", "safety", "studies", "methods"]
 TIMEOUT_MS = 45_000
 
 

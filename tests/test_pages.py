@@ -19,6 +19,7 @@ from evidence.ui.format import pct
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {
     "overview": "pages/overview.py",
+    "sof": "pages/sof.py",
     "treatment": "pages/treatment.py",
     "prophylaxis": "pages/prophylaxis.py",
     "dose": "pages/dose.py",
@@ -92,7 +93,7 @@ def test_page_renders_without_parameters(app: AppTest, page: str) -> None:
 
 @pytest.mark.parametrize("params", URL_FILTERS, ids=lambda p: "&".join(f"{k}" for k in p))
 @pytest.mark.parametrize(
-    "page", ["overview", "treatment", "prophylaxis", "dose", "safety", "studies"]
+    "page", ["overview", "sof", "treatment", "prophylaxis", "dose", "safety", "studies"]
 )
 def test_each_url_filter_renders_every_page(app: AppTest, page: str, params: dict) -> None:
     at = _open(app, page, params)

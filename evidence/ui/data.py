@@ -33,10 +33,11 @@ import pandas as pd
 import streamlit as st
 
 from evidence import agreement as engine_agreement
-from evidence import analysis, db, vocab
+from evidence import analysis, db, sof, vocab
 from evidence.extraction import build, export, template
 from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice
+from evidence.grade import PanelSettings
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui import sessions
 from evidence.ui.vega import vega_spec
@@ -76,7 +77,11 @@ class DataUnavailable(RuntimeError):
 
 # Cached functions identify the data by its version and a slice by its repr (which names every
 # value), instead of hashing a connection or walking an object.
-_HASH: dict[Any, Any] = {ActiveData: lambda source: source.key, Slice: repr}
+_HASH: dict[Any, Any] = {
+    ActiveData: lambda source: source.key,
+    Slice: repr,
+    PanelSettings: repr,
+}
 
 
 def database_path() -> Path:
@@ -529,6 +534,24 @@ def _comparator_spec(source: ActiveData, rows: Slice, outcome: str) -> dict | No
         return None
     title = f"{vocab.OUTCOMES.label(outcome)}: risk ratio, anakinra vs comparison cohort"
     return vega_spec(_layout("ratio", title), _charts().ratio_data(comparison.to_frame()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=256, hash_funcs=_HASH)
+def _summary_of_findings(
+    source: ActiveData, rows: Slice, method: str, panel: PanelSettings
+) -> sof.SummaryOfFindings:
+    return sof.summary_of_findings(source.con, rows, method, panel)
+
+
+def summary_of_findings(rows: Slice, method: str, panel: PanelSettings) -> sof.SummaryOfFindings:
+    """The slice's summary of findings with the panel's settings applied (see evidence.sof)."""
+    return _summary_of_findings(active(), rows, method, panel)
+
+
+def data_version() -> str:
+    """The data in use as a short version a link can carry (the first 12 hex digits of its
+    sheets' SHA-256): a panel's judgements are bound to it."""
+    return active().key.rsplit(":", 1)[-1][:12]
 
 
 def slice(rows: Slice, method: str = "glmm") -> SliceEvidence:

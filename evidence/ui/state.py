@@ -30,6 +30,7 @@ from evidence.filters import (
     quoted,
     read_link,
 )
+from evidence.grade import PanelSettings
 from evidence.ui import data
 
 SLICE_KEY = "slice"
@@ -137,6 +138,17 @@ def highlight(study_id: str | None) -> None:
     """Make `study_id` the study highlighted on every page (None leaves the highlight as is)."""
     if study_id and study_id != _stored_view().study:
         apply(view=replace(_stored_view(), study=study_id))
+
+
+def set_panel(panel: PanelSettings) -> None:
+    """Make `panel` the view's GRADE settings (decisions, thresholds, data version)."""
+    apply(view=replace(_stored_view(), panel=panel))
+
+
+def confirm_panel(data_version: str) -> None:
+    """Apply the link's GRADE settings to the data in use (a page control's callback)."""
+    view = _stored_view()
+    apply(view=replace(view, panel=replace(view.panel, data_version=data_version)))
 
 
 def choose_split(split: str) -> None:
