@@ -418,3 +418,86 @@ def test_a_forged_widget_value_is_dropped_not_raised(app: AppTest) -> None:
     at.multiselect(key="filter_product").set_value(["axi-cel", "cilta-cel"]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["slice"] == Slice(product=("axi-cel",))
+
+
+# ---- the summary of findings -------------------------------------------------------------------
+def _sof_row_text(at: AppTest, label: str) -> str:
+    """The text of the SoF table's line for an outcome (its first match)."""
+    table = next(m.value for m in at.markdown if m.value.startswith("| Patients | Outcome"))
+    return next(line for line in _shown(table).splitlines() if f"| {label} |" in line)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"exclude": "Strati2020"}, {"method": "reml_hksj"}, {"product": "axi-cel"}],
+    ids=["all", "exclude", "reml", "product"],
+)
+def test_sof_estimates_are_the_engines_for_the_slice(
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection, params: dict
+) -> None:
+    at = _open(app, "sof", params)
+    assert not at.exception, [e.value for e in at.exception]
+    rows = Slice(**{k: (v,) for k, v in params.items() if k in ("exclude", "product")})
+    expected = _engine(
+        shipped_con, rows.within("treatment"), "icans_response", params.get("method", "glmm")
+    )
+    line = _sof_row_text(at, "Neurological response / improvement")
+    if expected.result is None:
+        assert "not reported as counts" in line
+    elif expected.result.k == 1:
+        assert pct(expected.result.studies[0].proportion) in line
+    else:
+        assert pct(expected.result.proportion.estimate) in line
+
+
+JUDGED = {
+    "judge": "treatment.icans_response~imprecision~not_serious~the panel accepts 59-81%",
+    "threshold": "treatment.icans_response~0.5",
+}
+
+
+def test_a_link_restores_the_panels_judgements(app: AppTest) -> None:
+    plain = _open(app, "sof")
+    before = _sof_row_text(plain, "Neurological response / improvement")
+    at = _open(app, "sof", JUDGED)
+    assert not at.exception
+    line = _sof_row_text(at, "Neurological response / improvement")
+    assert line != before and "<sup>1</sup>" in line
+    assert "the panel accepts 59-81%" in _text(at)
+    assert at.session_state["view"].panel.thresholds == (("treatment.icans_response", 0.5),)
+
+
+def test_recording_a_judgement_changes_the_certainty_and_adds_a_footnote(app: AppTest) -> None:
+    at = _open(app, "sof")
+    before = _sof_row_text(at, "Neurological response / improvement")
+    key = "treatment_icans_response"
+    at.selectbox(key=f"{key}_risk_of_bias_level").set_value("very_serious")
+    at.text_input(key=f"{key}_risk_of_bias_reason").input("most patients from abstracts")
+    next(b for b in at.button if b.label == "Record the panel's judgements").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.run()
+    line = _sof_row_text(at, "Neurological response / improvement")
+    assert line != before and "<sup>1</sup>" in line
+    judged = at.query_params["judge"]
+    assert "treatment.icans_response~risk_of_bias~very_serious~most patients" in str(judged)
+    assert "graded_on" in at.query_params
+
+
+def test_a_level_changed_without_a_reason_is_refused(app: AppTest) -> None:
+    at = _open(app, "sof")
+    at.selectbox(key="treatment_icans_response_imprecision_level").set_value("not_serious")
+    next(b for b in at.button if b.label == "Record the panel's judgements").click().run()
+    assert any("needs a reason" in e.value for e in at.error)
+    assert "judge" not in at.query_params
+
+
+def test_judgements_made_on_other_data_wait_for_confirmation(app: AppTest) -> None:
+    at = _open(app, "sof", {**JUDGED, "graded_on": "0123456789ab"})
+    assert not at.exception
+    assert any("made on data version 0123456789ab" in _shown(w.value) for w in at.warning)
+    line = _sof_row_text(at, "Neurological response / improvement")
+    assert "<sup>" not in line  # not applied
+    next(b for b in at.button if b.label == "Apply these judgements to this data").click().run()
+    at.run()
+    assert "<sup>1</sup>" in _sof_row_text(at, "Neurological response / improvement")
+    assert not at.warning

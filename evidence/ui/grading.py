@@ -184,33 +184,32 @@ def _domains(sof_row: SofRow) -> None:
 
 
 def _judgement_form(sof_row: SofRow) -> None:
-    """The panel's levels, reasons and thresholds for this row, recorded together."""
-    key = sof_row.id.replace(".", "_")
+    """The panel's levels, reasons and thresholds for this row, recorded together (a form: a
+    level and its reason are entered before anything reruns)."""
+    key = _key(sof_row)
     with st.form(f"judge_{key}", border=False):
         columns = st.columns(len(sof_row.domains))
-        chosen = {}
         for column, domain in zip(columns, sof_row.domains, strict=True):
             name = domain.suggestion.domain
             with column:
-                level = st.selectbox(
+                st.selectbox(
                     f"Panel: {grade.DOMAIN_LABELS[name].lower()}",
                     grade.LEVELS,
                     index=grade.LEVELS.index(domain.level),
                     format_func=lambda value, d=name: grade.level_label(d, value),
                     key=f"{key}_{name}_level",
                 )
-                reason = st.text_input(
+                st.text_input(
                     "Reason (a footnote)",
                     value=domain.decision.reason if domain.decision else "",
                     key=f"{key}_{name}_reason",
                     max_chars=grade.REASON_LIMIT,
                 )
-                chosen[name] = (level, reason)
         ratio = sof_row.framing == "comparative"
         shown = ", ".join(
             f"{value:g}" if ratio else f"{100 * value:g}" for value in sof_row.thresholds
         )
-        thresholds = st.text_input(
+        st.text_input(
             "Decision thresholds (risk ratios, e.g. 0.75, 1.25)"
             if ratio
             else "Decision thresholds (percent, e.g. 50)",
@@ -219,12 +218,29 @@ def _judgement_form(sof_row: SofRow) -> None:
             help="The panel's own: where the estimate would change a recommendation. Imprecision "
             "and inconsistency are judged against them; without them a labelled default applies.",
         )
-        if st.form_submit_button("Record the panel's judgements"):
-            problems = _record(sof_row, chosen, thresholds, ratio)
-            for problem in problems:
-                st.error(problem)
-            if not problems:
-                st.rerun()
+        st.form_submit_button("Record the panel's judgements", on_click=_on_record, args=(sof_row,))
+    for problem in st.session_state.pop(f"{key}_problems", []):
+        st.error(problem)
+
+
+def _key(sof_row: SofRow) -> str:
+    return sof_row.id.replace(".", "_")
+
+
+def _on_record(sof_row: SofRow) -> None:
+    """The form's callback: record the row's decisions, or keep its problems to show."""
+    key = _key(sof_row)
+    chosen = {
+        d.suggestion.domain: (
+            st.session_state[f"{key}_{d.suggestion.domain}_level"],
+            st.session_state[f"{key}_{d.suggestion.domain}_reason"],
+        )
+        for d in sof_row.domains
+    }
+    ratio = sof_row.framing == "comparative"
+    problems = _record(sof_row, chosen, st.session_state[f"{key}_thresholds"], ratio)
+    if problems:
+        st.session_state[f"{key}_problems"] = problems
 
 
 def _record(
@@ -262,7 +278,7 @@ def _record(
             values.append(value)
     if problems:
         return problems
-    panel = panel_in_force(state.current_view())
+    panel = panel_in_force(state.stored_view())
     kept = tuple(d for d in panel.decisions if d.row != sof_row.id)
     kept_thresholds = tuple(t for t in panel.thresholds if t[0] != sof_row.id)
     state.set_panel(

@@ -116,7 +116,7 @@ def apply(rows: Slice | None = None, view: View | None = None) -> None:
     """Make `rows` and/or `view` this session's and its URL's (for buttons and callbacks)."""
     st.session_state.pop(NOTICES_KEY, None)
     rows = rows if rows is not None else _stored_slice()
-    view = view if view is not None else _stored_view()
+    view = view if view is not None else stored_view()
     st.session_state[SLICE_KEY] = rows
     st.session_state[VIEW_KEY] = view
     _write_url(rows, view)
@@ -136,24 +136,24 @@ def reset() -> None:
 
 def highlight(study_id: str | None) -> None:
     """Make `study_id` the study highlighted on every page (None leaves the highlight as is)."""
-    if study_id and study_id != _stored_view().study:
-        apply(view=replace(_stored_view(), study=study_id))
+    if study_id and study_id != stored_view().study:
+        apply(view=replace(stored_view(), study=study_id))
 
 
 def set_panel(panel: PanelSettings) -> None:
     """Make `panel` the view's GRADE settings (decisions, thresholds, data version)."""
-    apply(view=replace(_stored_view(), panel=panel))
+    apply(view=replace(stored_view(), panel=panel))
 
 
 def confirm_panel(data_version: str) -> None:
     """Apply the link's GRADE settings to the data in use (a page control's callback)."""
-    view = _stored_view()
+    view = stored_view()
     apply(view=replace(view, panel=replace(view.panel, data_version=data_version)))
 
 
 def choose_split(split: str) -> None:
     """Make `split` the subgroup split of the view (a page control's callback)."""
-    apply(view=replace(_stored_view(), split=split))
+    apply(view=replace(stored_view(), split=split))
 
 
 def share_link(rows: Slice, view: View) -> str:
@@ -211,7 +211,7 @@ def _from_widgets() -> tuple[Slice, View]:
     }
     rows = _stored_slice().replace(**chosen)
     view = replace(
-        _stored_view(),
+        stored_view(),
         method=state[VIEW_WIDGET.format("method")],
         outcome=state[VIEW_WIDGET.format("outcome")],
     )
@@ -318,7 +318,7 @@ def current_slice() -> Slice:
 def current_view() -> View:
     """The view of this run, as app.py read it before the page started."""
     require_entrypoint()
-    return _stored_view()
+    return stored_view()
 
 
 # Callbacks run before the script, so they read the stored state without the entrypoint check
@@ -327,7 +327,8 @@ def _stored_slice() -> Slice:
     return st.session_state.get(SLICE_KEY, Slice())
 
 
-def _stored_view() -> View:
+def stored_view() -> View:
+    """The view as the last run left it, for a callback (which runs before the script)."""
     return st.session_state.get(VIEW_KEY, View())
 
 
