@@ -270,6 +270,19 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     _settle(page)
     assert _first_card_value(page) == expected_text
     assert page.get_by_text("panel_extraction.xlsx").count() >= 1
+    # The summary of findings grades every outcome the panel's extraction reports as counts.
+    page.get_by_role("link", name="Summary of findings").click()
+    page.wait_for_selector("text=Summary of findings", timeout=TIMEOUT_MS)
+    _settle(page)
+    table = page.locator("table").first
+    for label in ("Neurological response / improvement", "Grade 5 (fatal) ICANS",
+                  "Early mortality", "Any-grade ICANS", "Grade ≥ 3 ICANS"):  # fmt: skip
+        line = table.locator("tr").filter(has_text=label).first
+        playwright_api.expect(line).to_be_visible(timeout=TIMEOUT_MS)
+        assert "not reported as counts" not in line.inner_text(), label
+    page.get_by_role("link", name="Overview").click()
+    page.wait_for_selector('[data-testid="stMetricValue"]', timeout=TIMEOUT_MS)
+    _settle(page)
 
     bystander.reload()
     bystander.wait_for_selector('[data-testid="stMetricValue"]', timeout=TIMEOUT_MS)
@@ -459,3 +472,40 @@ def test_after_a_restart_a_page_showing_an_upload_says_it_is_gone(
         page.wait_for_url(re.compile(r"/treatment(?!.*data=upload)"), timeout=TIMEOUT_MS)
         assert page.get_by_text("panel_extraction.xlsx").count() == 0
         page.context.close()
+
+
+def test_the_summary_of_findings_draws_certainty_and_a_judgement_travels_by_link(
+    server: str, browser: object
+) -> None:
+    """The certainty symbols are drawn (SVG with the words for screen readers); a judgement
+    recorded in the page is in the copied link, and a fresh browser opening that link sees it."""
+    page = _page(browser, f"{server}/sof")
+    certainty = page.locator('[role="img"][aria-label^="Certainty of evidence"]').first
+    certainty.wait_for(timeout=TIMEOUT_MS)
+    assert certainty.locator("svg").count() == 1
+    assert re.search(r"\((\d) of 4\)$", certainty.get_attribute("aria-label") or "")
+    row = page.locator(".st-key-sof_treatment_icans_response")
+    row.get_by_text("GRADE domains").click()
+    level = row.get_by_role("combobox", name="Panel: imprecision")
+    level.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    level.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("not ser")  # the list opens on typing, filtered to the one option
+    page.get_by_role("option", name="not serious", exact=True).wait_for(timeout=TIMEOUT_MS)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    playwright_api.expect(level).to_have_value("not serious", timeout=TIMEOUT_MS)
+    reason = row.get_by_label("Reason (a footnote)").nth(3)
+    reason.fill("The panel accepts the interval")
+    row.get_by_role("button", name="Record the panel's judgements").click()
+    page.wait_for_url(re.compile(r"judge=treatment\.icans_response"), timeout=TIMEOUT_MS)
+    _settle(page)
+    link = _copied_link(page)
+    assert "judge=treatment.icans_response" in link and "graded_on=" in link
+    page.context.close()
+    fresh = _page(browser, link)
+    reason = fresh.get_by_text("The panel accepts the interval").filter(visible=True).first
+    playwright_api.expect(reason).to_be_visible(timeout=TIMEOUT_MS)  # the numbered footnote
+    assert not fresh.errors, fresh.errors
+    fresh.context.close()
