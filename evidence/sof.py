@@ -167,7 +167,10 @@ def summary_of_findings(
         counts = analysis.counts_by_outcome(analysis.in_slice(every, cohorts))
         quality = _study_risks(con, tuple(cohorts["study_id"].unique()))
         unreported = _unreported_trials(trials, set(cohorts["cohort_id"]))
-        context = _Context(scope, scoped, cohorts, facts, quality, unreported, method, panel)
+        numbers = db.run(con, "outcome_rows", cohort_ids=list(cohorts["cohort_id"]))
+        context = _Context(
+            scope, scoped, cohorts, facts, quality, unreported, method, panel, numbers
+        )
         for code in outcomes:
             rows_of = counts.get(code, every.iloc[0:0])
             built.append(_rate_row(context, title, code, rows_of))
@@ -195,6 +198,7 @@ class _Context:
     unreported: tuple[str, ...]
     method: str
     panel: PanelSettings
+    numbers: pd.DataFrame  # every extracted number of the scope's cohorts, counts or not
 
     @property
     def studies_in_slice(self) -> int:
@@ -311,10 +315,16 @@ def _rate_row(context: _Context, section: str, code: str, rows: pd.DataFrame) ->
         "thresholds": thresholds,
     }
     if rows.empty:
-        domains = tuple(
-            Domain(Suggestion(d, "not_assessable", "No study in this slice reports it as counts."))
-            for d in grade.DOMAINS
-        )
+        reported = context.numbers[context.numbers["outcome"] == code]
+        if reported.empty:
+            why = "No study in this slice reports it."
+        else:
+            kinds = ", ".join(sorted({vocab.STATISTICS.label(s) for s in reported["statistic"]}))
+            why = (
+                f"Reported by {reported['study_id'].nunique()} study(ies) in this slice only as "
+                f"{kinds}, not as counts: not pooled (see the Studies page)."
+            )
+        domains = tuple(Domain(Suggestion(d, "not_assessable", why)) for d in grade.DOMAINS)
         return SofRow(
             **base,
             studies=0,
@@ -323,8 +333,8 @@ def _rate_row(context: _Context, section: str, code: str, rows: pd.DataFrame) ->
             estimate=None,
             domains=domains,
             certainty=grade.certainty("event_rate", domains),
-            statement=f"No study in this slice reports {analysis.in_sentence(label)} as counts.",
-            note="No study in this slice reports it as counts.",
+            statement=why,
+            note=why,
         )
     pooled = analysis.pool(code, rows, context.method)
     result = pooled.result

@@ -202,6 +202,13 @@ def test_an_outcome_no_study_reports_keeps_its_row_not_graded(fixture_con) -> No
     assert row.studies == 0 and row.estimate is None
     assert row.certainty.words == "Not yet graded"
     assert all(d.level == "not_assessable" for d in row.domains)
+    assert row.note == "No study in this slice reports it."
+
+
+def test_an_outcome_reported_only_as_a_median_says_so_and_is_not_pooled(fixture_con) -> None:
+    row = _rows(fixture_con)["prophylaxis.hospital_days"]
+    assert row.studies == 0 and row.estimate is None
+    assert row.note is not None and "only as" in row.note and "not pooled" in row.note
 
 
 def test_one_study_shows_its_own_proportion_and_leaves_consistency_to_the_panel(fixture_con):

@@ -470,16 +470,21 @@ def test_a_link_restores_the_panels_judgements(app: AppTest) -> None:
 def test_recording_a_judgement_changes_the_certainty_and_adds_a_footnote(app: AppTest) -> None:
     at = _open(app, "sof")
     before = _sof_row_text(at, "Neurological response / improvement")
+    assert "| Very low |" in before
     key = "treatment_icans_response"
-    at.selectbox(key=f"{key}_risk_of_bias_level").set_value("very_serious")
-    at.text_input(key=f"{key}_risk_of_bias_reason").input("most patients from abstracts")
+    for domain, reason in (
+        ("indirectness", "the panel's question includes these products"),
+        ("publication_bias", "the registered trials are known"),
+    ):
+        at.selectbox(key=f"{key}_{domain}_level").set_value("not_serious")
+        at.text_input(key=f"{key}_{domain}_reason").input(reason)
     next(b for b in at.button if b.label == "Record the panel's judgements").click().run()
     assert not at.exception, [e.value for e in at.exception]
     at.run()
     line = _sof_row_text(at, "Neurological response / improvement")
-    assert line != before and "<sup>1</sup>" in line
-    judged = at.query_params["judge"]
-    assert "treatment.icans_response~risk_of_bias~very_serious~most patients" in str(judged)
+    assert "| Low<sup>1</sup><sup>2</sup> |" in line  # two levels up, two footnotes
+    judged = str(at.query_params["judge"])
+    assert "treatment.icans_response~indirectness~not_serious~the panel's question" in judged
     assert "graded_on" in at.query_params
 
 

@@ -114,8 +114,8 @@ def row(sof_row: SofRow) -> None:
     domains behind the certainty. An outcome no study reports is one line."""
     if sof_row.studies == 0:
         st.markdown(
-            f"**{plain(sof_row.label)}**: {sof_row.studies_in_slice} studies in this slice, none "
-            "reports it as counts; not graded."
+            f"**{plain(sof_row.label)}** ({sof_row.studies_in_slice} studies in this slice): "
+            f"{plain(sof_row.note or '')} Not graded."
         )
         return
     with st.container(border=True, key=f"sof_{sof_row.id.replace('.', '_')}"):
