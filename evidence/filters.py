@@ -286,6 +286,12 @@ class Slice:
         kept = tuple(i for i in self.indication if vocab.PARENT_INDICATION.get(i, i) == indication)
         return self.replace(indication=kept) if kept else None
 
+    def population(self) -> str | None:
+        """The one indication every chosen indication belongs to ("treatment" or "prophylaxis"),
+        or None when the slice holds both."""
+        parents = {vocab.PARENT_INDICATION.get(i, i) for i in self.indication}
+        return parents.pop() if len(parents) == 1 else None
+
     def toggle_exclusion(self, study_id: str) -> Slice:
         """The same slice with one study excluded, or included again if it was excluded."""
         if study_id in self.exclude:

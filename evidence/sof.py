@@ -53,26 +53,6 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("any_icans", "grade3plus_icans", "grade3plus_crs", "hospital_days", "infection", "death"),
     ),
 )
-POPULATIONS = {
-    "treatment": "patients given anakinra for ICANS",
-    "prophylaxis": "patients given anakinra as prophylaxis",
-}
-# What a patient "does" for each outcome, for the plain-language statement.
-PHRASES = {
-    "icans_response": "improve",
-    "icans_resolution": "have their ICANS resolve",
-    "grade5_icans": "die of ICANS",
-    "early_mortality": "die early",
-    "any_icans": "develop ICANS",
-    "grade3plus_icans": "develop grade ≥ 3 ICANS",
-    "any_crs": "develop CRS",
-    "grade3plus_crs": "develop grade ≥ 3 CRS",
-    "infection": "have an infection",
-    "viral_encephalitis": "have viral encephalitis",
-    "death": "die",
-    "trm": "die of the treatment",
-    "anakinra_discontinuation": "stop anakinra for side effects",
-}
 # The question a row is judged against when the slice does not narrow it [default]: the review's
 # population (adults with large B-cell lymphoma), the commercial CD19 products, the severe or
 # steroid-refractory ICANS the review's treatment question names, ASTCT grading.
@@ -568,7 +548,7 @@ def population_words(scope: str, rows: Slice) -> str:
         if vocab.PARENT_INDICATION.get(i) == scope
     ]
     if not chosen:
-        return POPULATIONS[scope]
+        return vocab.POPULATION_WORDS[scope]
     joined = " or ".join(chosen)
     return (
         f"patients given anakinra for {joined}"
@@ -580,7 +560,7 @@ def population_words(scope: str, rows: Slice) -> str:
 def rate_statement(population: str, code: str, estimate: Estimate, certainty: Certainty) -> str:
     """GRADE's informative wording for an event rate: "about 70 in 100 may improve" (High: no
     hedge, Moderate "probably", Low "may", Very low: "the evidence is very uncertain")."""
-    phrase = PHRASES.get(code, f"have {analysis.in_sentence(vocab.OUTCOMES.label(code))}")
+    phrase = vocab.OUTCOME_VERBS[code][0]
     if estimate.value is None:
         return f"No estimate for {population}."
     about = f"about {round(100 * estimate.value)} in 100"

@@ -215,8 +215,14 @@ OUTCOMES = _vocabulary(
     ("carhlh_response", "carHLH response"),
 )
 # Which outcomes each view pools, in the order it shows them.
+# The Overview's key results: each outcome in the population it is about.
+KEY_OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("treatment", "icans_response"),
+    ("treatment", "grade5_icans"),
+    ("prophylaxis", "any_icans"),
+    ("prophylaxis", "grade3plus_icans"),
+)
 OUTCOME_GROUPS: Mapping[str, tuple[str, ...]] = {
-    "key": ("icans_response", "grade5_icans", "any_icans", "grade3plus_icans"),
     "treatment": ("icans_response", "icans_resolution", "grade5_icans", "early_mortality"),
     "prophylaxis": ("any_icans", "grade3plus_icans", "any_crs", "grade3plus_crs"),
     "safety": (
@@ -227,6 +233,36 @@ OUTCOME_GROUPS: Mapping[str, tuple[str, ...]] = {
         "grade5_icans",
         "anakinra_discontinuation",
     ),
+}
+# What a patient "does" for each outcome, as (present, past): "about 70 in 100 may improve",
+# "about 70 in 100 treated patients improved". Words for the plain-language lines.
+OUTCOME_VERBS: Mapping[str, tuple[str, str]] = {
+    "icans_response": ("improve", "improved"),
+    "icans_resolution": ("have their ICANS resolve", "had their ICANS resolve"),
+    "grade5_icans": ("die of ICANS", "died of ICANS"),
+    "any_icans": ("develop ICANS", "developed ICANS"),
+    "grade3plus_icans": ("develop grade ≥ 3 ICANS", "developed grade ≥ 3 ICANS"),
+    "any_crs": ("develop CRS", "developed CRS"),
+    "grade2plus_crs": ("develop grade ≥ 2 CRS", "developed grade ≥ 2 CRS"),
+    "grade3plus_crs": ("develop grade ≥ 3 CRS", "developed grade ≥ 3 CRS"),
+    "early_mortality": ("die early", "died early"),
+    "death": ("die", "died"),
+    "trm": ("die of the treatment", "died of the treatment"),
+    "infection": ("have an infection", "had an infection"),
+    "viral_encephalitis": ("have viral encephalitis", "had viral encephalitis"),
+    "anakinra_discontinuation": (
+        "stop anakinra for side effects",
+        "stopped anakinra for side effects",
+    ),
+    "lymphoma_orr": ("have a lymphoma response", "had a lymphoma response"),
+    "lymphoma_cr": ("have a complete lymphoma response", "had a complete lymphoma response"),
+    "carhlh_response": ("have their carHLH respond", "had their carHLH respond"),
+}
+# Who the patients of a page are, by the indication it shows (None: both indications).
+POPULATION_WORDS: Mapping[str | None, str] = {
+    "treatment": "patients given anakinra for ICANS",
+    "prophylaxis": "patients given anakinra as prophylaxis",
+    None: "patients given anakinra (treatment and prophylaxis cohorts together)",
 }
 UNITS = _vocabulary(
     "unit",
@@ -265,6 +301,36 @@ JUDGEMENTS = _vocabulary(
     ("unclear", "unclear"),
     ("not_applicable", "not applicable"),
 )
+
+# ---- checks and versions ----------------------------------------------------------------------
+CHECK_RESULTS = _vocabulary(
+    "check",
+    ("agrees", "agrees"),
+    ("disagrees", "disagrees"),
+    ("not_applicable", "nothing to check"),
+)
+AGREEMENT_QUANTITIES = _vocabulary(
+    "quantity",
+    ("estimate", "estimate"),
+    ("se", "standard error"),
+    ("ci_lb", "CI lower bound"),
+    ("ci_ub", "CI upper bound"),
+    ("pi_lb", "prediction interval lower bound"),
+    ("pi_ub", "prediction interval upper bound"),
+    ("tau2", "τ²"),
+    ("I2", "I²"),
+    ("i2", "I²"),
+    ("QE", "Q"),
+    ("qe_wald", "Q (Wald)"),
+    ("qe_lrt", "Q (likelihood ratio)"),
+)
+BUILD_INFO_ITEMS = {
+    "schema_version": "Schema version",
+    "built_at": "Built (UTC)",
+    "origin": "Built from",
+    "origin_kind": "Kind of source",
+    "sheets_sha256": "Data version (SHA-256 of the sheets)",
+}
 
 # ---- how the evidence is viewed ------------------------------------------------------------
 EVIDENCE_WINDOWS = _vocabulary(

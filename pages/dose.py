@@ -45,6 +45,6 @@ table, comparison = evidence.dose_comparisons(code)
 if table.empty:
     st.info("No study in this slice reports this outcome separately for two dose levels.")
 else:
-    components.study_table(table, list(table.columns), hide_index=True)
+    components.table(table, list(table.columns), hide_index=True)
     if comparison is not None:
         st.markdown(components.risk_ratio_line(comparison, "higher vs lower dose"))

@@ -4,8 +4,8 @@ import streamlit as st
 
 from evidence.ui import components, data, state
 
-view = state.current_view()
-evidence = data.slice(state.current_slice(), view.method)
+rows, view = state.current_slice(), state.current_view()
+evidence = data.slice(rows, view.method)
 summary = evidence.summary
 
 st.title("Anakinra for ICANS after CAR-T cell therapy")
@@ -24,10 +24,13 @@ columns[3].metric("Cohorts with n not reported", summary.cohorts_without_n)
 components.caption(evidence.caption())
 
 st.subheader("Key pooled outcomes")
-key_outcomes = evidence.outcomes("key")
-for card, pooled in zip(st.columns(len(key_outcomes)), key_outcomes, strict=True):
-    with card.container(border=True, key=f"card_{pooled.outcome}"):
-        components.outcome_card(pooled)
+components.glossary()
+key_outcomes = data.key_outcomes(rows, view.method)
+for card, (population, code, scoped) in zip(
+    st.columns(len(key_outcomes)), key_outcomes, strict=True
+):
+    with card.container(border=True, key=f"card_{code}"):
+        components.outcome_card(population, code, scoped)
 
 st.subheader("The review's headline figures, checked")
 st.markdown(
@@ -38,7 +41,7 @@ st.markdown(
     "antibody; it is a recombinant IL-1 receptor antagonist.)"
 )
 figures = data.review_figures()
-st.dataframe(
+components.table(
     figures[["description", "quote", "check_message", "percent_check", "sum_check", "note"]],
     hide_index=True,
     column_config={
@@ -51,7 +54,7 @@ st.dataframe(
     },
 )
 st.markdown("**What this database holds** (anakinra cohorts, each patient group counted once)")
-st.dataframe(
+components.table(
     data.holdings(),
     hide_index=True,
     column_config={

@@ -17,14 +17,14 @@ for pooled in evidence.outcomes("prophylaxis"):
     code = pooled.outcome
     with st.container(border=True):
         st.subheader(pooled.label)
-        components.pooled_block(pooled)
+        components.pooled_block(evidence, pooled)
         components.forest(evidence, pooled, key=f"forest_{code}")
         table, comparison = evidence.comparators(code)
         if table.empty:
             st.caption("No study in this slice reports a comparison cohort for this outcome.")
             continue
         st.markdown("**Beside the study's own comparison cohort**")
-        components.study_table(
+        components.table(
             table,
             [
                 "label",
@@ -70,7 +70,7 @@ if other.empty:
         "not reported by any study the public record gives)."
     )
 else:
-    components.study_table(
+    components.table(
         other,
         [
             "label",

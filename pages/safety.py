@@ -19,7 +19,7 @@ safety = evidence.numbers(only="safety")
 if safety.empty:
     st.info("No safety figure is reported in this slice.")
 else:
-    components.study_table(
+    components.table(
         safety,
         [
             "label",

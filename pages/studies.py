@@ -39,7 +39,7 @@ shown = components.with_gaps(shown, not_reported=["first_author", "venue", "nct_
 shown = components.with_gaps(shown, blank=["same_patients_as"])
 # A row picked here is the highlighted study everywhere; one picked in a chart is shaded here.
 state.highlight(components.picked_row(shown, TABLE_KEY))
-components.study_table(
+components.table(
     shown,
     COLUMNS,
     hide_index=True,
@@ -83,7 +83,7 @@ else:
     if numbers.empty:
         st.info("No outcome number could be read for this study in the public record.")
     else:
-        st.dataframe(
+        components.table(
             numbers[
                 [
                     "label",
@@ -113,5 +113,5 @@ else:
     quality = data.study_quality(study_id)
     if not quality.empty:
         st.markdown("**Study quality** (as far as the readable text allows)")
-        st.dataframe(quality, hide_index=True)
+        components.table(quality, hide_index=True)
     components.exclusion_control("studies")

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from evidence import analysis
 from evidence.filters import Slice, View
-from evidence.ui.format import pct
+from evidence.ui.format import pct, pct_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {
@@ -134,7 +134,7 @@ def test_changing_a_setting_writes_the_url_and_repools(
     at = _open(app, "overview")
     at.selectbox(key="view_method").set_value("reml_hksj").run()
     assert at.query_params["method"] in (["reml_hksj"], "reml_hksj")
-    expected = _engine(shipped_con, Slice(), "icans_response", "reml_hksj")
+    expected = _engine(shipped_con, Slice().within("treatment"), "icans_response", "reml_hksj")
     assert expected.result is not None
     assert pct(expected.result.proportion.estimate) in [str(m.value) for m in at.metric]
 
@@ -142,23 +142,35 @@ def test_changing_a_setting_writes_the_url_and_repools(
 def test_overview_shows_the_engines_pooled_number(
     app: AppTest, shipped_con: duckdb.DuckDBPyConnection
 ) -> None:
+    """Each card pools its outcome in the population it is about, never both together."""
     at = _open(app, "overview")
-    for code in ("icans_response", "any_icans"):
-        expected = _engine(shipped_con, Slice(), code)
+    for population, code in (("treatment", "icans_response"), ("prophylaxis", "any_icans")):
+        expected = _engine(shipped_con, Slice().within(population), code)
         assert expected.result is not None, code
-        assert pct(expected.result.proportion.estimate) in [str(m.value) for m in at.metric], code
+        shown = [str(m.value) for m in at.metric]
+        if expected.result.k == 1:
+            assert pct(expected.result.studies[0].proportion) in shown, code
+        else:
+            assert pct(expected.result.proportion.estimate) in shown, code
+    cards = _text(at)
+    assert "Patients given anakinra for ICANS" in cards
+    assert "Patients given anakinra as prophylaxis" in cards
 
 
 def test_single_study_card_shows_the_observed_proportion(
     app: AppTest, shipped_con: duckdb.DuckDBPyConnection
 ) -> None:
+    """One study: its own proportion with its exact (Clopper-Pearson) interval, not the model's
+    Wald interval (nor, with 0 events, the 0.5-corrected model value)."""
     at = _open(app, "overview")
-    single = _engine(shipped_con, Slice(), "grade5_icans")
+    single = _engine(shipped_con, Slice().within("prophylaxis"), "any_icans")
     assert single.result is not None and single.result.k == 1
     study = single.result.studies[0]
-    shown = [str(m.value) for m in at.metric]
-    assert pct(study.events / study.total) in shown
-    assert pct(single.result.proportion.estimate) not in shown  # the 0.5-corrected model value
+    assert pct(study.events / study.total) in [str(m.value) for m in at.metric]
+    exact = pct_interval(study.ci.low, study.ci.high)
+    model = pct_interval(single.result.proportion.ci.low, single.result.proportion.ci.high)
+    assert exact != model
+    assert f"exact 95% CI {exact}" in _text(at) and model not in _text(at)
 
 
 def test_treatment_page_pooled_sentence_matches_the_engine(

@@ -34,15 +34,17 @@ if TYPE_CHECKING:  # glmm itself is imported at the first GLMM fit (see pool_pro
     from .glmm import GlmmFit
 
 NOTE_NO_STUDIES = "No studies: nothing to pool."
-NOTE_ONE_STUDY = (
-    "Only one study: its own estimate is shown (Wald interval on the model scale); nothing "
-    "is pooled and heterogeneity cannot be estimated."
-)
+# The model-scale interval of a single study is a Wald interval (rma with k = 1); the dashboard
+# shows the study's exact (Clopper-Pearson) interval instead, so the note names neither.
+NOTE_ONE_STUDY = "Only one study: nothing is pooled and heterogeneity cannot be estimated."
 NOTE_FEW = (
     "Fewer than 3 studies: tau², I² and the prediction interval are very imprecise "
     "(Cochrane Handbook ch. 10)."
 )
-NOTE_FEW_PI = "Fewer than 5 studies: the prediction interval is wide and imprecise."
+NOTE_FEW_PI = (
+    "Fewer than 5 studies: the prediction interval rests on a τ² estimated from few studies and "
+    "is itself uncertain."
+)
 NOTE_ALL_ZERO = (
     "All studies have 0 events: the logit estimate rests on the 0.5 continuity correction "
     "(metafor escalc to='only0'); read it as 'below about 1/(2n)', not as a rate."

@@ -24,7 +24,15 @@ from evidence.meta.results import (
 )
 from evidence.ui import data, state
 from evidence.ui.data import SliceEvidence
-from evidence.ui.format import NOT_REPORTED, number, pct, pct_interval, plain
+from evidence.ui.format import (
+    NOT_REPORTED,
+    header,
+    number,
+    pct,
+    pct_interval,
+    plain,
+    readable,
+)
 
 HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okabe-Ito vermillion)
 
@@ -134,12 +142,82 @@ def result_sentence(result: PoolResult) -> str:
     )
 
 
-def pooled_block(pooled: OutcomeAnalysis) -> None:
-    """The pooled number, or a plain message in its place when there is nothing to pool."""
+def plain_result(pooled: OutcomeAnalysis, population: str | None) -> str:
+    """The result in one line a clinician reads without training: "About 71 in 100 patients given
+    anakinra for ICANS improved; the true share is probably between 59 and 81"."""
+    result = pooled.result
+    if result is None:
+        return pooled.message or "Nothing to pool in this slice."
+    who = vocab.POPULATION_WORDS[population]
+    did = vocab.OUTCOME_VERBS.get(pooled.outcome, ("", f"had {pooled.label.lower()}"))[1]
+    if result.k == 1:
+        only = result.studies[0]
+        return (
+            f"In the only study, {only.events} of {only.total} {who} {did} "
+            f"({_in_100(only.proportion)} in 100); with one small study the true share could be "
+            f"anywhere between {_in_100(only.ci.low)} and {_in_100(only.ci.high)} in 100."
+        )
+    p = result.proportion
+    line = (
+        f"About {_in_100(p.estimate)} in 100 {who} {did}; the true share is probably between "
+        f"{_in_100(p.ci.low)} and {_in_100(p.ci.high)}."
+    )
+    low, high = _in_100(p.pi.low), _in_100(p.pi.high)
+    if (
+        result.k >= 3
+        and p.pi.low is not None
+        and (low, high) != (_in_100(p.ci.low), _in_100(p.ci.high))
+    ):
+        line += f" In a new group of such patients it could lie between {low} and {high}."
+    return line
+
+
+def _in_100(value: float | None) -> str:
+    return "?" if value is None else str(round(100 * value))
+
+
+def coverage_line(evidence: SliceEvidence, pooled: OutcomeAnalysis) -> str:
+    """How much of the slice a result rests on: studies reporting it of the studies in the
+    slice, patients pooled of the patients in the slice."""
+    counts = evidence.summary
+    studies = pooled.rows["study_id"].nunique() if not pooled.rows.empty else 0
+    patients = int(pooled.rows["total"].sum()) if not pooled.rows.empty else 0
+    return (
+        f"{studies} of {counts.studies} studies in this slice report it · {patients} of "
+        f"{counts.patients} patients in the slice pooled"
+    )
+
+
+GLOSSARY = {
+    "k": "the number of cohorts (study groups) whose counts are pooled.",
+    "95% CI": "the confidence interval: where the average share of patients with the outcome "
+    "probably lies, given these studies.",
+    "Prediction interval": "where the share in a new, comparable group of patients would "
+    "probably fall; wider than the CI when studies disagree. Needs 3 or more studies.",
+    "τ²": "how much the true shares differ between studies (0: no detectable difference).",
+    "I²": "the part of the variation between studies not due to chance, in percent; very "
+    "uncertain with few studies.",
+    "GLMM": "the primary method: a model of each study's counts as they are (binomial), with "
+    "studies allowed to differ; needs no correction for studies with 0 events.",
+}
+
+
+def glossary() -> None:
+    """Short explanations of the statistics, at hand beside the results."""
+    with st.popover("What do k, CI, prediction interval, τ², I² and GLMM mean?"):
+        for term, meaning in GLOSSARY.items():
+            st.markdown(f"**{term}**: {meaning}")
+
+
+def pooled_block(evidence: SliceEvidence, pooled: OutcomeAnalysis) -> None:
+    """The result in plain words, then the figures, what they rest on and the method; or a plain
+    message in its place when there is nothing to pool."""
+    st.caption(coverage_line(evidence, pooled))
     if pooled.result is None:
         st.info(plain(pooled.message or "Nothing to pool in this slice."))
         return
     result = pooled.result
+    st.markdown(plain(plain_result(pooled, evidence.rows.population())))
     st.markdown(result_sentence(result))
     if pooled.message and result.k != 1:
         st.warning(plain(pooled.message))
@@ -217,7 +295,7 @@ def outcome_sections(evidence: SliceEvidence, group: str, key_prefix: str) -> No
             continue
         with st.container(border=True):
             st.subheader(pooled.label)
-            pooled_block(pooled)
+            pooled_block(evidence, pooled)
             forest(evidence, pooled, key=f"{key_prefix}_{pooled.outcome}")
     missing = [a.label for a in analyses if a.result is None]
     if missing:
@@ -287,12 +365,28 @@ def _picked_study(event: object) -> str | None:
     return None
 
 
-def study_table(frame: pd.DataFrame, columns: list[str], **dataframe_args: object) -> None:
-    """A table of study rows; the study clicked in a chart is shaded as it is in the charts.
-    (A selectable table's pick is read with `picked_row`, before the table is drawn.)"""
-    shown = frame[columns].reset_index(drop=True)
+def table(
+    frame: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    column_config: dict[str, object] | None = None,
+    **dataframe_args: object,
+) -> None:
+    """A table as people read it: codes as labels, gaps as "not reported", every header in
+    words; a row of the study highlighted in the charts is shaded as it is there. (A selectable
+    table's pick is read with `picked_row`, before the table is drawn.)"""
+    config: dict[str, object] = {column: header(column) for column in columns or frame.columns}
+    config |= column_config or {}
+    # A link or check-box column keeps its empty cells empty (no link, no tick).
+    kept = {
+        column
+        for column, setting in config.items()
+        if isinstance(setting, dict)
+        and setting.get("type_config", {}).get("type") in ("link", "checkbox")
+    }
+    shown = readable(frame[list(columns or frame.columns)].reset_index(drop=True), kept)
+    dataframe_args = {"hide_index": True, **dataframe_args, "column_config": config}
     study = highlighted()
-    marked = frame["study_id"].eq(study).tolist() if study else []
+    marked = frame["study_id"].eq(study).tolist() if study and "study_id" in frame else []
     if not any(marked):
         st.dataframe(shown, **dataframe_args)
         return
@@ -395,9 +489,17 @@ def _on_split() -> None:
         state.choose_split(chosen)
 
 
-def outcome_card(pooled: OutcomeAnalysis) -> None:
-    """One outcome as a card: its name, the number to read aloud, interval, k and method."""
-    st.markdown(f"**{pooled.label}**")
+def outcome_card(population: str, code: str, evidence: SliceEvidence | None) -> None:
+    """One outcome as a card: its name and population, the number to read aloud, interval, k
+    and method, and what it rests on."""
+    st.markdown(f"**{vocab.OUTCOMES.label(code)}**")
+    who = vocab.POPULATION_WORDS[population]
+    st.caption(plain(who[0].upper() + who[1:]))
+    if evidence is None:
+        st.markdown("not in this slice")
+        st.caption("The indication filter in the sidebar leaves these cohorts out.")
+        return
+    pooled = evidence.outcome(code)
     if pooled.result is None:
         st.markdown("not estimable")
         caption(pooled.message or "")
@@ -409,8 +511,19 @@ def outcome_card(pooled: OutcomeAnalysis) -> None:
     st.caption(
         f"{interval} · k = {result.k} · {result.events_total}/{result.n_total} patients · {method}"
     )
+    caption(coverage_line(evidence, pooled))
     if pooled.message:
         caption(pooled.message)
+
+
+def empty_slice_notice(evidence: SliceEvidence) -> None:
+    """A slice with no study says so, on every page."""
+    if evidence.summary.studies == 0:
+        st.warning(
+            "No study matches these filters: every figure on this page is empty. Widen the "
+            "filters in the sidebar, or use Reset filters.",
+            icon=":material/filter_alt_off:",
+        )
 
 
 def with_gaps(
@@ -450,7 +563,16 @@ def downloads(files: Sequence[data.Download]) -> None:
 def problems(found: Sequence[Problem]) -> None:
     """Every problem of a refused file, as sheet, row, column and message."""
     st.error(f"{len(found)} problem(s) found; nothing was loaded. Fix them and upload again.")
-    st.dataframe(
-        [{"sheet": p.file, "row": p.row, "column": p.column, "problem": p.message} for p in found],
-        hide_index=True,
+    table(
+        pd.DataFrame(
+            [
+                {
+                    "sheet": p.file,
+                    "row": "whole sheet" if p.row is None else p.row,
+                    "column": p.column or "whole row",
+                    "problem": p.message,
+                }
+                for p in found
+            ]
+        )
     )

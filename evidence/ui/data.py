@@ -40,6 +40,7 @@ from evidence.filters import FILTERS, Slice
 from evidence.grade import PanelSettings
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui import sessions
+from evidence.ui.format import build_info_items
 from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
@@ -274,7 +275,8 @@ def _query(source: ActiveData, name: str, **params: Any) -> pd.DataFrame:
 
 
 def build_info() -> pd.DataFrame:
-    return _query(active(), "build_info")
+    """The data version's items, in words."""
+    return build_info_items(_query(active(), "build_info"))
 
 
 def table_counts() -> pd.DataFrame:
@@ -552,6 +554,17 @@ def data_version() -> str:
     """The data in use as a short version a link can carry (the first 12 hex digits of its
     sheets' SHA-256): a panel's judgements are bound to it."""
     return active().key.rsplit(":", 1)[-1][:12]
+
+
+def key_outcomes(rows: Slice, method: str) -> tuple[tuple[str, str, SliceEvidence | None], ...]:
+    """The Overview's key results as (population, outcome, the evidence it is pooled from),
+    each in the population it is about, never treatment and prophylaxis cohorts together; None
+    where the indication filter leaves that population out."""
+    found = []
+    for population, code in vocab.KEY_OUTCOMES:
+        scoped = rows.within(population)
+        found.append((population, code, None if scoped is None else slice(scoped, method)))
+    return tuple(found)
 
 
 def slice(rows: Slice, method: str = "glmm") -> SliceEvidence:

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
+
+import pandas as pd
+
+from evidence import vocab
 
 NOT_REPORTED = "not reported"
 NOT_ESTIMABLE = "not estimable"
@@ -55,3 +60,100 @@ def plain(value: object, limit: int = 400) -> str:
     text = shorten(" ".join(str(value).split()), limit)
     text = _AUTOLINKED.sub(lambda m: m.group(0)[0] + ZERO_WIDTH_SPACE + m.group(0)[1:], text)
     return _MARKDOWN_SYNTAX.sub(r"\\\1", text)
+
+
+# Table columns that hold a vocabulary's codes, shown by their labels.
+CODED_COLUMNS: dict[str, vocab.Vocabulary] = {
+    "publication_type": vocab.PUBLICATION_TYPES,
+    "design": vocab.STUDY_DESIGNS,
+    "review_inclusion": vocab.REVIEW_INCLUSION,
+    "extraction_status": vocab.EXTRACTION_STATUS,
+    "source_kind": vocab.SOURCE_KINDS,
+    "kind": vocab.SOURCE_KINDS,
+    "arm": vocab.ARMS,
+    "indication": vocab.INDICATIONS,
+    "sub_indication": vocab.SUB_INDICATIONS,
+    "disease": vocab.DISEASES,
+    "dose_band": vocab.DOSE_BANDS,
+    "route": vocab.ROUTES,
+    "grading_system": vocab.GRADING_SYSTEMS,
+    "unit": vocab.UNITS,
+    "statistic": vocab.STATISTICS,
+    "status": vocab.NUMBER_STATUS,
+    "tool": vocab.QUALITY_TOOLS,
+    "judgement": vocab.JUDGEMENTS,
+    "percent_check": vocab.CHECK_RESULTS,
+    "sum_check": vocab.CHECK_RESULTS,
+    "quantity": vocab.AGREEMENT_QUANTITIES,
+}
+# Headers of table columns that read better than their names.
+HEADERS = {
+    "study_id": "Study",
+    "label": "Cohort",
+    "n": "n",
+    "total": "n",
+    "events": "Events",
+    "value": "Printed value",
+    "value_low": "Low",
+    "value_high": "High",
+    "use_in_analysis": "Used",
+    "source": "Source",
+    "source_kind": "Kind of source",
+    "locator": "Where in the source",
+    "quote": "Quote",
+    "derivation": "Arithmetic",
+    "conflict_note": "When sources disagree",
+    "timepoint": "Time point",
+    "high_label": "Higher-dose cohort",
+    "high_events": "Events",
+    "high_total": "n",
+    "low_label": "Lower-dose cohort",
+    "low_events": "Events",
+    "low_total": "n",
+    "max_abs_difference": "Largest difference from R",
+    "table_name": "Table",
+    "n_rows": "Rows",
+    "key": "Item",
+}
+
+
+def header(column: str) -> str:
+    """A column's header for people: its own words, never its code name."""
+    if column in HEADERS:
+        return HEADERS[column]
+    text = column.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def readable(frame: pd.DataFrame, kept: Collection[str] = ()) -> pd.DataFrame:
+    """A table as people read it: vocabulary codes as their labels, a gap as "not reported"
+    (true/false columns and the `kept` ones, links say, are left as they are)."""
+    shown = frame.copy()
+    for column in shown.columns:
+        values = shown[column]
+        if pd.api.types.is_bool_dtype(values) or column in kept:
+            continue
+        if column in CODED_COLUMNS:
+            labels = CODED_COLUMNS[column].labels
+            values = values.map(lambda v, labels=labels: labels.get(v, v), na_action="ignore")
+        if values.isna().any():
+            values = values.astype(object).where(values.notna(), NOT_REPORTED)
+        shown[column] = values
+    return shown
+
+
+def build_info_items(info: pd.DataFrame) -> pd.DataFrame:
+    """The data version's items (key, value) in words: "SHA-256 of studies.csv", "Rows in
+    studies"."""
+
+    def item(key: str) -> str:
+        if key in vocab.BUILD_INFO_ITEMS:
+            return vocab.BUILD_INFO_ITEMS[key]
+        kind, _, sheet = key.partition(":")
+        if kind == "sheet_sha256":
+            return f"SHA-256 of {sheet}.csv"
+        if kind == "rows":
+            return f"Rows in {sheet}"
+        return header(key)
+
+    return info.assign(key=info["key"].map(item))
