@@ -5,7 +5,7 @@ Page config, navigation and the shared sidebar; every page below reads the same 
 
 import streamlit as st
 
-from evidence.ui import components, serving, state
+from evidence.ui import components, data, serving, state
 
 st.set_page_config(
     page_title="Anakinra for ICANS after CAR-T — evidence dashboard",
@@ -62,6 +62,7 @@ def page() -> None:
     state.share_link_control(state.current_slice(), state.current_view())
     components.data_banner()
     components.notices(state.link_notices())
+    components.empty_slice_notice(data.slice(state.current_slice()))
     navigation.run()
 
 

@@ -10,9 +10,20 @@ st.caption(
     "this population. Few studies report safety as counts; every figure found is listed below "
     "with its quote, and counts are pooled where at least one study gives them."
 )
-view = state.current_view()
-evidence = data.slice(state.current_slice(), view.method)
-components.outcome_sections(evidence, "safety", key_prefix="safety")
+rows, view = state.current_slice(), state.current_view()
+evidence = data.slice(rows, view.method)
+components.glossary()
+for population, title in (
+    ("treatment", "In patients given anakinra for ICANS"),
+    ("prophylaxis", "In patients given anakinra as prophylaxis"),
+):
+    scoped = rows.within(population)
+    if scoped is None:
+        continue
+    st.header(title)
+    components.outcome_sections(
+        data.slice(scoped, view.method), "safety", key_prefix=f"safety_{population}"
+    )
 
 st.header("Every safety figure reported")
 safety = evidence.numbers(only="safety")
@@ -22,6 +33,7 @@ else:
     components.table(
         safety,
         [
+            "indication",
             "label",
             "outcome",
             "events",
@@ -39,6 +51,7 @@ else:
         ],
         hide_index=True,
         column_config={
+            "indication": "Patients given anakinra for",
             "label": "Cohort",
             "outcome": "Outcome",
             "value": "Printed value",

@@ -125,6 +125,13 @@ def header(column: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _cell_text(value: object) -> object:
+    """A number as it would print in the table (5, 19.4), anything else as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return str(int(value)) if float(value).is_integer() else format(value, "g")
+
+
 def readable(frame: pd.DataFrame, kept: Collection[str] = ()) -> pd.DataFrame:
     """A table as people read it: vocabulary codes as their labels, a gap as "not reported"
     (true/false columns and the `kept` ones, links say, are left as they are)."""
@@ -137,7 +144,9 @@ def readable(frame: pd.DataFrame, kept: Collection[str] = ()) -> pd.DataFrame:
             labels = CODED_COLUMNS[column].labels
             values = values.map(lambda v, labels=labels: labels.get(v, v), na_action="ignore")
         if values.isna().any():
-            values = values.astype(object).where(values.notna(), NOT_REPORTED)
+            # One type per column (Arrow needs it): numbers as text beside "not reported".
+            values = values.map(_cell_text, na_action="ignore").astype(object)
+            values = values.where(values.notna(), NOT_REPORTED)
         shown[column] = values
     return shown
 
