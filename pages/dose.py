@@ -5,11 +5,15 @@ import streamlit as st
 from evidence.ui import components, data, state
 
 st.title("Anakinra dose")
+if data.is_shipped():
+    st.caption(
+        "The review reports higher response with more than 200 mg/day and, in one study, early "
+        "mortality of 84% vs 7% between dose groups; no public source read so far reproduces "
+        "those two figures (see Overview)."
+    )
 st.caption(
-    "The review reports higher response with more than 200 mg/day and, in one study, early "
-    "mortality of 84% vs 7% between dose groups; no public source read so far reproduces those "
-    "two figures (see Overview). Between-study dose comparisons are observational: centres that "
-    "give higher doses differ in other ways too."
+    "Between-study dose comparisons are observational: centres that give higher doses differ in "
+    "other ways too."
 )
 view = state.current_view()
 evidence = data.slice(state.current_slice(), view.method)

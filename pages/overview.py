@@ -33,13 +33,19 @@ for card, (population, code, scoped) in zip(
         components.outcome_card(population, code, scoped)
 
 st.subheader("The review's headline figures, checked")
-st.markdown(
-    "The review (SIE/GITMO/SIDEM CAR-T guideline programme; search to 1 April 2022) does not "
-    "list its 15 studies, and the public record gives only part of their numbers. Each figure "
-    "is shown with the review's words and the build's recomputation; a figure the database "
-    "cannot reproduce is explained, not adjusted. (The review calls anakinra a monoclonal "
-    "antibody; it is a recombinant IL-1 receptor antagonist.)"
-)
+if data.is_shipped():
+    st.markdown(
+        "The review (SIE/GITMO/SIDEM CAR-T guideline programme; search to 1 April 2022) does not "
+        "list its 15 studies, and the public record gives only part of their numbers. Each "
+        "figure is shown with the review's words and the build's recomputation; a figure the "
+        "database cannot reproduce is explained, not adjusted. (The review calls anakinra a "
+        "monoclonal antibody; it is a recombinant IL-1 receptor antagonist.)"
+    )
+else:
+    st.markdown(
+        "The review's headline figures as this data set records them, each with the build's "
+        "recomputation from the data in use."
+    )
 figures = data.review_figures()
 components.table(
     figures[["description", "quote", "check_message", "percent_check", "sum_check", "note"]],

@@ -65,10 +65,7 @@ for pooled in evidence.outcomes("prophylaxis"):
 st.header("Hospital stay and other reported figures")
 other = evidence.numbers(besides="prophylaxis")
 if other.empty:
-    st.info(
-        "No other figure is reported for prophylaxis cohorts in this slice (hospital stay: "
-        "not reported by any study the public record gives)."
-    )
+    st.info("No other figure is reported for prophylaxis cohorts in this slice.")
 else:
     components.table(
         other,

@@ -81,7 +81,11 @@ else:
     components.provenance(facts)
     numbers = data.numbers(tuple(facts["cohort_id"]))
     if numbers.empty:
-        st.info("No outcome number could be read for this study in the public record.")
+        st.info(
+            "No outcome number could be read for this study in the public record."
+            if data.is_shipped()
+            else "This data set holds no outcome number for this study."
+        )
     else:
         components.table(
             numbers[

@@ -509,3 +509,24 @@ def test_the_summary_of_findings_draws_certainty_and_a_judgement_travels_by_link
     playwright_api.expect(reason).to_be_visible(timeout=TIMEOUT_MS)  # the numbered footnote
     assert not fresh.errors, fresh.errors
     fresh.context.close()
+
+
+def test_reset_works_on_the_first_click_after_a_multiselect_grew(
+    server: str, browser: object
+) -> None:
+    """A multiselect that grows pushes what is below it down; Reset sits above them all."""
+    page = _page(browser, f"{server}/treatment?product=axi-cel&grading=ASTCT&method=dl")
+    products = page.locator('[data-testid="stMultiSelect"]').filter(has_text="CAR-T product")
+    products.locator("input").click()
+    page.keyboard.type("tisa")
+    page.get_by_role("option", name="tisa-cel").click()  # the box grows
+    page.keyboard.press("Escape")
+    page.wait_for_url(re.compile(r"product=tisa-cel"), timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Reset filters").click()  # at once, while the page reruns
+    page.wait_for_url(
+        lambda url: "product=" not in url and "method=" not in url, timeout=TIMEOUT_MS
+    )
+    _settle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.locator('[data-testid="stMultiSelect"]').filter(has_text="axi-cel").count() == 0
+    page.context.close()

@@ -159,6 +159,12 @@ def active() -> ActiveData:
     return found
 
 
+def is_shipped() -> bool:
+    """Whether this session reads the shipped extraction (texts about the public record apply
+    to it only)."""
+    return active().is_shipped
+
+
 def use_upload(con: duckdb.DuckDBPyConnection, filename: str) -> None:
     """Make an upload's database this session's data: bounded (one thread, a small memory
     limit, set again here whatever built it), and the only one the session holds (the one it

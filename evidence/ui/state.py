@@ -130,8 +130,10 @@ def apply_everywhere(rows: Slice | None = None, view: View | None = None) -> Non
 
 
 def reset() -> None:
-    """Every filter and view setting back to its default."""
-    apply(Slice(), View())
+    """What the sidebar shows back to its defaults: every filter, the pooling method and the
+    outcome. The panel's judgements and the page's own settings (split, highlight) stay."""
+    view = stored_view()
+    apply(Slice(), replace(view, method=View().method, outcome=View().outcome))
 
 
 def highlight(study_id: str | None) -> None:
@@ -264,6 +266,9 @@ def sidebar(rows: Slice, view: View) -> None:
     _set_widgets(rows, view, bounds, study_ids)
     bar = st.sidebar
     bar.header("Filters")
+    # First under the header: its place never moves as the multiselects below grow, so a click
+    # cannot land where the button was a moment ago.
+    bar.button("Reset filters", width="stretch", on_click=reset)
     bar.selectbox(
         "Pooling method",
         vocab.POOLING_METHODS.codes,
@@ -283,7 +288,6 @@ def sidebar(rows: Slice, view: View) -> None:
     for f in FILTERS:
         if _shown(f, bounds):
             _filter_widget(f, bounds, study_ids)
-    bar.button("Reset filters", width="stretch", on_click=reset)
 
 
 def share_link_control(rows: Slice, view: View) -> None:
