@@ -25,6 +25,10 @@ WHERE c.arm = 'anakinra'
        OR list_has_any($product::VARCHAR[], coalesce(pl.products_list, []::VARCHAR[]))
        OR (list_contains($product::VARCHAR[], 'mixed') AND len(pl.products_list) > 1)
        OR (list_contains($product::VARCHAR[], 'not_reported') AND pl.products_list IS NULL))
+  AND ($product_mix = 'any' OR len($product::VARCHAR[]) = 0
+       OR (pl.products_list IS NOT NULL
+           AND len(list_filter(pl.products_list, lambda p: NOT list_contains($product::VARCHAR[], p)))
+               = 0))
   AND ($dose_min::DOUBLE IS NULL OR c.dose_mg_day_max >= $dose_min::DOUBLE)
   AND ($dose_max::DOUBLE IS NULL OR c.dose_mg_day_min <= $dose_max::DOUBLE)
   AND (len($dose_band::VARCHAR[]) = 0 OR list_contains($dose_band::VARCHAR[], c.dose_band))

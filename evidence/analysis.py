@@ -69,6 +69,23 @@ class OutcomeAnalysis:
         return records
 
 
+def mark_several_products(
+    records: list[dict[str, object]], rows: pd.DataFrame
+) -> list[dict[str, object]]:
+    """Forest rows whose cohort holds several products say so in their label ("Beta 2021 —
+    axi-cel + tisa-cel, split not reported"): in a product slice such a cohort counts for each
+    of its products, though its results are not reported per product."""
+    products = dict(zip(rows["cohort_id"], rows["products"], strict=True))
+    marked = []
+    for record in records:
+        held = products.get(record.get("cohort_id"))
+        if isinstance(held, str) and ";" in held:
+            names = " + ".join(held.split(";"))
+            record = {**record, "label": f"{record['label']} — {names}, split not reported"}
+        marked.append(record)
+    return marked
+
+
 def cohort_slice(con: duckdb.DuckDBPyConnection, rows: Slice) -> pd.DataFrame:
     """Anakinra cohorts in the slice (one row per cohort)."""
     return db.run(con, "cohort_slice", **rows.sql_params())

@@ -130,6 +130,16 @@ FILTERS: tuple[Filter, ...] = (
         columns=("cohorts.products",),
     ),
     Filter(
+        "product_mix",
+        "Cohorts that also hold other products",
+        "option",
+        "{value}",
+        vocab.PRODUCT_MIX,
+        columns=("cohorts.products",),
+        help="A cohort with several products (e.g. axi-cel + tisa-cel) rarely reports its results "
+        "per product. 'Alone' keeps only cohorts whose every product was chosen above.",
+    ),
+    Filter(
         "dose_band",
         "Dose band (review's split)",
         "choices",

@@ -168,6 +168,13 @@ PRODUCT_CHOICES = _vocabulary(
     ("mixed", "several products"),
     ("not_reported", "product not reported"),
 )
+# Whether a product slice keeps cohorts that mix the chosen products with others (their patients'
+# products are not split in the reports).
+PRODUCT_MIX = _vocabulary(
+    "product_mix",
+    ("any", "including cohorts that also hold other products"),
+    ("alone", "only cohorts of the chosen products alone"),
+)
 DOSE_BANDS = _vocabulary(
     "dose_band",
     ("le200", "anakinra ≤ 200 mg/day"),

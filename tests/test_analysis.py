@@ -103,3 +103,21 @@ def test_outcome_groups_come_back_in_their_order(
 def test_no_count_message_reads_the_outcome_as_a_person_writes_it() -> None:
     assert analysis.in_sentence("Any-grade ICANS") == "any-grade ICANS"
     assert analysis.in_sentence("ICANS resolution") == "ICANS resolution"
+
+
+def test_a_product_slice_marks_cohorts_that_mix_products(
+    fixture_con: duckdb.DuckDBPyConnection, evidence_of
+) -> None:
+    """Beta 2021 holds axi-cel and tisa-cel without a split: in an axi-cel slice its forest row
+    says so; its own products alone leave it out."""
+    import io
+
+    import pyarrow as pa
+
+    evidence = evidence_of(fixture_con, Slice(product=("axi-cel",)))
+    spec = evidence.forest_spec("icans_response", None)
+    rows = pa.ipc.open_stream(io.BytesIO(spec["datasets"]["forest"])).read_all().to_pylist()
+    labels = [r["row"] for r in rows]
+    assert "Beta 2021 — axi-cel + tisa-cel, split not reported" in labels
+    alone = evidence_of(fixture_con, Slice(product=("axi-cel",), product_mix="alone"))
+    assert "Beta2021" not in set(alone.outcome("icans_response").rows["study_id"])

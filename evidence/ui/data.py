@@ -510,7 +510,10 @@ def _layout(kind: str, *args: object) -> dict:
 @st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=_HASH)
 def _forest_spec(evidence: SliceEvidence, outcome: str, highlight: str | None) -> dict:
     pooled = _pooled(evidence, outcome)
-    records = _charts().forest_data(pooled.forest_records(), highlight)
+    rows = pooled.forest_records()
+    if evidence.rows.product:  # a product slice: say which cohorts mix products
+        rows = analysis.mark_several_products(rows, pooled.rows)
+    records = _charts().forest_data(rows, highlight)
     return vega_spec(_layout("forest", pooled.label), records)
 
 
