@@ -33,6 +33,7 @@ else:
     components.selectable_chart(spec, f"dose_{code}", [chart_caption, regression_line])
     components.caption(chart_caption)
     components.exclusion_control("dose")
+    components.provenance_of_number(evidence, code)
     if evidence.dose_regression(code) is None:
         st.info(regression_line)
     else:

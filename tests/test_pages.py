@@ -518,3 +518,21 @@ def test_judgements_made_on_other_data_wait_for_confirmation(app: AppTest) -> No
     at.run()
     assert "<sup>1</sup>" in _sof_row_text(at, "Neurological response / improvement")
     assert not at.warning
+
+
+def test_a_highlighted_study_shows_where_its_number_was_read(
+    app: AppTest, shipped_con: duckdb.DuckDBPyConnection
+) -> None:
+    """Clicking a study in a chart (the link's study) opens, under that chart, the source, the
+    place in it, the verbatim quote and how the number was read, with its caveats."""
+    (quote, locator, derivation) = shipped_con.execute(
+        "SELECT quote, locator, derivation FROM outcomes WHERE study_id = 'Wehrli2022' "
+        "AND outcome = 'icans_response' AND use_in_analysis"
+    ).fetchone()
+    at = _open(app, "treatment", {"study": "Wehrli2022"})
+    assert not at.exception
+    panel = next(e for e in at.expander if "Wehrli2022" in _shown(e.label))
+    text = _shown("\n".join(m.value for m in panel.markdown))
+    assert quote in text and locator in text
+    if derivation:
+        assert derivation in text

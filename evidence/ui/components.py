@@ -5,7 +5,7 @@ is in use."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import pandas as pd
@@ -315,6 +315,7 @@ def forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> None:
     selectable_chart(evidence.forest_spec(pooled.outcome, highlighted()), key, notes)
     caption(slice_words)
     exclusion_control(key)
+    provenance_of_number(evidence, pooled.outcome)
 
 
 def chart(spec: dict, key: str, notes: Sequence[str]) -> None:
@@ -417,6 +418,48 @@ def exclusion_control(key: str) -> None:
         on_click=state.apply_everywhere,
         args=(rows.toggle_exclusion(study),),
     )
+
+
+def provenance_of_number(evidence: SliceEvidence, outcome: str) -> None:
+    """Where the highlighted study's numbers for this outcome were read: value, source, place in
+    the source, the verbatim quote, how it was read, and every caveat, as lines to read (no
+    table to scroll sideways)."""
+    study = highlighted()
+    if not study:
+        return
+    found = evidence.numbers_of(study, outcome)
+    if found.empty:
+        return
+    with st.expander(f"Where {plain(study)}'s numbers for this outcome were read", expanded=True):
+        for number_row in found.to_dict("records"):
+            st.markdown(provenance_lines(number_row))
+
+
+def provenance_lines(row: Mapping[str, object]) -> str:
+    """One extracted number as a reader checks it: what, from where, in which words, with its
+    caveats."""
+    events, total, value = row.get("events"), row.get("total"), row.get("value")
+    if not _missing(events) and not _missing(total):
+        figure = f"{int(events)}/{int(total)}"  # type: ignore[call-overload]
+    elif not _missing(value):
+        unit = vocab.UNITS.labels.get(str(row.get("unit")), "")
+        figure = f"{value:g} {unit}".strip()  # type: ignore[str-format]
+    else:
+        figure = NOT_REPORTED
+    status = vocab.NUMBER_STATUS.labels.get(str(row.get("status")), "")
+    lines = [
+        f"**{plain(row.get('label'))}: {plain(figure)}**"
+        + ("" if row.get("use_in_analysis") else " (not used: another report of it is)"),
+        f"Source: {plain(row.get('source'))}, {plain(row.get('locator'))} — {plain(status)}",
+        f"“{plain(row.get('quote'), limit=5_000)}”",
+    ]
+    caveats = [
+        ("Arithmetic", row.get("derivation")),
+        ("When sources disagree", row.get("conflict_note")),
+        ("Caveat", row.get("caveat")),
+    ]
+    lines += [f"{name}: {plain(text)}" for name, text in caveats if not _missing(text) and text]
+    return "  \n".join(lines)
 
 
 # Each cohort fact shown with where it was read: (label, value columns, fact prefix in the query).

@@ -395,6 +395,11 @@ class SliceEvidence:
     def dose_points(self, code: str) -> pd.DataFrame:
         return analysis.dose_points(self.outcome(code).rows)
 
+    def numbers_of(self, study_id: str, code: str) -> pd.DataFrame:
+        """Every number a study gives for an outcome in this slice, with its provenance."""
+        rows = _query(self.source, "outcome_rows", cohort_ids=self.cohort_ids())
+        return rows[(rows["study_id"] == study_id) & (rows["outcome"] == code)]
+
     def cohorts_without_dose(self, code: str) -> list[str]:
         """Cohorts reporting the outcome but no mg/day dose (left out of the dose chart)."""
         rows = self.outcome(code).rows
