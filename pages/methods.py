@@ -21,7 +21,9 @@ st.dataframe(data.build_info(), hide_index=True)
 st.dataframe(data.table_counts(), hide_index=True)
 
 st.subheader("Downloads")
-components.downloads(data.downloads())
+components.downloads(
+    [*data.downloads(), data.report_download(state.current_slice(), state.current_view())]
+)
 
 st.subheader("Use your own extraction")
 st.markdown(

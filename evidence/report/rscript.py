@@ -68,8 +68,13 @@ def r_string(text: object) -> str:
     return '"' + "".join(out) + '"'
 
 
+_ASCII = {"·": "-", "≥": ">=", "≤": "<=", "²": "2", "–": "-", "—": "-", "τ": "tau"}
+
+
 def r_comment(text: str) -> str:
     """One comment line: printable ASCII only (anything else becomes a space or '?')."""
+    for char, ascii_text in _ASCII.items():
+        text = text.replace(char, ascii_text)
     clean = re.sub(r"[\x00-\x1f\x7f]", " ", text)
     return "# " + clean.encode("ascii", "replace").decode("ascii")
 
