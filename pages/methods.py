@@ -21,7 +21,9 @@ components.table(data.build_info())
 components.table(data.table_counts(), hide_index=True)
 
 st.subheader("Downloads")
-components.downloads(data.downloads())
+components.downloads(
+    [*data.downloads(), data.report_download(state.current_slice(), state.current_view())]
+)
 
 st.subheader("Use your own extraction")
 st.markdown(

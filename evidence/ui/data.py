@@ -36,7 +36,7 @@ from evidence import agreement as engine_agreement
 from evidence import analysis, db, sof, vocab
 from evidence.extraction import build, export, template
 from evidence.extraction.validate import Problem
-from evidence.filters import FILTERS, Slice
+from evidence.filters import FILTERS, Slice, View
 from evidence.grade import PanelSettings
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui import sessions
@@ -270,6 +270,27 @@ def downloads() -> list[Download]:
             )
         )
     return files
+
+
+def report_bundle(source: ActiveData, rows: Slice, view: View) -> bytes:
+    """The report bundle (evidence.report) of `rows` and `view` in `source`: the zip the
+    "Download report bundle" button serves, equal to what `python -m evidence.report` writes for
+    the same query and data but for the time it was made. Imported on the click: the report's
+    libraries (Altair, Jinja2, the reference writers) should not slow a cold start."""
+    from evidence.report import bundle
+
+    return bundle.bundle_zip(source.con, rows, view)
+
+
+def report_download(rows: Slice, view: View) -> Download:
+    """The report bundle of this session's data (its upload, if any), slice and view (the panel's
+    judgements with it), made when the button is clicked."""
+    return Download(
+        "Download report bundle (ZIP)",
+        "anakinra_report.zip",
+        "application/zip",
+        partial(report_bundle, active(), rows, view),
+    )
 
 
 # ---- the data as a whole -------------------------------------------------------------------
