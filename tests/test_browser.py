@@ -245,8 +245,8 @@ def test_upload_runs_this_session_on_the_panels_data_only(
 
     from evidence.extraction import export
     from evidence.filters import Slice
+    from evidence.format import pct
     from evidence.ui.data import ActiveData, SliceEvidence
-    from evidence.ui.format import pct
 
     fixture_db = build.build_from(ROOT / "tests" / "fixtures" / "good", tmp_path / "f.duckdb")
     with duckdb.connect(str(fixture_db), read_only=True) as con:

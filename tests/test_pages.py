@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from evidence import analysis
 from evidence.filters import Slice, View
-from evidence.ui.format import pct, pct_interval
+from evidence.format import pct, pct_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {

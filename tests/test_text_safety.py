@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from evidence.extraction import build
 from evidence.filters import Slice, View, keep_known_studies, read_link
-from evidence.ui.format import plain
+from evidence.format import plain
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ROOT / "tests" / "fixtures" / "good"

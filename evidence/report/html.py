@@ -21,28 +21,11 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from evidence import analysis, charts, figures, grade, vocab
+from evidence.format import NOT_ESTIMABLE, number, pct, pct_interval  # as the pages print
 from evidence.report.numbers import DoseRegression, Numbers, Proportion, Ratio, Subgroups
 
 TEMPLATES = Path(__file__).with_name("templates")
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
-NOT_ESTIMABLE = "not estimable"
-
-
-# ---- numbers as the pages print them (evidence/ui/format.py) -----------------------------------
-def pct(value: float | None, digits: int = 1) -> str:
-    return NOT_ESTIMABLE if value is None else f"{100 * value:.{digits}f}%"
-
-
-def pct_interval(low: float | None, high: float | None) -> str:
-    if low is None or high is None:
-        return NOT_ESTIMABLE
-    return f"{100 * low:.1f}–{100 * high:.1f}%"
-
-
-def number(value: float | int | None, digits: int = 2) -> str:
-    if value is None:
-        return NOT_ESTIMABLE
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def result_sentence(item: Proportion) -> str:

@@ -16,15 +16,7 @@ from evidence.analysis import OutcomeAnalysis
 from evidence.extraction import export
 from evidence.extraction.validate import Problem
 from evidence.filters import View
-from evidence.meta.results import (
-    ComparisonResult,
-    MetaRegressionResult,
-    PoolResult,
-    SubgroupResult,
-)
-from evidence.ui import data, state
-from evidence.ui.data import SliceEvidence
-from evidence.ui.format import (
+from evidence.format import (
     NOT_REPORTED,
     header,
     number,
@@ -33,6 +25,14 @@ from evidence.ui.format import (
     plain,
     readable,
 )
+from evidence.meta.results import (
+    ComparisonResult,
+    MetaRegressionResult,
+    PoolResult,
+    SubgroupResult,
+)
+from evidence.ui import data, state
+from evidence.ui.data import SliceEvidence
 
 HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okabe-Ito vermillion)
 

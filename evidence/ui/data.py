@@ -37,10 +37,10 @@ from evidence import analysis, db, sof, vocab
 from evidence.extraction import build, export, template
 from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice, View
+from evidence.format import build_info_items
 from evidence.grade import PanelSettings
 from evidence.meta.results import ComparisonResult, MetaRegressionResult, SubgroupResult
 from evidence.ui import sessions
-from evidence.ui.format import build_info_items
 from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)

@@ -14,10 +14,10 @@ import streamlit as st
 
 from evidence import grade
 from evidence.filters import View
+from evidence.format import number, pct, pct_interval, plain
 from evidence.grade import Decision, PanelSettings
 from evidence.sof import Footnote, SofRow, SummaryOfFindings
 from evidence.ui import data, state
-from evidence.ui.format import number, pct, pct_interval, plain
 
 # Drawn, not typed: a font's circle glyphs do not render alike everywhere (one PNG renderer drew
 # the empty circle filled), and the symbols must read the same on a projector and in an export.

@@ -1,6 +1,7 @@
-"""How values read on screen. A missing value says "not reported" (data) or "not estimable"
-(maths), never "nan", so a reader can tell a gap in the evidence from a gap in the method. Text
-that comes from a link or an upload is shown as text (`plain`), never interpreted as Markdown."""
+"""How values read on screen and in the report bundle (one set of decimals for both). A missing
+value says "not reported" (data) or "not estimable" (maths), never "nan", so a reader can tell a
+gap in the evidence from a gap in the method. Text that comes from a link or an upload is shown
+as text (`plain`), never interpreted as Markdown."""
 
 from __future__ import annotations
 
