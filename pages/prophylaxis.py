@@ -63,13 +63,14 @@ for pooled in evidence.outcomes("prophylaxis"):
             st.markdown(ratio_line)
 
 st.header("Hospital stay and other reported figures")
-other = evidence.numbers(besides="prophylaxis")
+other = evidence.numbers(besides="prophylaxis", with_comparators=True)
 if other.empty:
     st.info("No other figure is reported for prophylaxis cohorts in this slice.")
 else:
     components.table(
         other,
         [
+            "arm",
             "label",
             "outcome",
             "events",

@@ -121,3 +121,17 @@ def test_a_product_slice_marks_cohorts_that_mix_products(
     assert "Beta 2021 — axi-cel + tisa-cel, split not reported" in labels
     alone = evidence_of(fixture_con, Slice(product=("axi-cel",), product_mix="alone"))
     assert "Beta2021" not in set(alone.outcome("icans_response").rows["study_id"])
+
+
+def test_figures_tables_set_the_comparison_cohort_beside_the_anakinra_cohort(
+    fixture_con: duckdb.DuckDBPyConnection, evidence_of
+) -> None:
+    evidence = evidence_of(fixture_con, Slice().within("prophylaxis"))
+    rows = evidence.numbers(only="prophylaxis", with_comparators=True)
+    icans = rows[rows["outcome"] == vocab.OUTCOMES.label("any_icans")]
+    assert list(
+        zip(icans["arm"], icans["label"], icans["events"], icans["total"], strict=True)
+    ) == [
+        ("anakinra", "Delta 2022", 6, 30),
+        ("comparator", "Delta 2022 controls", 18, 40),
+    ]

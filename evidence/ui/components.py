@@ -269,9 +269,14 @@ def regression_line(evidence: SliceEvidence, code: str) -> str:
 def slope_sentence(regression: MetaRegressionResult) -> str:
     """The dose slope per 100 mg/day on the logit scale, with its CI, p and residual τ²."""
     slope = regression.slope
+    interval = (
+        "Hartung-Knapp (t) intervals"
+        if regression.ci_method.startswith("hksj")
+        else "Wald (z) intervals"
+    )
     return (
-        f"Meta-regression (logit scale, REML): slope per 100 mg/day "
-        f"{_per_100(slope.estimate)} (95% CI {_per_100(slope.ci.low)} to "
+        f"Meta-regression (logit scale, REML, {interval}; the line's band is its 95% CI): slope "
+        f"per 100 mg/day {_per_100(slope.estimate)} (95% CI {_per_100(slope.ci.low)} to "
         f"{_per_100(slope.ci.high)}), p = {number(slope.p_value, 3)}, "
         f"residual τ² = {number(regression.tau2, 3)}, k = {regression.k}."
     )

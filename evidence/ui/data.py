@@ -335,10 +335,21 @@ def study_quality(study_id: str) -> pd.DataFrame:
 def numbers(
     cohort_ids: tuple[str, ...], only: str | None = None, besides: str | None = None
 ) -> pd.DataFrame:
+    """Every number extracted for these cohorts of the data this session reads (see
+    `_numbers`)."""
+    return _numbers(active(), cohort_ids, only, besides)
+
+
+def _numbers(
+    source: ActiveData,
+    cohort_ids: tuple[str, ...],
+    only: str | None = None,
+    besides: str | None = None,
+) -> pd.DataFrame:
     """Every number extracted for these cohorts, counts or not, with its provenance and the
     outcome in words; `only` keeps the outcomes of one group of vocab.OUTCOME_GROUPS, `besides`
     drops them."""
-    rows = _query(active(), "outcome_rows", cohort_ids=cohort_ids)
+    rows = _query(source, "outcome_rows", cohort_ids=cohort_ids)
     if only is not None:
         rows = rows[rows["outcome"].isin(vocab.OUTCOME_GROUPS[only])]
     if besides is not None:
@@ -399,9 +410,26 @@ class SliceEvidence:
     def study_ids(self) -> set[str]:
         return set(_cohorts(self.source, self.rows)["study_id"])
 
-    def numbers(self, only: str | None = None, besides: str | None = None) -> pd.DataFrame:
-        """Every number extracted for the slice's cohorts (see `numbers`)."""
-        return numbers(self.cohort_ids(), only, besides)
+    def numbers(
+        self, only: str | None = None, besides: str | None = None, with_comparators: bool = False
+    ) -> pd.DataFrame:
+        """Every number extracted for the slice's cohorts (see `numbers`); with comparators,
+        their comparison cohorts' numbers for the same outcomes beside them (column `arm`)."""
+        rows = _numbers(self.source, self.cohort_ids(), only, besides)
+        if not with_comparators:
+            return rows
+        theirs = _query(self.source, "comparator_outcomes", cohort_ids=self.cohort_ids())
+        theirs = theirs[theirs["outcome"].map(vocab.OUTCOMES.label).isin(rows["outcome"])]
+        theirs = theirs.assign(
+            arm="comparator",
+            label=theirs["comparator_label"],
+            outcome=theirs["outcome"].map(vocab.OUTCOMES.label),
+            study_id=theirs["cohort_id"].map(
+                dict(zip(rows["cohort_id"], rows["study_id"], strict=False))
+            ),
+        )
+        joined = pd.concat([rows, theirs[[c for c in theirs.columns if c in rows.columns]]])
+        return joined.sort_values(["outcome", "study_id", "arm"], kind="stable")
 
     def outcome(self, code: str) -> analysis.OutcomeAnalysis:
         return _pooled(self, code)
@@ -570,7 +598,10 @@ def _comparator_spec(source: ActiveData, rows: Slice, outcome: str) -> dict | No
     if comparison is None:
         return None
     title = f"{vocab.OUTCOMES.label(outcome)}: risk ratio, anakinra vs comparison cohort"
-    return vega_spec(_layout("ratio", title), _charts().ratio_data(comparison.to_frame()))
+    frame = comparison.to_frame()
+    if comparison.k < 2:  # one study: its own ratio, nothing pooled to draw
+        frame = frame[frame["row_type"] != "pooled"]
+    return vega_spec(_layout("ratio", title), _charts().ratio_data(frame))
 
 
 @st.cache_resource(show_spinner=False, max_entries=256, hash_funcs=_HASH)
