@@ -10,8 +10,9 @@ import importlib.util
 import io
 import random
 import re
+import tracemalloc
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -29,7 +30,14 @@ from evidence.extraction.upload import (
     MAX_UPLOAD_BYTES,
     UploadError,
 )
-from evidence.extraction.validate import Problem, ValidationError
+from evidence.extraction.validate import (
+    MAX_PROBLEMS_PER_FILE,
+    MAX_ROWS_PER_SHEET,
+    Problem,
+    ProblemLog,
+    ValidationError,
+    validate_sheets,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -95,6 +103,10 @@ def test_each_bad_upload_is_refused_with_its_message(name: str, fragment: str) -
     assert problems and all(isinstance(p, Problem) for p in problems)
     shown = [str(p) for p in problems]
     assert any(fragment in line for line in shown), f"{name}: {fragment!r} not in {shown}"
+    # Whatever the file holds, every line is short (names and values are shortened) and the list
+    # is bounded (at most MAX_PROBLEMS_PER_FILE per sheet, and one line for the rest).
+    assert all(len(line) < 500 for line in shown), max(shown, key=len)[:300]
+    assert len(problems) <= 8 * (MAX_PROBLEMS_PER_FILE + 1)
     assert _digests() == before
 
 
@@ -440,3 +452,71 @@ def test_corpus_generator_reproduces_the_committed_files() -> None:
     corpus = module.build_corpus()
     for name, (data, _, _) in corpus.items():
         assert (FIXTURES / "bad_uploads" / name).read_bytes() == data, name
+
+
+# Bounded work: caps before work, root causes first --------------------------------------------
+
+
+def test_an_encoding_problem_is_listed_first_without_its_follow_ons() -> None:
+    """A UTF-16 or double-BOM studies.csv is named as the cause; the "missing column" and "does
+    not exist in studies.csv" lines it would cause are not listed (they came first before)."""
+    for name, cause in (
+        ("utf16.zip", "studies.csv:-: is UTF-16 text"),
+        ("double_bom.zip", "studies.csv:-: starts with two byte-order marks"),
+    ):
+        con, problems = from_upload(name, (CORPUS / name).read_bytes())
+        assert con is None
+        shown = [str(p) for p in problems]
+        assert shown[0].startswith(cause), shown
+        assert not any("does not exist in studies.csv" in line for line in shown), shown
+        assert not any("required column is missing" in line for line in shown), shown
+
+
+def test_root_causes_come_before_cell_problems_of_any_sheet() -> None:
+    raw = _good_raw()
+    raw["cohorts"] = raw["cohorts"].replace(b",CTCAE,", b",Lee2014,")  # a cell problem
+    raw["studies"] = raw["studies"].replace(b"study_id,first_author", b"study_id,author", 1)
+    _, problems = validate_sheets(raw)
+    assert [str(p) for p in problems[:2]] == [
+        "studies.csv:1:author: unknown column (see data/README.md)",
+        "studies.csv:1:first_author: required column is missing from the header",
+    ]
+    assert str(problems[2]).startswith("cohorts.csv:3:grading_system: 'Lee2014'")
+    assert len(problems) == 3  # no reference into the unread studies sheet is checked
+
+
+def _peak_mib(action: Callable[[], object]) -> float:
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_sheet_with_too_many_rows_stops_at_the_first_row_past_the_cap() -> None:
+    """150,000 short rows (6.6 MB, under the byte cap): reading stops at row 5,002 and says so;
+    the rows are never all held (before: every record materialised, then refused)."""
+    rows = "".join(f"Alpha2020,JBI_case_series,'=item {i},yes,x\n" for i in range(150_000))
+    raw = _good_raw() | {"quality": ("study_id,tool,item,judgement,reason\n" + rows).encode()}
+    peak = _peak_mib(lambda: validate_sheets(raw, unescape=True))
+    assert peak < 25, f"{peak:.0f} MiB"
+    _, problems = validate_sheets(raw, unescape=True)
+    assert [str(p) for p in problems] == [
+        f"quality.csv:{MAX_ROWS_PER_SHEET + 2}:-: more than 5,000 rows: reading stopped at this "
+        "row (a sheet holds at most that many); delete the rows below the data"
+    ]
+
+
+def test_problems_are_capped_per_sheet_with_a_count_of_the_rest() -> None:
+    log = ProblemLog(limit=3)
+    for row in range(2, 12):
+        log.add(Problem("a.csv", row, "x", "bad"))
+    log.add(Problem("b.csv", 2, "x", "bad"))
+    kept = log.problems()
+    assert [p.row for p in kept if p.file == "a.csv"] == [2, 3, 4, None]
+    assert str(kept[-1]) == (
+        "a.csv:-: 7 more problems in this sheet are not listed: fix the 3 listed and check the "
+        "file again"
+    )
+    assert [p.file for p in kept].count("b.csv") == 1
