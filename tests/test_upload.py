@@ -33,6 +33,7 @@ from evidence.extraction.upload import (
 from evidence.extraction.validate import (
     MAX_PROBLEMS_PER_FILE,
     MAX_ROWS_PER_SHEET,
+    MAX_SHEET_BYTES,
     Problem,
     ProblemLog,
     ValidationError,
@@ -230,7 +231,7 @@ def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
     sheet = parts["xl/worksheets/sheet3.xml"]
     assert b"<f>3+3</f><v />" in sheet
     parts["xl/worksheets/sheet3.xml"] = sheet.replace(b"<f>3+3</f><v />", b"<f>3+3</f><v>6</v>")
-    raw, _ = upload.inspect_upload("f.xlsx", _zip(parts))
+    raw = upload.inspect_upload("f.xlsx", _zip(parts)).raw
     records = list(csv.reader(io.StringIO(raw["cohorts"].decode("utf-8"))))
     row = dict(zip(records[0], records[1], strict=True))
     assert row["n_patients"] == "=3+3"
@@ -250,7 +251,8 @@ def test_workbook_cells_become_validator_text() -> None:
     assert upload.cell_text(dt.datetime(2021, 3, 4)) == "2021-03-04"
     assert upload.cell_text(dt.datetime(2021, 3, 4, 5, 6)) == "2021-03-04T05:06:00"
     assert upload.cell_text(dt.date(2021, 3, 4)) == "2021-03-04"
-    assert upload.cell_text("'=1+1") == "=1+1"
+    # Cells arrive as written: the validator removes the escape, once, as for a CSV's cells.
+    assert upload.cell_text("'=1+1") == "'=1+1"
 
 
 # Round trip -----------------------------------------------------------------------------------
@@ -494,6 +496,17 @@ def _peak_mib(action: Callable[[], object]) -> float:
         tracemalloc.stop()
 
 
+def test_a_sheet_over_its_byte_cap_is_refused_before_it_is_parsed() -> None:
+    """The 90 KB zip whose quality.csv unpacks to 8.2 MB (within the ratio limit): at most one byte
+    past the cap is unpacked and nothing is parsed (before: every row parsed, twice for its
+    quotes, and kept: about 40 times the sheet's size)."""
+    data = (CORPUS / "inflates_past_sheet_cap.zip").read_bytes()
+    peak = _peak_mib(lambda: build.check_upload("big.zip", data))
+    assert peak < 3 * MAX_SHEET_BYTES / 2**20, f"{peak:.0f} MiB"
+    _, problems = build.check_upload("big.zip", data)
+    assert str(problems[0]).startswith("quality.csv:-: the sheet is larger than 8 MB")
+
+
 def test_a_sheet_with_too_many_rows_stops_at_the_first_row_past_the_cap() -> None:
     """150,000 short rows (6.6 MB, under the byte cap): reading stops at row 5,002 and says so;
     the rows are never all held (before: every record materialised, then refused)."""
@@ -506,6 +519,45 @@ def test_a_sheet_with_too_many_rows_stops_at_the_first_row_past_the_cap() -> Non
         f"quality.csv:{MAX_ROWS_PER_SHEET + 2}:-: more than 5,000 rows: reading stopped at this "
         "row (a sheet holds at most that many); delete the rows below the data"
     ]
+
+
+def test_a_workbook_is_read_no_wider_than_its_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quality header 16,384 cells wide: openpyxl decodes no more of that sheet than its table's
+    width (25 columns) and the sheet stops at the first value past it (before: every stored cell
+    of every row was decoded, 16,384 a row)."""
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    decoded = 0
+    real = WorkSheetParser.parse_cell
+
+    def counting(self: WorkSheetParser, element: object) -> dict[str, object]:
+        nonlocal decoded
+        decoded += 1
+        return real(self, element)
+
+    monkeypatch.setattr(WorkSheetParser, "parse_cell", counting)
+    # The same workbook without its quality sheet: what the other sheets cost.
+    upload.inspect_upload("w.xlsx", (CORPUS / "missing_sheet.xlsx").read_bytes())
+    others, decoded = decoded, 0
+    inspected = upload.inspect_upload("wide.xlsx", (CORPUS / "wide_workbook.xlsx").read_bytes())
+    assert decoded - others <= 25, decoded - others
+    assert "quality" in inspected.unread and "quality" not in inspected.raw
+    assert [str(p) for p in inspected.notes] == [
+        "quality sheet:1:-: has a value in column Z, beyond the 25 columns a sheet is read to: "
+        "reading stopped here; delete everything right of the table"
+    ]
+
+
+def test_cells_are_unescaped_once_by_the_validator() -> None:
+    raw = _good_raw()
+    line = b"fixture,,numbers_extracted,\r\n"
+    assert line in raw["studies"]
+    raw["studies"] = raw["studies"].replace(line, line[:-2] + b"''=x\r\n", 1)
+    tables, problems = validate_sheets(raw, unescape=True)
+    assert problems == []
+    assert tables["studies"][0]["notes"] == "'=x"
+    tables, _ = validate_sheets(raw)  # the shipped sheets are read as written
+    assert tables["studies"][0]["notes"] == "''=x"
 
 
 def test_problems_are_capped_per_sheet_with_a_count_of_the_rest() -> None:

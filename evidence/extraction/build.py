@@ -35,6 +35,7 @@ import duckdb
 import pandas as pd
 
 from evidence import db
+from evidence.extraction.cells import shown
 from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
 from evidence.extraction.upload import UploadError, inspect_upload, is_workbook
 from evidence.extraction.validate import (
@@ -307,11 +308,20 @@ def ensure_built(database: Path = DATABASE, source: Path | None = None) -> Fresh
 def check_upload(filename: str, content: bytes) -> tuple[dict[str, bytes], list[Problem]]:
     """A panel's file as raw sheets, plus every problem in it: the reader's notes on cells and
     the validator's findings, in one list. Raises UploadError if the file itself is unreadable."""
-    raw, notes = inspect_upload(filename, content)
-    _, problems = validate_sheets(raw)
+    raw, _, problems = _checked_upload(filename, content)
+    return raw, problems
+
+
+def _checked_upload(
+    filename: str, content: bytes
+) -> tuple[dict[str, bytes], dict[str, list[Row]], list[Problem]]:
+    """Raw sheets, typed rows and every problem: the file read once, each sheet checked as its
+    rows stream by, within the reader's and the validator's limits."""
+    raw, notes, unread = inspect_upload(filename, content)
+    tables, problems = validate_sheets(raw, unescape=True, unread=unread)
     if is_workbook(filename):
         problems = _workbook_labels(problems)
-    return raw, in_order(problems + notes)
+    return raw, tables, in_order(problems + notes)
 
 
 def _workbook_labels(problems: list[Problem]) -> list[Problem]:
@@ -339,23 +349,22 @@ def from_upload(
     written; the connection is a fresh `:memory:` one, private to the caller.
     """
     try:
-        raw, problems = check_upload(filename, content)
+        raw, tables, problems = _checked_upload(filename, content)
     except UploadError as err:
         return None, err.problems
     except Exception as err:  # a reader bug must not take the page down
-        return None, [
-            Problem(filename, None, "", f"could not be read ({type(err).__name__}: {err})")
-        ]
+        message = f"could not be read ({type(err).__name__}: {shown(str(err), 200)})"
+        return None, [Problem(shown(filename), None, "", message, blocking=True)]
     if problems:
         return None, problems
+    con = duckdb.connect(":memory:")
     try:
-        return build_in_memory(raw, Origin(filename, UPLOAD)), []
-    except ValidationError as err:
-        return None, err.problems
+        write_database(con, tables, build_info(raw, Origin(filename, UPLOAD)))
     except (duckdb.Error, KeyError, ValueError) as err:
-        return None, [
-            Problem(filename, None, "", f"could not be loaded ({type(err).__name__}: {err})")
-        ]
+        con.close()
+        message = f"could not be loaded ({type(err).__name__}: {shown(str(err), 200)})"
+        return None, [Problem(shown(filename), None, "", message, blocking=True)]
+    return con, []
 
 
 # ---- the command line --------------------------------------------------------------------------
