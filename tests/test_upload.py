@@ -10,6 +10,8 @@ import importlib.util
 import io
 import random
 import re
+import threading
+import time
 import tracemalloc
 import zipfile
 from collections.abc import Callable, Iterator
@@ -21,7 +23,7 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from evidence import db
-from evidence.extraction import build, contract, template, upload
+from evidence.extraction import build, contract, template, upload, worker
 from evidence.extraction.build import from_upload
 from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
 from evidence.extraction.export import export_csv_zip, export_workbook
@@ -39,6 +41,7 @@ from evidence.extraction.validate import (
     ValidationError,
     validate_sheets,
 )
+from tests import worker_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -572,3 +575,82 @@ def test_problems_are_capped_per_sheet_with_a_count_of_the_rest() -> None:
         "file again"
     )
     assert [p.file for p in kept].count("b.csv") == 1
+
+
+# The checking process -------------------------------------------------------------------------
+
+
+def test_an_upload_is_checked_in_another_process_at_a_lower_priority() -> None:
+    import os
+
+    child, niceness = (int(b) for b in worker.run(worker_targets.pid, ()))
+    assert child != os.getpid()
+    assert niceness >= worker.CHILD_NICENESS
+
+
+def test_a_check_that_takes_too_long_is_killed_at_its_time_limit() -> None:
+    limits = worker.Limits(seconds=1.0)
+    start = time.perf_counter()
+    with pytest.raises(worker.Refused) as refused:
+        worker.run(worker_targets.sleep, (30,), limits=limits)
+    assert refused.value.reason == "time"
+    assert time.perf_counter() - start < 5
+
+
+def test_a_check_that_needs_too_much_memory_is_stopped_by_its_own_limit() -> None:
+    with pytest.raises(worker.Refused) as refused:
+        worker.run(worker_targets.allocate, (1024,), limits=worker.Limits(memory_mb=128))
+    assert refused.value.reason == "memory"
+    assert worker.run(worker_targets.allocate, (64,), limits=worker.Limits(memory_mb=256))
+
+
+def test_a_check_that_fails_or_answers_too_much_is_refused() -> None:
+    with pytest.raises(worker.Refused, match="failed: RuntimeError"):
+        worker.run(worker_targets.fail, ())
+    with pytest.raises(worker.Refused, match="too large"):
+        worker.run(worker_targets.send, (8,), limits=worker.Limits(result_mb=4))
+
+
+def test_a_further_upload_waits_then_hears_the_server_is_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(worker, "_slots", slots)
+    monkeypatch.setattr(worker, "LIMITS", worker.Limits(wait_seconds=0.2))
+    data = _zip({f"{k}.csv": v for k, v in _good_raw().items()})
+    with slots:  # every slot taken by other checks
+        con, problems = from_upload("good.zip", data)
+    assert con is None
+    assert [str(p) for p in problems] == [
+        "good.zip:-: the server is busy checking other uploads: try again in a minute (nothing "
+        "was loaded)"
+    ]
+    con, problems = from_upload("good.zip", data)  # a slot is free again
+    assert problems == [] and con is not None
+
+
+def test_the_upload_database_has_one_thread_and_a_small_memory_limit() -> None:
+    data = _zip({f"{k}.csv": v for k, v in _good_raw().items()})
+    con, problems = from_upload("good.zip", data)
+    assert problems == [] and con is not None
+    threads, memory = con.execute(
+        "SELECT current_setting('threads'), current_setting('memory_limit')"
+    ).fetchone()
+    assert threads == 1
+    assert memory.endswith("MiB") and float(memory.split()[0]) <= 64
+
+
+def test_a_check_never_runs_the_servers_main_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamlit puts the app's script in sys.modules["__main__"] while it runs; multiprocessing
+    would have each checking process run that script again before its check."""
+    import sys
+    import types
+
+    script = tmp_path / "app.py"
+    script.write_text("raise SystemExit('the app ran in the checking process')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert len(worker.run(worker_targets.pid, ())) == 2
