@@ -654,3 +654,37 @@ def test_a_check_never_runs_the_servers_main_script(
     main.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", main)
     assert len(worker.run(worker_targets.pid, ())) == 2
+
+
+def test_opening_a_workbook_parses_no_sheet_ahead_of_its_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """openpyxl sizes each sheet when it opens a workbook by parsing up to the optional
+    `<dimension>` element; a sheet without one was parsed whole before its first row was read
+    (here 30,000 rows; a 20 MB sheet took 0.7 s). Now only the rows up to the cap are parsed."""
+    import openpyxl.worksheet._reader as sheet_reader
+    import openpyxl.xml.functions as xml_functions
+
+    with zipfile.ZipFile(io.BytesIO((CORPUS / "missing_sheet.xlsx").read_bytes())) as src:
+        parts = {info.filename: src.read(info) for info in src.infolist()}
+    studies = parts["xl/worksheets/sheet1.xml"]
+    studies = re.sub(rb"<dimension[^>]*/>", b"", studies)
+    extra = b"".join(
+        b'<row r="%d"><c r="A%d"><v>1</v></c></row>' % (r, r) for r in range(8, 30_008)
+    )
+    parts["xl/worksheets/sheet1.xml"] = studies.replace(b"</sheetData>", extra + b"</sheetData>")
+    parsed = 0
+    real = xml_functions.iterparse
+
+    def counting(*args: object, **kwargs: object) -> Iterator[object]:
+        nonlocal parsed
+        for item in real(*args, **kwargs):
+            parsed += 1
+            yield item
+
+    monkeypatch.setattr(xml_functions, "iterparse", counting)
+    monkeypatch.setattr(sheet_reader, "iterparse", counting)
+    inspected = upload.inspect_upload("tall.xlsx", _zip(parts))
+    assert "studies" in inspected.unread
+    assert str(inspected.notes[0]).startswith("studies sheet:5002:-: has values below row 5001")
+    assert parsed < 4 * (MAX_ROWS_PER_SHEET + 1), parsed  # a row, its cell and its value
