@@ -318,9 +318,11 @@ def ensure_built(database: Path = DATABASE, source: Path | None = None) -> Fresh
 
 
 # ---- a panel's file ----------------------------------------------------------------------------
-# An upload's database holds one extraction (at most MAX_SHEET_BYTES a sheet) for one browser
-# session: one thread, a small memory limit, and no spilling to a temporary directory on disk.
-UPLOAD_DATABASE_CONFIG = {"threads": 1, "memory_limit": "64MB", "temp_directory": ""}
+# An upload's database holds one extraction for one browser session: one thread, a small memory
+# limit, and no spilling to a temporary directory on disk. The largest valid upload the caps allow
+# (the shipped extraction 49 times over, 4,802 rows in its largest sheet) stores 22 MB, 16 MB of
+# it the keys' indexes, and its Studies page's query needs about 80 MB (64 MB failed it).
+UPLOAD_DATABASE_CONFIG = {"threads": 1, "memory_limit": "128MB", "temp_directory": ""}
 # Imported once by the checking processes' fork server, so that a check starts in milliseconds.
 worker.preload("evidence.extraction.build", "openpyxl", "pyarrow")
 _UPLOAD_TABLES = (*(sheet.name for sheet in SHEETS), "build_info")

@@ -22,7 +22,7 @@ process and takes back only bytes:
 
 For an upload (`build.from_upload`) the child reads the file, validates every sheet and sends
 back either the problems (JSON) or the database's rows, one Arrow IPC stream a table; the server
-creates a fresh in-memory DuckDB (one thread, 64 MB) with the schema and inserts them, which
+creates a fresh in-memory DuckDB (one thread, 128 MB) with the schema and inserts them, which
 takes milliseconds and checks the schema's constraints again. The rows are small (at most the
 sheets' text: 8 MB a sheet) and plain data. The child builds no DuckDB itself: DuckDB reserves
 about 1.5 GB of address space as it opens and writes, which is what RLIMIT_AS limits; and a
