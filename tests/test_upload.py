@@ -583,9 +583,11 @@ def test_problems_are_capped_per_sheet_with_a_count_of_the_rest() -> None:
 def test_an_upload_is_checked_in_another_process_at_a_lower_priority() -> None:
     import os
 
-    child, niceness = (int(b) for b in worker.run(worker_targets.pid, ()))
-    assert child != os.getpid()
-    assert niceness >= worker.CHILD_NICENESS
+    data = bytes(range(256)) * 40_000  # 10 MB, larger than a pipe's buffer
+    child, niceness, echoed = worker.run(worker_targets.pid, (), data)
+    assert int(child) != os.getpid()
+    assert int(niceness) >= worker.CHILD_NICENESS
+    assert echoed == data
 
 
 def test_a_check_that_takes_too_long_is_killed_at_its_time_limit() -> None:
@@ -696,7 +698,7 @@ def test_a_check_never_runs_the_servers_main_script(
     main = types.ModuleType("__main__")
     main.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", main)
-    assert len(worker.run(worker_targets.pid, ())) == 2
+    assert len(worker.run(worker_targets.pid, ())) == 3
 
 
 def test_opening_a_workbook_parses_no_sheet_ahead_of_its_rows(

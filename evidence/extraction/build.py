@@ -377,7 +377,7 @@ def from_upload(
     the caller, uses one thread and a small memory limit; nothing on disk is opened or written.
     """
     try:
-        parts = worker.run(_upload_in_worker, (filename, content))
+        parts = worker.run(_upload_in_worker, (filename,), content)
     except worker.Refused as refused:
         return None, [Problem(shown(filename), None, "", _refusal(refused), blocking=True)]
     try:

@@ -173,16 +173,19 @@ def _bound_self(memory_bytes: int, seconds: float) -> None:
 
 def _child(
     send: Connection,
+    receive: Connection,
     target: Callable[..., list[bytes]],
     args: tuple[Any, ...],
     memory_bytes: int,
     seconds: float,
 ) -> None:
-    """The child's whole life: bound itself, do the work, send `ok <n>` and n byte strings (or
-    `memory` / `error <type>`)."""
+    """The child's whole life: bound itself, read its data, do the work, send `ok <n>` and n
+    byte strings (or `memory` / `error <type>`)."""
     try:
         _bound_self(memory_bytes, seconds)
-        parts = target(*args)
+        data = receive.recv_bytes()
+        receive.close()
+        parts = target(*args, data)
         send.send_bytes(b"ok %d" % len(parts))
         for part in parts:
             send.send_bytes(part)
@@ -222,17 +225,31 @@ def _answer(receive: Connection, deadline: float, cap: int) -> list[bytes]:
     return parts
 
 
+def _send(connection: Connection, data: bytes) -> None:
+    """Write `data` to the child from the buffer itself (no copy), then close; a child that is
+    gone (killed, crashed) ends it."""
+    try:
+        connection.send_bytes(data)
+    except OSError:
+        pass
+    finally:
+        connection.close()
+
+
 def run(
     target: Callable[..., list[bytes]],
     args: tuple[Any, ...],
+    data: bytes = b"",
     limits: Limits | None = None,
     slots: threading.BoundedSemaphore | None = None,
 ) -> list[bytes]:
-    """`target(*args)` in a bounded child process; the byte strings it returned.
+    """`target(*args, data)` in a bounded child process; the byte strings it returned.
 
-    `target` must be a module-level function (the child imports it by name). Raises `Refused`
-    when no slot freed up in time (busy), the child ran out of time or memory, or it failed.
-    `limits` and `slots` default to the module's, read when called.
+    `target` must be a module-level function (the child imports it by name). `data` (an
+    upload's bytes) goes to the child through a pipe, written from the buffer itself by a helper
+    thread: pickled with the arguments it would be copied, twice, in the server. Raises
+    `Refused` when no slot freed up in time (busy), the child ran out of time or memory, or it
+    failed. `limits` and `slots` default to the module's, read when called.
     """
     limits = LIMITS if limits is None else limits
     slots = _slots if slots is None else slots
@@ -240,14 +257,17 @@ def run(
         raise Refused("busy")
     try:
         receive, send = multiprocessing.Pipe(duplex=False)
+        data_in, data_out = multiprocessing.Pipe(duplex=False)
         process = _Process(
             target=_child,
-            args=(send, target, args, limits.memory_mb * 1024 * 1024, limits.seconds),
+            args=(send, data_in, target, args, limits.memory_mb * 1024 * 1024, limits.seconds),
             daemon=True,
         )
         deadline = time.monotonic() + limits.seconds
         process.start()
         send.close()
+        data_in.close()
+        threading.Thread(target=_send, args=(data_out, data), daemon=True).start()
         answered = False
         try:
             parts = _answer(receive, deadline, limits.result_mb * 1024 * 1024)
