@@ -202,7 +202,8 @@ def decode_sheet(name: str, raw: bytes) -> tuple[str | None, list[Problem]]:
                 None,
                 "",
                 f"the sheet is larger than {MAX_SHEET_BYTES // (1024 * 1024)} MB, the most one "
-                f"sheet may hold ({MAX_ROWS_PER_SHEET:,} rows): it was not read",
+                "sheet may hold, so it was not read (an extraction sheet is a few hundred KB): "
+                "upload only the extraction's rows",
                 blocking=True,
             )
         ]
