@@ -55,6 +55,7 @@ reference: $(VENV)/.runtime system-deps ## Regenerate the metafor golden files a
 bench: $(VENV)/.dev system-deps data ## Run the benchmarks and render docs/performance.md from their figures
 	$(PY) bench/bench_meta.py
 	$(PY) bench/bench_app.py
+	$(PY) bench/bench_upload.py
 	$(PY) bench/render.py
 
 docker: ## Build the container image (needs a Docker engine)

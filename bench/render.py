@@ -1,8 +1,9 @@
 """Put the latest benchmark figures (artifacts/bench/*.json) into docs/performance.md.
 
-`app.json` and `meta.json` are the latest runs; `app-base.json`, when present, is a run of a base
-commit's app (`bench_app.py --app OTHER/app.py --out artifacts/bench/app-base.json`), shown beside
-the latest as ratios to the same floor.
+`app.json`, `meta.json` and `upload.json` are the latest runs; `app-base.json`, when present, is a
+run of a base commit's app (`bench_app.py --app OTHER/app.py --out artifacts/bench/app-base.json`),
+shown beside the latest as ratios to the same floor, and `upload-base.json` the same for
+`bench_upload.py`, shown as its own table.
 
 Each benchmark writes its figures as JSON; this renders them as the tables between the
 `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers of docs/performance.md, so the document
@@ -160,7 +161,81 @@ def _number(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-RENDERERS = {"app": render_app, "meta": render_meta}
+def render_upload(figures: dict[str, Any]) -> str:
+    """bench_upload.py: the server's memory and a bystander's filter changes while uploads of
+    each shape are checked, each scenario on a fresh server, idle and loaded side by side."""
+    limits, rows, targets = figures["limits"], figures["scenarios"], figures["targets"]
+    said = {row["shape"]: row["outcome"] for row in rows}
+    growth = max(row["server_growth_mib"] / row["concurrent"] for row in rows)
+    stall = max(row["bystander"]["max_ms"] - row["idle"]["median_ms"] for row in rows)
+    memory_met = "met" if growth <= targets["server_growth_mib"] else "not met"
+    stall_met = "met" if stall <= targets["bystander_added_ms"] else "not met"
+    lines = [*_about(figures), ""]
+    other = figures.get("app", "app.py") != "app.py"  # another checkout's app, for a before/after
+    if other:
+        app = f"commit `{figures['app_commit']}`" if figures.get("app_commit") else figures["app"]
+        lines[0] = lines[0].replace("Run ", f"The app at {app}, run ", 1)
+    lines.append(
+        f"Targets: a 5 MB upload of any shape adds ≤ {targets['server_growth_mib']} MiB to the "
+        f"server process: {memory_met} (at most {growth:.0f} MiB a session); another session's "
+        f"filter change is stalled by ≤ {targets['bystander_added_ms']} ms: {stall_met} (its "
+        f"slowest change under load, {stall:.0f} ms beyond its idle median)."
+    )
+    if not other:  # this checkout's limits, which another app need not have
+        lines += [
+            "",
+            f"Limits: a check takes at most {limits['seconds']:g} s and {limits['memory_mb']} MB "
+            f"beyond its start, {limits['concurrent']} at once (a further one waits "
+            f"{limits['wait_seconds']:g} s); a sheet at most {limits['sheet_mb']:g} MB and "
+            f"{limits['rows']:,} rows.",
+        ]
+    lines += ["", "| Upload | size / unpacked (MB) | what the check says |", "|---|---|---|"]
+    for shape in figures["shapes"]:
+        verdict = (shape.get("verdict") or said.get(shape["name"], "")).replace("|", "/")
+        lines.append(
+            f"| {shape['name']} | {shape['mb']:.2f} / {shape['unpacked_mb']:.0f} | {verdict} |"
+        )
+    lines += [
+        "",
+        "| Upload | sessions | checks, median (s) | server before → peak (MiB) | growth "
+        "| checking process RSS / own (MiB) | bystander idle median / max (ms) "
+        "| loaded median / p95 / max (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        idle, busy = row["idle"], row["bystander"]
+        check = "-" if row["check_median_s"] is None else f"{row['check_median_s']:.2f}"
+        worker = (
+            f"{row['worker_peak_mib']:.0f} / {row.get('worker_private_peak_mib', 0):.0f}"
+            if row["worker_peak_mib"]
+            else "- (in the server)"
+        )
+        lines.append(
+            f"| {row['shape']} | {row['concurrent']} | {row['checks']}, {check} | "
+            f"{row['server_before_mib']:.0f} → {row['server_peak_mib']:.0f} | "
+            f"+{row['server_growth_mib']:.0f} | {worker} | {idle['median_ms']:.0f} / "
+            f"{idle['max_ms']:.0f} | {busy['median_ms']:.0f} / {busy['p95_ms']:.0f} / "
+            f"{busy['max_ms']:.0f} |"
+        )
+    notes = []
+    fork = max(row["fork_server_mib"] for row in rows)
+    if fork:
+        notes.append(
+            f"The fork server the checks start from holds {fork:.0f} MiB (RSS, once, from the "
+            "first upload on). A checking process's RSS counts the pages it shares with it; "
+            '"own" is what it does not share (Private_Clean + Private_Dirty).'
+        )
+    notes.append(
+        "Server growth is its peak during the checks minus its size before the first (after one "
+        "untimed upload); the controls' growth is what sessions on the Methods page, and a file "
+        "of 4.6 MB held by Streamlit, cost whatever the check does. Bystander figures come from "
+        "a shared 2-core machine (load average above): read the loaded columns against the idle "
+        "ones of the same row."
+    )
+    return "\n".join([*lines, "", " ".join(notes)])
+
+
+RENDERERS = {"app": render_app, "meta": render_meta, "upload": render_upload}
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -177,6 +252,9 @@ def main() -> int:
     base, new = _load("app-base"), _load("app")
     if base and new:
         blocks["ab"] = render_ab(base, new)
+    upload_base = _load("upload-base")
+    if upload_base:
+        blocks["upload-base"] = render_upload(upload_base)
     for name, block in blocks.items():
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
         if not pattern.search(text):

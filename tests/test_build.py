@@ -318,6 +318,30 @@ def test_data_dictionary_documents_every_column() -> None:
             assert column in readme or stem in readme, f"{sheet.name}.{column} is not documented"
 
 
+def _schema_types() -> dict[tuple[str, str], str]:
+    """{(table, column): SQL type} from schema.sql."""
+    types: dict[tuple[str, str], str] = {}
+    for table, body in re.findall(
+        r"CREATE TABLE (\w+) \((.*?)\n\);", build.SCHEMA.read_text(), re.S
+    ):
+        for name, kind in re.findall(r"^\s+(\w+) (\w+)", body, re.M):
+            types[(table, name)] = kind
+    return types
+
+
+def test_every_number_column_has_a_range_its_database_type_holds() -> None:
+    """The validator refuses what the database could not store (2^31 in an INTEGER, 1e308 as a
+    dose), with its cell, before the database sees it."""
+    limits = {"INTEGER": 2**31 - 1, "BIGINT": 2**63 - 1, "DOUBLE": 1e300}
+    types = _schema_types()
+    numeric = [(s.name, c) for s in SHEETS for c in s.columns if c.kind in ("int", "number")]
+    assert len(numeric) == 21
+    for sheet, column in numeric:
+        assert column.bounds is not None, f"{sheet}.{column.name} has no range"
+        low, high = column.bounds
+        assert 0 <= low < high <= limits[types[(sheet, column.name)]], f"{sheet}.{column.name}"
+
+
 @pytest.mark.parametrize(
     ("quote", "value", "found"),
     [

@@ -389,7 +389,7 @@ def test_an_uploads_database_is_bounded() -> None:
         "SELECT current_setting('threads'), current_setting('memory_limit')"
     ).fetchone()
     assert threads == 1
-    assert limit.endswith("MiB") and float(limit.split()[0]) <= 64
+    assert limit.endswith("MiB") and float(limit.split()[0]) <= 128  # build.UPLOAD_DATABASE_CONFIG
     con.close()
 
 

@@ -10,8 +10,11 @@ import importlib.util
 import io
 import random
 import re
+import threading
+import time
+import tracemalloc
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -20,7 +23,7 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from evidence import db
-from evidence.extraction import build, contract, template, upload
+from evidence.extraction import build, contract, template, upload, worker
 from evidence.extraction.build import from_upload
 from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
 from evidence.extraction.export import export_csv_zip, export_workbook
@@ -29,7 +32,16 @@ from evidence.extraction.upload import (
     MAX_UPLOAD_BYTES,
     UploadError,
 )
-from evidence.extraction.validate import Problem, ValidationError
+from evidence.extraction.validate import (
+    MAX_PROBLEMS_PER_FILE,
+    MAX_ROWS_PER_SHEET,
+    MAX_SHEET_BYTES,
+    Problem,
+    ProblemLog,
+    ValidationError,
+    validate_sheets,
+)
+from tests import worker_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -95,6 +107,10 @@ def test_each_bad_upload_is_refused_with_its_message(name: str, fragment: str) -
     assert problems and all(isinstance(p, Problem) for p in problems)
     shown = [str(p) for p in problems]
     assert any(fragment in line for line in shown), f"{name}: {fragment!r} not in {shown}"
+    # Whatever the file holds, every line is short (names and values are shortened) and the list
+    # is bounded (at most MAX_PROBLEMS_PER_FILE per sheet, and one line for the rest).
+    assert all(len(line) < 500 for line in shown), max(shown, key=len)[:300]
+    assert len(problems) <= 8 * (MAX_PROBLEMS_PER_FILE + 1)
     assert _digests() == before
 
 
@@ -218,7 +234,7 @@ def test_formula_cells_arrive_as_their_text_not_their_value() -> None:
     sheet = parts["xl/worksheets/sheet3.xml"]
     assert b"<f>3+3</f><v />" in sheet
     parts["xl/worksheets/sheet3.xml"] = sheet.replace(b"<f>3+3</f><v />", b"<f>3+3</f><v>6</v>")
-    raw, _ = upload.inspect_upload("f.xlsx", _zip(parts))
+    raw = upload.inspect_upload("f.xlsx", _zip(parts)).raw
     records = list(csv.reader(io.StringIO(raw["cohorts"].decode("utf-8"))))
     row = dict(zip(records[0], records[1], strict=True))
     assert row["n_patients"] == "=3+3"
@@ -238,7 +254,8 @@ def test_workbook_cells_become_validator_text() -> None:
     assert upload.cell_text(dt.datetime(2021, 3, 4)) == "2021-03-04"
     assert upload.cell_text(dt.datetime(2021, 3, 4, 5, 6)) == "2021-03-04T05:06:00"
     assert upload.cell_text(dt.date(2021, 3, 4)) == "2021-03-04"
-    assert upload.cell_text("'=1+1") == "=1+1"
+    # Cells arrive as written: the validator removes the escape, once, as for a CSV's cells.
+    assert upload.cell_text("'=1+1") == "'=1+1"
 
 
 # Round trip -----------------------------------------------------------------------------------
@@ -440,3 +457,279 @@ def test_corpus_generator_reproduces_the_committed_files() -> None:
     corpus = module.build_corpus()
     for name, (data, _, _) in corpus.items():
         assert (FIXTURES / "bad_uploads" / name).read_bytes() == data, name
+
+
+# Bounded work: caps before work, root causes first --------------------------------------------
+
+
+def test_an_encoding_problem_is_listed_first_without_its_follow_ons() -> None:
+    """A UTF-16 or double-BOM studies.csv is named as the cause; the "missing column" and "does
+    not exist in studies.csv" lines it would cause are not listed (they came first before)."""
+    for name, cause in (
+        ("utf16.zip", "studies.csv:-: is UTF-16 text"),
+        ("double_bom.zip", "studies.csv:-: starts with two byte-order marks"),
+    ):
+        con, problems = from_upload(name, (CORPUS / name).read_bytes())
+        assert con is None
+        shown = [str(p) for p in problems]
+        assert shown[0].startswith(cause), shown
+        assert not any("does not exist in studies.csv" in line for line in shown), shown
+        assert not any("required column is missing" in line for line in shown), shown
+
+
+def test_root_causes_come_before_cell_problems_of_any_sheet() -> None:
+    raw = _good_raw()
+    raw["cohorts"] = raw["cohorts"].replace(b",CTCAE,", b",Lee2014,")  # a cell problem
+    raw["studies"] = raw["studies"].replace(b"study_id,first_author", b"study_id,author", 1)
+    _, problems = validate_sheets(raw)
+    assert [str(p) for p in problems[:2]] == [
+        "studies.csv:1:author: unknown column (see data/README.md)",
+        "studies.csv:1:first_author: required column is missing from the header",
+    ]
+    assert str(problems[2]).startswith("cohorts.csv:3:grading_system: 'Lee2014'")
+    assert len(problems) == 3  # no reference into the unread studies sheet is checked
+
+
+def _peak_mib(action: Callable[[], object]) -> float:
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_sheet_over_its_byte_cap_is_refused_before_it_is_parsed() -> None:
+    """The 90 KB zip whose quality.csv unpacks to 8.2 MB (within the ratio limit): at most one byte
+    past the cap is unpacked and nothing is parsed (before: every row parsed, twice for its
+    quotes, and kept: about 40 times the sheet's size)."""
+    data = (CORPUS / "inflates_past_sheet_cap.zip").read_bytes()
+    peak = _peak_mib(lambda: build.check_upload("big.zip", data))
+    assert peak < 3 * MAX_SHEET_BYTES / 2**20, f"{peak:.0f} MiB"
+    _, problems = build.check_upload("big.zip", data)
+    assert str(problems[0]).startswith("quality.csv:-: the sheet is larger than 8 MB")
+
+
+def test_a_sheet_with_too_many_rows_stops_at_the_first_row_past_the_cap() -> None:
+    """150,000 short rows (6.6 MB, under the byte cap): reading stops at row 5,002 and says so;
+    the rows are never all held (before: every record materialised, then refused)."""
+    rows = "".join(f"Alpha2020,JBI_case_series,'=item {i},yes,x\n" for i in range(150_000))
+    raw = _good_raw() | {"quality": ("study_id,tool,item,judgement,reason\n" + rows).encode()}
+    peak = _peak_mib(lambda: validate_sheets(raw, unescape=True))
+    assert peak < 25, f"{peak:.0f} MiB"
+    _, problems = validate_sheets(raw, unescape=True)
+    assert [str(p) for p in problems] == [
+        f"quality.csv:{MAX_ROWS_PER_SHEET + 2}:-: more than 5,000 rows: reading stopped at this "
+        "row (a sheet holds at most that many); delete the rows below the data"
+    ]
+
+
+def test_a_workbook_is_read_no_wider_than_its_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quality header 16,384 cells wide: openpyxl decodes no more of that sheet than its table's
+    width (25 columns) and the sheet stops at the first value past it (before: every stored cell
+    of every row was decoded, 16,384 a row)."""
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    decoded = 0
+    real = WorkSheetParser.parse_cell
+
+    def counting(self: WorkSheetParser, element: object) -> dict[str, object]:
+        nonlocal decoded
+        decoded += 1
+        return real(self, element)
+
+    monkeypatch.setattr(WorkSheetParser, "parse_cell", counting)
+    # The same workbook without its quality sheet: what the other sheets cost.
+    upload.inspect_upload("w.xlsx", (CORPUS / "missing_sheet.xlsx").read_bytes())
+    others, decoded = decoded, 0
+    inspected = upload.inspect_upload("wide.xlsx", (CORPUS / "wide_workbook.xlsx").read_bytes())
+    assert decoded - others <= 25, decoded - others
+    assert "quality" in inspected.unread and "quality" not in inspected.raw
+    assert [str(p) for p in inspected.notes] == [
+        "quality sheet:1:-: has a value in column Z, beyond the 25 columns a sheet is read to: "
+        "reading stopped here; delete everything right of the table"
+    ]
+
+
+def test_cells_are_unescaped_once_by_the_validator() -> None:
+    raw = _good_raw()
+    line = b"fixture,,numbers_extracted,\r\n"
+    assert line in raw["studies"]
+    raw["studies"] = raw["studies"].replace(line, line[:-2] + b"''=x\r\n", 1)
+    tables, problems = validate_sheets(raw, unescape=True)
+    assert problems == []
+    assert tables["studies"][0]["notes"] == "'=x"
+    tables, _ = validate_sheets(raw)  # the shipped sheets are read as written
+    assert tables["studies"][0]["notes"] == "''=x"
+
+
+def test_problems_are_capped_per_sheet_with_a_count_of_the_rest() -> None:
+    log = ProblemLog(limit=3)
+    for row in range(2, 12):
+        log.add(Problem("a.csv", row, "x", "bad"))
+    log.add(Problem("b.csv", 2, "x", "bad"))
+    kept = log.problems()
+    assert [p.row for p in kept if p.file == "a.csv"] == [2, 3, 4, None]
+    assert str(kept[-1]) == (
+        "a.csv:-: 7 more problems in this sheet are not listed: fix the 3 listed and check the "
+        "file again"
+    )
+    assert [p.file for p in kept].count("b.csv") == 1
+
+
+# The checking process -------------------------------------------------------------------------
+
+
+def test_an_upload_is_checked_in_another_process_at_a_lower_priority() -> None:
+    import os
+
+    data = bytes(range(256)) * 40_000  # 10 MB, larger than a pipe's buffer
+    child, niceness, echoed = worker.run(worker_targets.pid, (), data)
+    assert int(child) != os.getpid()
+    assert int(niceness) >= worker.CHILD_NICENESS
+    assert echoed == data
+
+
+def test_a_check_that_takes_too_long_is_killed_at_its_time_limit() -> None:
+    limits = worker.Limits(seconds=1.0)
+    start = time.perf_counter()
+    with pytest.raises(worker.Refused) as refused:
+        worker.run(worker_targets.sleep, (30,), limits=limits)
+    assert refused.value.reason == "time"
+    assert time.perf_counter() - start < 5
+
+
+def test_a_check_that_needs_too_much_memory_is_stopped_by_its_own_limit() -> None:
+    with pytest.raises(worker.Refused) as refused:
+        worker.run(worker_targets.allocate, (1024,), limits=worker.Limits(memory_mb=128))
+    assert refused.value.reason == "memory"
+    assert worker.run(worker_targets.allocate, (64,), limits=worker.Limits(memory_mb=256))
+
+
+def test_a_check_that_fails_or_answers_too_much_is_refused() -> None:
+    with pytest.raises(worker.Refused, match="failed: RuntimeError"):
+        worker.run(worker_targets.fail, ())
+    with pytest.raises(worker.Refused, match="too large"):
+        worker.run(worker_targets.send, (8,), limits=worker.Limits(result_mb=4))
+
+
+def test_a_further_upload_waits_then_hears_the_server_is_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(worker, "_slots", slots)
+    monkeypatch.setattr(worker, "LIMITS", worker.Limits(wait_seconds=0.2))
+    data = _zip({f"{k}.csv": v for k, v in _good_raw().items()})
+    with slots:  # every slot taken by other checks
+        con, problems = from_upload("good.zip", data)
+    assert con is None
+    assert [str(p) for p in problems] == [
+        "good.zip:-: the server is busy checking other uploads: try again in a minute (nothing "
+        "was loaded)"
+    ]
+    con, problems = from_upload("good.zip", data)  # a slot is free again
+    assert problems == [] and con is not None
+
+
+def test_the_upload_database_has_one_thread_and_a_small_memory_limit() -> None:
+    data = _zip({f"{k}.csv": v for k, v in _good_raw().items()})
+    con, problems = from_upload("good.zip", data)
+    assert problems == [] and con is not None
+    threads, memory = con.execute(
+        "SELECT current_setting('threads'), current_setting('memory_limit')"
+    ).fetchone()
+    assert threads == 1
+    assert memory.endswith("MiB") and float(memory.split()[0]) <= 128
+
+
+def _scaled_shipped(rows: int) -> dict[str, bytes]:
+    """The shipped sheets copied under new ids until the largest sheet nears `rows` rows."""
+    shipped = build.read_sheet_dir(build.SHEETS_DIR)
+    copies = rows // max(len(body.splitlines()) - 1 for body in shipped.values())
+    scaled = {}
+    for name, body in shipped.items():
+        sheet = SHEETS_BY_NAME[name]
+        keyed = {c.name for c in sheet.columns if c.kind in ("id", "ref")} | {"sum_of"}
+        records = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(sheet.column_names))
+        writer.writeheader()
+        for k in range(copies):
+            for record in records:
+                writer.writerow(
+                    {
+                        c: ";".join(f"{v}_{k}" for v in value.split(";"))
+                        if c in keyed and value
+                        else value
+                        for c, value in record.items()
+                    }
+                )
+        scaled[name] = out.getvalue().encode("utf-8")
+    return scaled
+
+
+def test_the_largest_valid_upload_loads_and_every_query_runs_within_its_memory_limit() -> None:
+    from evidence.filters import Slice
+
+    try:
+        raw = _scaled_shipped(MAX_ROWS_PER_SHEET - 100)
+        con, problems = from_upload("largest.zip", _zip({f"{k}.csv": v for k, v in raw.items()}))
+    except (FileNotFoundError, ValidationError) as err:
+        pytest.skip(f"data/extraction does not build at the moment: {err}")
+    assert problems == [] and con is not None
+    assert con.execute("SELECT count(*) FROM quality").fetchone()[0] > 4_000
+    cohorts = [r[0] for r in con.execute("SELECT cohort_id FROM cohorts").fetchall()]
+    studies = [r[0] for r in con.execute("SELECT study_id FROM studies").fetchall()]
+    params = {**Slice().sql_params(), "cohort_ids": cohorts, "study_ids": studies}
+    for name in db.queries():
+        db.run(con, name, **params)  # no OutOfMemoryException
+
+
+def test_a_check_never_runs_the_servers_main_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamlit puts the app's script in sys.modules["__main__"] while it runs; multiprocessing
+    would have each checking process run that script again before its check."""
+    import sys
+    import types
+
+    script = tmp_path / "app.py"
+    script.write_text("raise SystemExit('the app ran in the checking process')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert len(worker.run(worker_targets.pid, ())) == 3
+
+
+def test_opening_a_workbook_parses_no_sheet_ahead_of_its_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """openpyxl sizes each sheet when it opens a workbook by parsing up to the optional
+    `<dimension>` element; a sheet without one was parsed whole before its first row was read
+    (here 30,000 rows; a 20 MB sheet took 0.7 s). Now only the rows up to the cap are parsed."""
+    import openpyxl.worksheet._reader as sheet_reader
+    import openpyxl.xml.functions as xml_functions
+
+    with zipfile.ZipFile(io.BytesIO((CORPUS / "missing_sheet.xlsx").read_bytes())) as src:
+        parts = {info.filename: src.read(info) for info in src.infolist()}
+    studies = parts["xl/worksheets/sheet1.xml"]
+    studies = re.sub(rb"<dimension[^>]*/>", b"", studies)
+    extra = b"".join(
+        b'<row r="%d"><c r="A%d"><v>1</v></c></row>' % (r, r) for r in range(8, 30_008)
+    )
+    parts["xl/worksheets/sheet1.xml"] = studies.replace(b"</sheetData>", extra + b"</sheetData>")
+    parsed = 0
+    real = xml_functions.iterparse
+
+    def counting(*args: object, **kwargs: object) -> Iterator[object]:
+        nonlocal parsed
+        for item in real(*args, **kwargs):
+            parsed += 1
+            yield item
+
+    monkeypatch.setattr(xml_functions, "iterparse", counting)
+    monkeypatch.setattr(sheet_reader, "iterparse", counting)
+    inspected = upload.inspect_upload("tall.xlsx", _zip(parts))
+    assert "studies" in inspected.unread
+    assert str(inspected.notes[0]).startswith("studies sheet:5002:-: has values below row 5001")
+    assert parsed < 4 * (MAX_ROWS_PER_SHEET + 1), parsed  # a row, its cell and its value

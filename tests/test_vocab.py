@@ -91,3 +91,40 @@ def test_a_value_the_dictionary_documents_passes_validation() -> None:
     raw["studies"] = out.getvalue().encode("utf-8")
     _, problems = validate_sheets(raw)
     assert problems == []
+
+
+def _dictionary_types() -> dict[tuple[str, str], str]:
+    """The type cell the data dictionary gives each (sheet, column)."""
+    types: dict[tuple[str, str], str] = {}
+    for section in re.split(r"^## ", DICTIONARY.read_text(encoding="utf-8"), flags=re.M)[1:]:
+        sheet = section.split(".csv", 1)[0]
+        for line in section.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 3 and sheet in SHEETS_BY_NAME:
+                for name in cells[0].split(","):
+                    types[(sheet, name.strip())] = cells[1]
+    return types
+
+
+@pytest.mark.parametrize(
+    ("sheet", "column"),
+    [(s.name, c) for s in SHEETS for c in s.columns if c.bounds],
+    ids=lambda v: getattr(v, "name", v),
+)
+def test_the_data_dictionary_gives_each_number_column_the_range_the_contract_checks(
+    sheet: str, column: Column
+) -> None:
+    assert _dictionary_types()[(sheet, column.name)] == f"{column.kind}, {column.range_text}"
+
+
+def test_a_value_just_outside_a_documented_range_is_refused_with_its_cell() -> None:
+    folder = ROOT / "tests" / "fixtures" / "good"
+    raw = {path.stem: path.read_bytes() for path in folder.glob("*.csv")}
+    raw["studies"] = raw["studies"].replace(b"Alpha A,2020,", b"Alpha A,2101,", 1)
+    raw["cohorts"] = raw["cohorts"].replace(b"axi-cel,100,200", b"axi-cel,100,10000.5", 1)
+    _, problems = validate_sheets(raw)
+    assert [str(p) for p in problems] == [
+        "cohorts.csv:2:dose_mg_day_max: '10000.5' is outside 0–10,000, the range dose_mg_day_max "
+        "allows",
+        "studies.csv:2:year: '2101' is outside 1990–2100, the range year allows",
+    ]

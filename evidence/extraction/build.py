@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ import duckdb
 import pandas as pd
 
 from evidence import db
+from evidence.extraction import worker
+from evidence.extraction.cells import shown
 from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
 from evidence.extraction.upload import UploadError, inspect_upload, is_workbook
 from evidence.extraction.validate import (
@@ -171,15 +174,16 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any
 ROWS = "rows:"  # build_info key prefix: a table's row count as built (`rows:studies`)
 
 
-def write_database(
-    con: duckdb.DuckDBPyConnection, tables: Mapping[str, list[Row]], info: Mapping[str, str]
-) -> None:
-    """Create the schema on an empty connection and insert validated rows; build_info records
-    `info` and each table's row count (which `verify` checks)."""
+def database_rows(
+    tables: Mapping[str, list[Row]], info: Mapping[str, str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Validated rows as the database's tables hold them (in the order they are inserted): the
+    sheets' columns, each outcome's study, each review figure's checks, and build_info with each
+    table's row count (which `verify` checks)."""
     info = {**info, **{f"{ROWS}{sheet.name}": str(len(tables[sheet.name])) for sheet in SHEETS}}
-    con.execute(SCHEMA.read_text())
     cohort_study = {r["cohort_id"]: r["study_id"] for r in tables["cohorts"]}
     figures_by_id = {r["figure_id"]: r for r in tables["review_figures"]}
+    out: dict[str, list[dict[str, Any]]] = {}
     for sheet in SHEETS:
         rows = [{c: row.get(c) for c in sheet.column_names} for row in tables[sheet.name]]
         if sheet.name == "outcomes":
@@ -187,8 +191,18 @@ def write_database(
                 row["study_id"] = cohort_study[row["cohort_id"]]
         if sheet.name == "review_figures":
             rows = [row | check_review_figure(row, figures_by_id) for row in rows]
-        _insert(con, sheet.name, rows)
-    _insert(con, "build_info", [{"key": k, "value": v} for k, v in info.items()])
+        out[sheet.name] = rows
+    out["build_info"] = [{"key": k, "value": v} for k, v in info.items()]
+    return out
+
+
+def write_database(
+    con: duckdb.DuckDBPyConnection, tables: Mapping[str, list[Row]], info: Mapping[str, str]
+) -> None:
+    """Create the schema on an empty connection and insert validated rows."""
+    con.execute(SCHEMA.read_text())
+    for table, rows in database_rows(tables, info).items():
+        _insert(con, table, rows)
 
 
 def build_info(raw: Mapping[str, bytes], origin: Origin) -> dict[str, str]:
@@ -445,14 +459,33 @@ def ensure_built(database: Path = DATABASE, source: Path | None = None) -> Fresh
 
 
 # ---- a panel's file ----------------------------------------------------------------------------
+# An upload's database holds one extraction for one browser session: one thread, a small memory
+# limit, and no spilling to a temporary directory on disk. The largest valid upload the caps allow
+# (the shipped extraction 49 times over, 4,802 rows in its largest sheet) stores 22 MB, 16 MB of
+# it the keys' indexes, and its Studies page's query needs about 80 MB (64 MB failed it).
+UPLOAD_DATABASE_CONFIG = {"threads": 1, "memory_limit": "128MB", "temp_directory": ""}
+# Imported once by the checking processes' fork server, so that a check starts in milliseconds.
+worker.preload("evidence.extraction.build", "openpyxl", "pyarrow")
+_UPLOAD_TABLES = (*(sheet.name for sheet in SHEETS), "build_info")
+
+
 def check_upload(filename: str, content: bytes) -> tuple[dict[str, bytes], list[Problem]]:
     """A panel's file as raw sheets, plus every problem in it: the reader's notes on cells and
     the validator's findings, in one list. Raises UploadError if the file itself is unreadable."""
-    raw, notes = inspect_upload(filename, content)
-    _, problems = validate_sheets(raw)
+    raw, _, problems = _checked_upload(filename, content)
+    return raw, problems
+
+
+def _checked_upload(
+    filename: str, content: bytes
+) -> tuple[dict[str, bytes], dict[str, list[Row]], list[Problem]]:
+    """Raw sheets, typed rows and every problem: the file read once, each sheet checked as its
+    rows stream by, within the reader's and the validator's limits."""
+    raw, notes, unread = inspect_upload(filename, content)
+    tables, problems = validate_sheets(raw, unescape=True, unread=unread)
     if is_workbook(filename):
         problems = _workbook_labels(problems)
-    return raw, in_order(problems + notes)
+    return raw, tables, in_order(problems + notes)
 
 
 def _workbook_labels(problems: list[Problem]) -> list[Problem]:
@@ -476,27 +509,125 @@ def from_upload(
 ) -> tuple[duckdb.DuckDBPyConnection | None, list[Problem]]:
     """An in-memory database of a panel's uploaded file, or None and every problem found.
 
-    Never raises for bad input: the upload page shows the list. Nothing on disk is opened or
-    written; the connection is a fresh `:memory:` one, private to the caller.
+    Never raises for bad input: the upload page shows the list. The file is read, checked and
+    built in a separate process with its own time and memory limits (`worker.run`, at most a few
+    at once), so a hostile or merely huge file cannot stall the server's other sessions or keep
+    its memory. What comes back is small and plain: the problems as JSON, or the built tables as
+    Arrow IPC streams (never a pickle), which are inserted here into a fresh `:memory:`
+    connection with the same schema (its constraints checked again). That connection, private to
+    the caller, uses one thread and a small memory limit; nothing on disk is opened or written.
     """
     try:
-        raw, problems = check_upload(filename, content)
-    except UploadError as err:
-        return None, err.problems
-    except Exception as err:  # a reader bug must not take the page down
-        return None, [
-            Problem(filename, None, "", f"could not be read ({type(err).__name__}: {err})")
-        ]
-    if problems:
-        return None, problems
+        parts = worker.run(_upload_in_worker, (filename,), content)
+    except worker.Refused as refused:
+        return None, [Problem(shown(filename), None, "", _refusal(refused), blocking=True)]
     try:
-        return build_in_memory(raw, Origin(filename, UPLOAD)), []
-    except ValidationError as err:
-        return None, err.problems
-    except (duckdb.Error, KeyError, ValueError) as err:
-        return None, [
-            Problem(filename, None, "", f"could not be loaded ({type(err).__name__}: {err})")
-        ]
+        answer = json.loads(parts[0])
+        problems = [Problem(*problem) for problem in answer["problems"]]
+        if problems:
+            return None, in_order(problems)
+        if tuple(answer["tables"]) != _UPLOAD_TABLES or len(parts) != len(_UPLOAD_TABLES) + 1:
+            raise ValueError("the checking process sent other tables than the schema's")
+        return _upload_database(parts[1:]), []
+    except (duckdb.Error, KeyError, TypeError, ValueError, IndexError) as err:
+        return None, [_not_loaded(filename, err)]
+
+
+def _refusal(refused: worker.Refused) -> str:
+    """Why a file was not checked, in words for the person who uploaded it."""
+    limits = worker.LIMITS
+    if refused.reason == "busy":
+        return (
+            "the server is busy checking other uploads: try again in a minute (nothing was loaded)"
+        )
+    if refused.reason == "time":
+        return (
+            f"checking the file took longer than {limits.seconds:g} s, the most one check may "
+            "take, so it was stopped: an extraction is checked in a second or two; upload only "
+            "the extraction sheets (no other data, images or formatting far beyond the tables)"
+        )
+    if refused.reason == "memory":
+        return (
+            f"checking the file needed more than {limits.memory_mb} MB of memory, the most one "
+            "check may use, so it was stopped: upload only the extraction sheets"
+        )
+    return f"the file could not be checked ({shown(refused.detail, 120)}): upload it again"
+
+
+def _not_loaded(filename: str, err: Exception) -> Problem:
+    return Problem(
+        shown(filename),
+        None,
+        "",
+        f"could not be loaded ({type(err).__name__}: {shown(str(err), 200)})",
+        blocking=True,
+    )
+
+
+def _upload_in_worker(filename: str, content: bytes) -> list[bytes]:
+    """In the checking process: the problems as JSON, or (when there are none) the database's
+    rows, each table as an Arrow IPC stream after a JSON header naming them.
+
+    No database is opened here: DuckDB reserves far more address space than the rows need, which
+    the process's own limit (RLIMIT_AS) is about. The rows are typed by the validator, so Arrow's
+    types follow from them.
+    """
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())  # no allocator that reserves address space
+
+    def answer(problems: list[Problem], tables: tuple[str, ...] = ()) -> bytes:
+        rows = [[p.file, p.row, p.column, p.message, p.blocking] for p in problems]
+        return json.dumps({"problems": rows, "tables": list(tables)}).encode("utf-8")
+
+    try:
+        raw, tables, problems = _checked_upload(filename, content)
+        if problems:
+            return [answer(problems)]
+        rows = database_rows(tables, build_info(raw, Origin(filename, UPLOAD)))
+    except UploadError as err:
+        return [answer(err.problems)]
+    except MemoryError:
+        raise
+    except Exception as err:  # a reader bug must not take the page down
+        message = f"could not be read ({type(err).__name__}: {shown(str(err), 200)})"
+        return [answer([Problem(shown(filename), None, "", message, blocking=True)])]
+    del raw, tables
+    streams = []
+    for name in _UPLOAD_TABLES:
+        table = pa.Table.from_pylist(rows.pop(name))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        streams.append(sink.getvalue().to_pybytes())
+    return [answer([], _UPLOAD_TABLES), *streams]
+
+
+def _upload_database(streams: list[bytes]) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory database with the schema, filled from the checking process's tables
+    (their constraints checked again on insert)."""
+    import pyarrow as pa
+
+    con = duckdb.connect(":memory:", config=UPLOAD_DATABASE_CONFIG)
+    try:
+        con.execute(SCHEMA.read_text())
+        for name, stream in zip(_UPLOAD_TABLES, streams, strict=True):
+            table = pa.ipc.open_stream(stream).read_all()
+            if table.num_rows == 0:
+                continue
+            known = set(con.table(name).columns)
+            if not set(table.column_names) <= known:  # names reach SQL only if the schema has them
+                raise ValueError(f"the checking process sent columns {name} does not have")
+            columns = ", ".join(table.column_names)
+            con.register("_incoming", table)
+            try:
+                con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM _incoming")
+            finally:
+                con.unregister("_incoming")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 # ---- the command line --------------------------------------------------------------------------

@@ -47,6 +47,18 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """Text from inside an upload (a name, a header, a cell), safe to echo in a message: control
+    characters replaced by `?` and at most `limit` characters, the rest cut with an ellipsis.
+
+    Everything an upload contains is chosen by whoever made the file, so no message repeats it
+    whole: a 60,000-character zip member name or a 4,000-character cell would otherwise fill the
+    page (and the server's memory, once per problem).
+    """
+    printable = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
+    return printable if len(printable) <= limit else printable[:limit] + "…"
+
+
 def unescape_cell(text: str) -> str:
     """The inverse of `safe_cell` for text: drop one `'` that precedes `= + - @`, tab or CR.
 

@@ -1,7 +1,8 @@
 """The extraction sheets' contract: columns, types, vocabularies and references.
 
 `data/README.md` is the human-readable form of this module; both describe the same sheets, and
-`tests/test_build.py` checks that every column named here is documented there. Keeping the
+`tests/test_build.py` checks that every column named here is documented there, with its range
+when it is a number. Keeping the
 contract as data (rather than as code scattered through the validator) lets the build, the
 upload path and the template generator share one definition.
 """
@@ -14,16 +15,39 @@ from evidence import vocab
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 
+# The ranges a number may take, declared once here (on each Column) and documented in
+# data/README.md. They are wide enough for any report and narrow enough that a typo (an extra
+# zero, a pasted PMID) or a hostile value (1e308, 2^31) is refused by the validator with its cell,
+# before the database sees it. Every count fits DuckDB's INTEGER (2^31 - 1) many times over.
+COUNT = (0, 100_000)  # patients, events, totals: the largest CAR-T cohorts hold hundreds
+YEAR = (1990, 2100)  # CAR-T reports start in the 2010s; the schema checks the same range
+PMID = (1, 99_999_999)  # PubMed ids have 1-8 digits (about 40 million in 2025)
+DOSE_MG_DAY = (0, 10_000)  # anakinra mg/day: 100 mg to 1,600 mg/day or so is reported
+DOSE_MG_KG_DAY = (0, 100)  # anakinra mg/kg/day: up to about 10-12 is reported
+PRINTED_VALUE = (0, 1_000_000)  # a printed percent, days, mg (cumulative steroid mg included)
+PERCENT = (0, 100)
+
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a sheet; `kind` is one of the dictionary's types."""
+    """One column of a sheet; `kind` is one of the dictionary's types.
+
+    `bounds` (int and number columns): the smallest and largest value allowed, inclusive.
+    """
 
     name: str
     kind: str  # id | text | int | number | bool | vocab | list | ref
     required: bool = False
     vocab: tuple[str, ...] = ()
     ref: str | None = None  # sheet whose id this column must name
+    bounds: tuple[int, int] | None = None
+
+    @property
+    def range_text(self) -> str:
+        """The bounds as the data dictionary writes them ("0–100,000"), or "" for none."""
+        if self.bounds is None:
+            return ""
+        return "–".join(f"{b:,}" if b >= 10_000 else str(b) for b in self.bounds)
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,14 @@ def _vocab(vocabulary: vocab.Vocabulary, required: bool = True) -> Column:
     return Column(vocabulary.name, "vocab", required, vocab=vocabulary.codes)
 
 
+def _int(name: str, bounds: tuple[int, int] = COUNT) -> Column:
+    return Column(name, "int", bounds=bounds)
+
+
+def _number(name: str, bounds: tuple[int, int]) -> Column:
+    return Column(name, "number", bounds=bounds)
+
+
 def _fact_columns(prefix: str) -> tuple[Column, ...]:
     return (
         Column(f"{prefix}_source_id", "ref", ref="sources"),
@@ -64,11 +96,11 @@ STUDIES = Sheet(
     (
         Column("study_id", "id", True),
         _text("first_author"),
-        Column("year", "int"),
+        _int("year", YEAR),
         _text("title", True),
         _text("venue"),
         _vocab(vocab.PUBLICATION_TYPES),
-        Column("pmid", "int"),
+        _int("pmid", PMID),
         _text("doi"),
         _text("nct_id"),
         _text("url"),
@@ -93,7 +125,7 @@ SOURCES = Sheet(
         _text("citation", True),
         _vocab(vocab.SOURCE_KINDS),
         _text("url"),
-        Column("pmid", "int"),
+        _int("pmid", PMID),
         _text("doi"),
         _text("notes"),
     ),
@@ -111,17 +143,17 @@ COHORTS = Sheet(
         _vocab(vocab.ARMS),
         Column("comparator_for", "ref", ref="cohorts"),
         _vocab(vocab.DISEASES),
-        Column("n_patients", "int"),
-        Column("n_axicel", "int"),
-        Column("n_brexucel", "int"),
-        Column("n_tisacel", "int"),
-        Column("n_lisocel", "int"),
-        Column("n_other_product", "int"),
+        _int("n_patients"),
+        _int("n_axicel"),
+        _int("n_brexucel"),
+        _int("n_tisacel"),
+        _int("n_lisocel"),
+        _int("n_other_product"),
         Column("products", "list", vocab=vocab.PRODUCTS.codes),
-        Column("dose_mg_day_min", "number"),
-        Column("dose_mg_day_max", "number"),
-        Column("dose_mg_kg_day_min", "number"),
-        Column("dose_mg_kg_day_max", "number"),
+        _number("dose_mg_day_min", DOSE_MG_DAY),
+        _number("dose_mg_day_max", DOSE_MG_DAY),
+        _number("dose_mg_kg_day_min", DOSE_MG_KG_DAY),
+        _number("dose_mg_kg_day_max", DOSE_MG_KG_DAY),
         _vocab(vocab.DOSE_BANDS),
         _vocab(vocab.ROUTES),
         _text("schedule"),
@@ -141,11 +173,11 @@ OUTCOME_SHEET = Sheet(
         Column("outcome_id", "id", True),
         Column("cohort_id", "ref", True, ref="cohorts"),
         _vocab(vocab.OUTCOMES),
-        Column("events", "int"),
-        Column("total", "int"),
-        Column("value", "number"),
-        Column("value_low", "number"),
-        Column("value_high", "number"),
+        _int("events"),
+        _int("total"),
+        _number("value", PRINTED_VALUE),
+        _number("value_low", PRINTED_VALUE),
+        _number("value_high", PRINTED_VALUE),
         _vocab(vocab.UNITS),
         _vocab(vocab.STATISTICS),
         _text("definition"),
@@ -167,9 +199,9 @@ REVIEW_FIGURES = Sheet(
         Column("figure_id", "id", True),
         _text("description", True),
         _text("quote", True),
-        Column("numerator", "int"),
-        Column("denominator", "int"),
-        Column("reported_percent", "number"),
+        _int("numerator"),
+        _int("denominator"),
+        _number("reported_percent", PERCENT),
         Column("sum_of", "list"),
         _text("note"),
     ),

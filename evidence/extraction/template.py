@@ -151,7 +151,7 @@ def column_notes() -> list[ColumnNote]:
                     column.name,
                     kind,
                     required,
-                    ", ".join(allowed_values(column)),
+                    ", ".join(allowed_values(column)) or column.range_text,
                     meaning,
                 )
             )

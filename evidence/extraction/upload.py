@@ -10,6 +10,13 @@ What comes out is the same `{sheet: CSV bytes}` mapping the build reads from `da
 so an upload is validated by exactly the rules of the shipped build and built by the same code:
 `build.from_upload` does both, in memory. Nothing here writes a file or opens a database.
 
+The work a sheet may cost follows the contract, not the file: a CSV member is unpacked to at
+most one byte past `MAX_SHEET_BYTES`, and a worksheet is read as a stream no wider than its
+table (plus `MAX_EXTRA_COLUMNS`) and no longer than `MAX_ROWS_PER_SHEET` + 1 rows, stopping at
+the first value past either (the problem names the row), so a sheet 16,384 columns wide or a
+million rows long costs what one row does. Cells arrive as written; the validator unescapes each
+once. Every name from inside the upload (members, sheets, headers) is shown shortened.
+
 Workbooks are read with openpyxl in read-only mode with `data_only=False`: a formula cell arrives as
 its formula text and is never evaluated (the cached result is not even read), and the reader notes
 each such cell, because a formula's text is not the value a panel meant to enter.
@@ -22,18 +29,21 @@ import datetime as dt
 import io
 import posixpath
 import re
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
-from itertools import compress, repeat
-from operator import is_not
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
-from openpyxl.cell.read_only import EMPTY_CELL
-
-from evidence.extraction.cells import unescape_cell
+from evidence.extraction.cells import shown
 from evidence.extraction.contract import HELPER_SHEETS, SHEETS, SHEETS_BY_NAME
-from evidence.extraction.validate import MAX_ROWS_PER_SHEET, Problem
+from evidence.extraction.validate import (
+    MAX_ROWS_PER_SHEET,
+    MAX_SHEET_BYTES,
+    Problem,
+    ProblemLog,
+)
 
 # Matches .streamlit/config.toml `maxUploadSize = 5` (MB): a real extraction workbook is a few
 # hundred KB, and checking here too protects callers that do not go through Streamlit.
@@ -49,10 +59,13 @@ RATIO_GRACE_BYTES = 1024 * 1024
 # An .xlsx holds about 10 parts plus one per sheet; a CSV zip holds 6 sheets and a README.
 MAX_ZIP_ENTRIES = 100
 READ_CHUNK = 64 * 1024
-# A workbook sheet is read no wider and no longer than this (the widest table has 36 columns);
-# they bound the time one upload can take, since Excel allows 16,384 x 1,048,576 cells.
-MAX_SHEET_COLUMNS = 200
-MAX_SCANNED_ROWS = 20 * MAX_ROWS_PER_SHEET
+# A workbook sheet is read no wider than its table's columns plus these (room for columns the
+# validator then names as unknown) and no longer than MAX_ROWS_PER_SHEET + 1 rows: Excel allows
+# 16,384 x 1,048,576 cells, and a sheet's cost must follow the contract, not the file.
+MAX_EXTRA_COLUMNS = 20
+# XML elements a worksheet may hold per cell of that area (a cell and its value, with room for
+# formatting rows): past it, whatever the shape, reading stops.
+MAX_SHEET_ELEMENTS_PER_CELL = 3
 
 ACCEPTED = "an Excel workbook (.xlsx) or a .zip of CSV sheets"
 # Files an operating system or an editor adds to a zip; skipped, never read.
@@ -73,13 +86,14 @@ class UploadError(ValueError):
 
 
 def _problem(filename: str, message: str, column: str = "") -> Problem:
-    return Problem(filename, None, column, message)
+    """A problem with the upload as a whole, under its (shortened) name: the name is the
+    uploader's choice too."""
+    return Problem(shown(filename), None, column, message)
 
 
-def _shown(name: str, limit: int = 80) -> str:
-    """A name from inside the upload, safe to show: printable and short (it is attacker-chosen)."""
-    printable = "".join(c if c.isprintable() else "?" for c in name[: limit + 1])
-    return printable if len(printable) <= limit else printable[:limit] + "…"
+def _error_text(err: BaseException) -> str:
+    """An exception's message, shortened: zipfile and XML errors repeat names from the file."""
+    return shown(str(err), 120)
 
 
 def _sniff(data: bytes) -> str:
@@ -165,8 +179,8 @@ def check_container(filename: str, data: bytes) -> str:
         ".csv": "a single CSV holds one sheet only: put all the <sheet>.csv files in one .zip",
     }
     hint = hints.get(extension, f"upload {ACCEPTED}")
-    shown = extension or "no extension"
-    raise UploadError([_problem(filename, f"unsupported file type ({shown}): {hint}")])
+    kind_shown = shown(extension, 20) if extension else "no extension"
+    raise UploadError([_problem(filename, f"unsupported file type ({kind_shown}): {hint}")])
 
 
 def _open_zip(filename: str, data: bytes) -> zipfile.ZipFile:
@@ -177,8 +191,8 @@ def _open_zip(filename: str, data: bytes) -> zipfile.ZipFile:
             [
                 _problem(
                     filename,
-                    f"the archive is damaged or incomplete ({err}): save or compress it again "
-                    "and upload the new file",
+                    f"the archive is damaged or incomplete ({_error_text(err)}): save or compress "
+                    "it again and upload the new file",
                 )
             ]
         ) from err
@@ -217,7 +231,7 @@ def check_archive(filename: str, zf: zipfile.ZipFile) -> None:
             problems.append(
                 _problem(
                     filename,
-                    f"{_shown(info.filename)} is compressed {ratio:.0f} to 1, more than the "
+                    f"{shown(info.filename)} is compressed {ratio:.0f} to 1, more than the "
                     f"{MAX_COMPRESSION_RATIO} to 1 a real sheet reaches: it looks like a zip bomb "
                     "and was not opened",
                 )
@@ -226,7 +240,7 @@ def check_archive(filename: str, zf: zipfile.ZipFile) -> None:
             problems.append(
                 _problem(
                     filename,
-                    f"{_shown(info.filename)} is password-protected: "
+                    f"{shown(info.filename)} is password-protected: "
                     "upload an archive without a password",
                 )
             )
@@ -234,7 +248,7 @@ def check_archive(filename: str, zf: zipfile.ZipFile) -> None:
             problems.append(
                 _problem(
                     filename,
-                    f"{_shown(info.filename)} uses an unusual compression method: "
+                    f"{shown(info.filename)} uses an unusual compression method: "
                     "compress the files again with your system's standard zip tool",
                 )
             )
@@ -250,18 +264,28 @@ class _Budget:
 
 
 def read_member_bounded(
-    filename: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, keep: bool = True
+    filename: str,
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    budget: _Budget,
+    keep: bool = True,
+    limit: int | None = None,
 ) -> bytes:
     """Unpack one member in chunks, stopping as soon as it exceeds a limit whatever it declared.
 
     zipfile already stops at the declared size and checks the CRC, so a member that lies about
     its size is reported as damaged; the running totals here bound memory and time regardless.
+    With `limit`, unpacking stops once more than `limit` bytes came out and the first `limit + 1`
+    are returned, for the caller to refuse as too large without unpacking the rest.
     """
     chunks: list[bytes] = []
     read = 0
     try:
         with zf.open(info) as stream:
             while chunk := stream.read(READ_CHUNK):
+                if limit is not None and read + len(chunk) > limit:
+                    chunks.append(chunk[: limit + 1 - read])
+                    return b"".join(chunks)
                 read += len(chunk)
                 budget.left -= len(chunk)
                 if budget.left < 0:
@@ -282,7 +306,7 @@ def read_member_bounded(
                         [
                             _problem(
                                 filename,
-                                f"{_shown(info.filename)} unpacks to more than "
+                                f"{shown(info.filename)} unpacks to more than "
                                 f"{MAX_COMPRESSION_RATIO} times its packed size: it looks "
                                 "like a zip bomb and was not read",
                             )
@@ -304,14 +328,14 @@ def read_member_bounded(
             [
                 _problem(
                     filename,
-                    f"{_shown(info.filename)} inside the archive is damaged ({err}): "
+                    f"{shown(info.filename)} inside the archive is damaged ({_error_text(err)}): "
                     "save or compress it again and upload the new file",
                 )
             ]
         ) from err
     except (NotImplementedError, RuntimeError) as err:  # unsupported method, encryption
         raise UploadError(
-            [_problem(filename, f"{_shown(info.filename)} cannot be unpacked ({err})")]
+            [_problem(filename, f"{shown(info.filename)} cannot be unpacked ({_error_text(err)})")]
         ) from err
     return b"".join(chunks)
 
@@ -353,7 +377,7 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
             problems.append(
                 _problem(
                     filename,
-                    f"'{_shown(info.filename)}' has an unsafe path (absolute or with '..'): "
+                    f"'{shown(info.filename)}' has an unsafe path (absolute or with '..'): "
                     "put the CSV files at the top of the zip or in one folder",
                 )
             )
@@ -364,7 +388,7 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
             problems.append(
                 _problem(
                     filename,
-                    f"'{_shown(info.filename)}' is in a folder inside a folder: "
+                    f"'{shown(info.filename)}' is in a folder inside a folder: "
                     "put the CSV files at the top of the zip or in one folder",
                 )
             )
@@ -375,7 +399,7 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
             problems.append(
                 _problem(
                     filename,
-                    f"'{_shown(info.filename)}' is not a CSV file (unknown file type): "
+                    f"'{shown(info.filename)}' is not a CSV file (unknown file type): "
                     "the zip may only hold <sheet>.csv files (and a README)",
                 )
             )
@@ -386,7 +410,8 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
         problems.append(
             _problem(
                 filename,
-                f"the CSV files are spread over several folders ({', '.join(sorted(folders))}): "
+                "the CSV files are spread over several folders "
+                f"({shown(', '.join(sorted(folders)), 120)}): "
                 "put them all in one folder",
             )
         )
@@ -401,12 +426,12 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
     raw: dict[str, bytes] = {}
     seen: dict[str, str] = {}
     for name, info in members:
-        sheet = posixpath.splitext(posixpath.basename(name))[0].strip().lower()
+        sheet = _sheet_key(name)
         if sheet in seen:
             problems.append(
                 _problem(
                     filename,
-                    f"'{_shown(info.filename)}' and '{_shown(seen[sheet])}' are the same sheet: "
+                    f"'{shown(info.filename)}' and '{shown(seen[sheet])}' are the same sheet: "
                     "keep one",
                 )
             )
@@ -415,37 +440,26 @@ def read_csv_zip(filename: str, zf: zipfile.ZipFile) -> dict[str, bytes]:
         raise UploadError(problems)
     budget = _Budget()
     for name, info in members:
-        sheet = posixpath.splitext(posixpath.basename(name))[0].strip().lower()
-        raw[sheet] = _unescape_csv(read_member_bounded(filename, zf, info, budget))
+        sheet = _sheet_key(name)
+        if sheet not in SHEETS_BY_NAME:
+            raw[sheet] = b""  # named as an unknown sheet; its contents are never read
+            continue
+        # At most one byte past a sheet's limit is unpacked: the validator refuses it by its size
+        # before decoding anything. Cells are unescaped by the validator, one at a time.
+        raw[sheet] = read_member_bounded(filename, zf, info, budget, limit=MAX_SHEET_BYTES)
     return raw
 
 
-def _unescape_csv(data: bytes) -> bytes:
-    """Undo `cells.safe_cell` in a CSV sheet; any other sheet is returned byte-for-byte.
-
-    Undecodable or malformed bytes are passed on untouched so that the validator reports them.
-    """
-    if b"'" not in data:
-        return data
-    try:
-        text = data.decode("utf-8-sig")
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except (UnicodeDecodeError, csv.Error):
-        return data
-    changed = [[unescape_cell(cell) for cell in record] for record in records]
-    if changed == records:
-        return data
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(changed)
-    return buffer.getvalue().encode("utf-8")
+def _sheet_key(member: str) -> str:
+    return posixpath.splitext(posixpath.basename(member))[0].strip().lower()
 
 
 def cell_text(value: Any) -> str:
     """One workbook cell as the CSV text the validator expects.
 
     Booleans -> true/false, whole floats -> integers (Excel stores every number as a float),
-    dates -> ISO 8601 (a midnight datetime -> the date alone), text -> as typed, minus the
-    single quote `cells.safe_cell` adds.
+    dates -> ISO 8601 (a midnight datetime -> the date alone), text -> as typed (the validator
+    removes the single quote `cells.safe_cell` adds, as it does for a CSV's cells).
     """
     if value is None:
         return ""
@@ -462,113 +476,220 @@ def cell_text(value: Any) -> str:
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, str):
-        return unescape_cell(value)
+        return value
     text = getattr(value, "text", None)  # ArrayFormula and other formula objects
     return str(text if text is not None else value)
 
 
-def _sheet_rows(ws: Any) -> Iterator[tuple[Any, ...]]:
-    """Rows of a read-only sheet without padding to the (possibly false) declared dimensions."""
-    ws.reset_dimensions()
-    yield from ws.iter_rows()
+_sizing_lock = threading.Lock()
 
 
-def _worksheet_csv(sheet: str, ws: Any) -> tuple[bytes, list[Problem]]:
-    """A worksheet as CSV bytes (one record per spreadsheet row, so row numbers match) plus notes.
+@contextmanager
+def _unsized_sheets() -> Iterator[None]:
+    """openpyxl, opening a workbook read-only, sizes every sheet by parsing its XML up to the
+    `<dimension>` element, which is optional: without it, the whole part is parsed (20 MB of XML
+    took 0.7 s before a single row was read). The reader never uses the size, so sheets are
+    opened unsized."""
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-    Trailing empty cells and rows are dropped (spreadsheets leave formatted but empty ones).
-    Reading stops two rows past the row limit so that the validator reports it.
+    with _sizing_lock:
+        real = ReadOnlyWorksheet._get_size
+        ReadOnlyWorksheet._get_size = lambda self: None
+        try:
+            yield
+        finally:
+            ReadOnlyWorksheet._get_size = real
+
+
+class _SheetStopped(Exception):
+    """Reading a worksheet stopped at a limit; `problem` says where and why."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def _has_value(cell: Any, value_tag: str, formula_tag: str, inline_tag: str) -> bool:
+    """True if a worksheet `<c>` element holds something (a value, a formula, inline text), not
+    merely a format."""
+    return bool(cell.findtext(value_tag)) or any(
+        cell.find(tag) is not None for tag in (formula_tag, inline_tag)
+    )
+
+
+def _stored_rows(ws: Any, file: str, width: int) -> Iterator[tuple[int, list[Any]]]:
+    """(spreadsheet row, cells of its first `width` columns) for each row the worksheet's XML
+    stores, read as a stream that stops at the sheet's limits (raising `_SheetStopped`).
+
+    openpyxl's own row reader turns every stored cell of a row into an object before it can be
+    looked at: a row 16,384 cells wide costs that much, on every row. Here a cell beyond `width`
+    is only counted, the first one that holds a value stops the sheet, and so does the first row
+    stored below row MAX_ROWS_PER_SHEET + 1 and any sheet whose XML holds more elements than a
+    full sheet of the contract's width could. openpyxl still decodes each cell kept (shared
+    strings, dates, formulas as text, styles), so a value means what it means in Excel.
     """
-    notes: list[Problem] = []
+    from openpyxl.cell.read_only import ReadOnlyCell
+    from openpyxl.utils.cell import column_index_from_string, get_column_letter
+    from openpyxl.worksheet._reader import (
+        CELL_TAG,
+        FORMULA_TAG,
+        INLINE_STRING,
+        ROW_TAG,
+        VALUE_TAG,
+        WorkSheetParser,
+    )
+    from openpyxl.xml.functions import iterparse
+
+    last_row = MAX_ROWS_PER_SHEET + 1
+    budget = MAX_SHEET_ELEMENTS_PER_CELL * last_row * width
+    workbook = ws.parent
+    # openpyxl's read-only sheet and workbook internals (pinned in requirements.txt): the part's
+    # stream, the shared strings and the date formats its own row reader is given.
+    with ws._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            ws._shared_strings,
+            data_only=False,
+            epoch=workbook.epoch,
+            date_formats=workbook._date_formats,
+            timedelta_formats=workbook._timedelta_formats,
+        )
+        kept: list[Any] = []
+        row_number = column = 0
+        for elements, (_, element) in enumerate(iterparse(source), start=1):
+            if elements > budget:
+                raise _SheetStopped(
+                    Problem(
+                        file,
+                        row_number + 1,
+                        "",
+                        f"the sheet stores far more cells than {MAX_ROWS_PER_SHEET:,} rows of "
+                        f"{width} columns (formatted or filled), so reading stopped near this row: "
+                        "delete the rows and columns outside the table",
+                        blocking=True,
+                    )
+                )
+            tag = element.tag
+            if tag == CELL_TAG:
+                coordinate = element.get("r")
+                column = (
+                    column_index_from_string(coordinate.rstrip("0123456789"))
+                    if coordinate
+                    else column + 1
+                )
+                if column <= width:
+                    kept.append(element)
+                elif _has_value(element, VALUE_TAG, FORMULA_TAG, INLINE_STRING):
+                    row = coordinate[len(coordinate.rstrip("0123456789")) :] if coordinate else ""
+                    raise _SheetStopped(
+                        Problem(
+                            file,
+                            int(row) if row else row_number + 1,
+                            "",
+                            f"has a value in column {get_column_letter(min(column, 16384))}, "
+                            f"beyond the {width} columns a sheet is read to: reading stopped "
+                            "here; delete everything right of the table",
+                            blocking=True,
+                        )
+                    )
+            elif tag == ROW_TAG:
+                stored = element.get("r")
+                row_number = int(float(stored)) if stored else row_number + 1
+                if row_number > last_row:
+                    filled = any(_has_value(c, VALUE_TAG, FORMULA_TAG, INLINE_STRING) for c in kept)
+                    what = "has values" if filled else "has formatted rows"
+                    raise _SheetStopped(
+                        Problem(
+                            file,
+                            row_number,
+                            "",
+                            f"{what} below row {last_row} (a sheet holds at most "
+                            f"{MAX_ROWS_PER_SHEET:,} rows): reading stopped at this row; delete "
+                            "the rows below the data",
+                            blocking=True,
+                        )
+                    )
+                parser.row_counter, parser.col_counter = row_number, 0
+                cells = [ReadOnlyCell(ws, **parser.parse_cell(c)) for c in kept]
+                kept.clear()
+                element.clear()
+                column = 0
+                yield row_number, cells
+
+
+def _worksheet_csv(sheet: str, ws: Any) -> tuple[bytes | None, list[Problem]]:
+    """A worksheet as CSV bytes (one record per spreadsheet row, so row numbers match) plus notes,
+    or None (and the problem why) when it had to stop at a limit.
+
+    Trailing empty cells and rows are dropped (spreadsheets leave formatted but empty ones). At
+    most one byte past `MAX_SHEET_BYTES` of CSV is written, for the validator to refuse by size.
+    """
     file = f"{sheet} sheet"
+    notes = ProblemLog()
+    width = len(SHEETS_BY_NAME[sheet].columns) + MAX_EXTRA_COLUMNS
     header: list[str] = []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    blank_rows = 0
-    records = 0
-    wide_reported = False
-    for index, row in enumerate(_sheet_rows(ws), start=1):
-        if index > MAX_SCANNED_ROWS:
-            notes.append(
-                Problem(
-                    file,
-                    index,
-                    "",
-                    f"the sheet goes on past row {MAX_SCANNED_ROWS}: delete the unused rows "
-                    "below the data",
+    written = 0  # records written, blank ones included
+    try:
+        for index, row in _stored_rows(ws, file, width):
+            cells = [""] * max((c.column for c in row), default=0)
+            for cell in row:
+                value = cell.value
+                text = cell_text(value)
+                cells[cell.column - 1] = text
+                if value is None:
+                    continue
+                if index == 1:
+                    if cell.data_type == "f":
+                        notes.add(Problem(file, 1, f"column {cell.column}", "is a formula"))
+                    continue
+                column = (
+                    shown(header[cell.column - 1])
+                    if cell.column <= len(header)
+                    else f"column {cell.column}"
                 )
-            )
-            break
-        if len(row) > MAX_SHEET_COLUMNS:
-            # openpyxl makes a row as wide as its last stored cell, so row[-1] is a real cell;
-            # scan the rest only when that one is an empty, merely formatted cell.
-            spill = row[MAX_SHEET_COLUMNS:]
-            if not wide_reported and (
-                getattr(row[-1], "value", None) is not None
-                or any(
-                    getattr(c, "value", None) is not None
-                    for c in compress(spill, map(is_not, spill, repeat(EMPTY_CELL)))
-                )
-            ):
-                wide_reported = True
-                notes.append(
-                    Problem(
-                        file,
-                        index,
-                        "",
-                        f"has values beyond column {MAX_SHEET_COLUMNS} (later rows may too): "
-                        "delete them",
+                if cell.data_type == "f":
+                    formula = shown(text, 60)
+                    notes.add(
+                        Problem(file, index, column, f"is a formula ({formula}); {_FORMULA_HINT}")
                     )
-                )
-            row = row[:MAX_SHEET_COLUMNS]
-        cells = []
-        for position, cell in enumerate(row):
-            value = getattr(cell, "value", None)
-            text = cell_text(value)
-            cells.append(text)
-            if index == 1 or value is None:
+                elif (
+                    not isinstance(value, bool)
+                    and isinstance(value, int | float)
+                    and "%" in str(cell.number_format)
+                ):
+                    notes.add(
+                        Problem(
+                            file,
+                            index,
+                            column,
+                            f"is formatted as a percentage (stored as {shown(text, 30)}): type "
+                            "the percent as a plain number (7.5, not 7.5%) in a cell formatted as "
+                            "General",
+                        )
+                    )
+            while cells and not cells[-1].strip():
+                cells.pop()
+            if index == 1:
+                header = [c.strip() for c in cells]
+            if not cells:
                 continue
-            column = header[position] if position < len(header) else f"column {position + 1}"
-            if getattr(cell, "data_type", None) == "f":
-                notes.append(
-                    Problem(file, index, column, f"is a formula ({text[:60]}); {_FORMULA_HINT}")
-                )
-            elif (
-                not isinstance(value, bool)
-                and isinstance(value, int | float)
-                and "%" in str(getattr(cell, "number_format", ""))
-            ):
-                notes.append(
-                    Problem(
-                        file,
-                        index,
-                        column,
-                        f"is formatted as a percentage (stored as {text}): type the percent as "
-                        "a plain number (7.5, not 7.5%) in a cell formatted as General",
-                    )
-                )
-        while cells and not cells[-1].strip():
-            cells.pop()
-        if index == 1:
-            header = [c.strip() for c in cells]
-            for position, cell in enumerate(row):
-                if getattr(cell, "data_type", None) == "f":
-                    notes.append(Problem(file, 1, f"column {position + 1}", "is a formula"))
-        if not cells:
-            blank_rows += 1
-            continue
-        writer.writerows([[]] * blank_rows)
-        records += blank_rows + 1
-        blank_rows = 0
-        if index > 1 and len(cells) < len(header):
-            cells += [""] * (len(header) - len(cells))
-        writer.writerow(cells)
-        if records > MAX_ROWS_PER_SHEET + 1:
-            break
-    return buffer.getvalue().encode("utf-8"), notes
+            writer.writerows([[]] * (index - 1 - written))  # the blank rows above, kept
+            if index > 1 and len(cells) < len(header):
+                cells += [""] * (len(header) - len(cells))
+            writer.writerow(cells)
+            written = index
+            if buffer.tell() > MAX_SHEET_BYTES:
+                break
+    except _SheetStopped as stop:
+        notes.add(stop.problem)
+        return None, notes.problems()
+    text = buffer.getvalue()
+    return text[: MAX_SHEET_BYTES + 1].encode("utf-8"), notes.problems()
 
 
-def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Problem]]:
+def read_workbook(filename: str, data: bytes) -> Inspected:
     """Sheets of an .xlsx (already vetted as an archive) as raw CSV bytes, plus cell notes."""
     from openpyxl import load_workbook  # imported here: only uploads of workbooks need it
 
@@ -589,7 +710,8 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
             ]
         )
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        with _unsized_sheets():
+            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except Exception as err:  # openpyxl raises many types for malformed parts
         raise UploadError(
             [
@@ -601,6 +723,7 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
             ]
         ) from err
     raw: dict[str, bytes] = {}
+    unread: set[str] = set()
     notes: list[Problem] = []
     sheet_problems: list[Problem] = []
     titles: dict[str, str] = {}
@@ -613,7 +736,7 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
                 sheet_problems.append(
                     _problem(
                         filename,
-                        f"sheet '{_shown(title)}' is not one of the tables "
+                        f"sheet '{shown(title)}' is not one of the tables "
                         f"({', '.join(s.name for s in SHEETS)}): unknown sheet; rename or "
                         "delete it",
                     )
@@ -623,7 +746,7 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
                 sheet_problems.append(
                     _problem(
                         filename,
-                        f"sheets '{_shown(titles[key])}' and '{_shown(title)}' are the same table",
+                        f"sheets '{shown(titles[key])}' and '{shown(title)}' are the same table",
                     )
                 )
                 continue
@@ -631,11 +754,15 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
             ws = wb[title]
             if not hasattr(ws, "iter_rows"):  # a chart sheet
                 sheet_problems.append(
-                    _problem(filename, f"sheet '{_shown(title)}' is a chart, not a table")
+                    _problem(filename, f"sheet '{shown(title)}' is a chart, not a table")
                 )
                 continue
-            raw[key], cell_notes = _worksheet_csv(key, ws)
+            text, cell_notes = _worksheet_csv(key, ws)
             notes += cell_notes
+            if text is None:
+                unread.add(key)
+            else:
+                raw[key] = text
     except Exception as err:  # openpyxl raises many types for malformed sheet XML
         raise UploadError(
             [
@@ -648,7 +775,7 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
         ) from err
     finally:
         wb.close()
-    if not raw:
+    if not raw and not unread:
         raise UploadError(
             [
                 _problem(
@@ -661,12 +788,21 @@ def read_workbook(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Pr
             ]
         )
     # Unknown sheets are reported with the cell problems, so the whole list comes at once.
-    return raw, sheet_problems + notes
+    return Inspected(raw, sheet_problems + notes, frozenset(unread))
 
 
-def inspect_upload(filename: str, data: bytes) -> tuple[dict[str, bytes], list[Problem]]:
+class Inspected(NamedTuple):
+    """What the reader makes of an upload, for the validator."""
+
+    raw: dict[str, bytes]  # {sheet: CSV bytes}, each at most MAX_SHEET_BYTES + 1
+    notes: list[Problem]  # what only a workbook's cells can earn, and where a sheet stopped
+    unread: frozenset[str]  # sheets that stopped at a limit: not validated, nor checked against
+
+
+def inspect_upload(filename: str, data: bytes) -> Inspected:
     """Raw `{sheet: CSV bytes}` from an uploaded .xlsx or .zip, plus the notes only a workbook's
-    cells can earn (formulas, percent formats), for the validator to list with its own.
+    cells can earn (formulas, percent formats, a sheet stopped at a limit), for the validator to
+    list with its own. The cells are as written: the validator unescapes each once.
 
     Raises UploadError (with every container problem and its fix) when the file cannot be read.
     """
@@ -675,4 +811,4 @@ def inspect_upload(filename: str, data: bytes) -> tuple[dict[str, bytes], list[P
         return read_workbook(filename, data)
     with _open_zip(filename, data) as zf:
         check_archive(filename, zf)
-        return read_csv_zip(filename, zf), []
+        return Inspected(read_csv_zip(filename, zf), [], frozenset())

@@ -28,8 +28,12 @@ import duckdb
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-UPLOAD_THREADS = 1
-UPLOAD_MEMORY_LIMIT = "64MB"  # an accepted upload is at most a few MB of sheets
+from evidence.extraction.build import UPLOAD_DATABASE_CONFIG
+
+# The bounds the upload's database was built with (evidence.extraction.build), set again here
+# so a connection handed in from anywhere is bounded alike.
+UPLOAD_THREADS = UPLOAD_DATABASE_CONFIG["threads"]
+UPLOAD_MEMORY_LIMIT = UPLOAD_DATABASE_CONFIG["memory_limit"]
 SWEEP_SECONDS = 60.0
 
 _lock = threading.Lock()
