@@ -58,11 +58,13 @@ WHERE o.use_in_analysis
 ORDER BY o.outcome, c.label;
 
 -- name: outcome_rows
--- Every extracted number (counts, percents, medians) in the given cohorts, with its provenance.
+-- Every extracted number (counts, percents, medians) in the given cohorts, with its provenance
+-- and the caveat a reader must know before trusting it.
 SELECT o.outcome_id, o.cohort_id, o.study_id, c.label, c.indication, c.arm, o.outcome,
        o.events, o.total, o.value, o.value_low, o.value_high, o.unit, o.statistic, o.definition,
-       o.timepoint, o.status, o.derivation, o.use_in_analysis, o.conflict_note, o.locator,
-       o.quote, src.citation AS source, src.kind AS source_kind, src.url AS source_url
+       o.timepoint, o.status, o.derivation, o.use_in_analysis, o.conflict_note, o.caveat,
+       o.locator, o.quote, src.citation AS source, src.kind AS source_kind,
+       src.url AS source_url
 FROM outcomes AS o
 JOIN cohorts AS c USING (cohort_id)
 JOIN sources AS src USING (source_id)

@@ -17,7 +17,7 @@ import pytest
 from evidence import db
 from evidence.extraction import build, export
 from evidence.extraction.contract import SHEETS
-from evidence.extraction.validate import number_appears
+from evidence.extraction.validate import number_appears, validate_sheets
 
 FIXTURE = Path(__file__).parent / "fixtures" / "good"
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,6 +292,46 @@ def test_a_database_built_from_a_panel_file_is_kept_by_make_run(
     assert back["sheets_sha256"] == _info(shipped_db)["sheets_sha256"]
     assert _study_ids(target) == _study_ids(shipped_db)
     assert build.ensure_built(target).state == "current"
+
+
+def test_a_database_of_an_earlier_schema_is_rebuilt(sheets: Path, tmp_path: Path) -> None:
+    """A file built before the schema changed (an outcomes table without caveat) is rebuilt even
+    though its sheets did not change; one built from another source is kept, and says so."""
+    target = build.build_from(sheets, tmp_path / "db.duckdb")
+    with duckdb.connect(str(target)) as con:
+        con.execute("UPDATE build_info SET value = '1' WHERE key = 'schema_version'")
+    found = build.freshness(target, sheets)
+    assert found.state == "changed" and "schema version 1" in found.message
+    assert build.ensure_built(target, sheets).state == "changed"
+    assert _info(target)["schema_version"] == build.SCHEMA_VERSION
+    assert build.freshness(target, sheets).state == "current"
+    with duckdb.connect(str(target)) as con:
+        con.execute("UPDATE build_info SET value = '1' WHERE key = 'schema_version'")
+    kept = build.freshness(target, ROOT / "data" / "extraction")
+    assert kept.state == "other source" and "schema version 1" in kept.message
+
+
+def test_the_caveat_column_is_stored_and_may_be_left_out(sheets: Path, tmp_path: Path) -> None:
+    """outcomes.caveat reaches the provenance rows (`outcome_rows`); an outcomes sheet made before
+    the column existed (the fixture has none) still builds, with every caveat empty."""
+    old = build.build_from(sheets, tmp_path / "old.duckdb")
+    with db.connect_read_only(old) as con:
+        rows = db.run(con, "outcome_rows", cohort_ids=["Alpha_icans"])
+        assert "caveat" in rows and rows["caveat"].isna().all()
+    path = sheets / "outcomes.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    caveat = "Tied to the study by its size only."
+    lines = [lines[0] + ",caveat"] + [
+        line + (f",{caveat}" if line.startswith("o1,") else ",") for line in lines[1:]
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    new = build.build_from(sheets, tmp_path / "new.duckdb")
+    with db.connect_read_only(new) as con:
+        rows = db.run(con, "outcome_rows", cohort_ids=["Alpha_icans"])
+    assert rows.set_index("outcome_id").loc["o1", "caveat"] == caveat
+    _replace("outcomes", ",caveat", ",caveat,caveat")(sheets)
+    problems = validate_sheets(build.read_sheet_dir(sheets))[1]
+    assert any("column appears more than once" in str(p) for p in problems)
 
 
 def test_if_stale_from_another_folder_follows_that_folder(sheets: Path, tmp_path: Path) -> None:

@@ -60,7 +60,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SHEETS_DIR = ROOT / "data" / "extraction"
 DATABASE = ROOT / "data" / "anakinra.duckdb"
 SCHEMA = Path(__file__).with_name("schema.sql")
-SCHEMA_VERSION = "1"
+# Raised whenever schema.sql changes, so that a file built by an earlier version is rebuilt (or,
+# built from another source, named as behind): 2 added outcomes.caveat.
+SCHEMA_VERSION = "2"
 # The review prints percentages to one decimal and sometimes truncates (4/84 = 4.76 printed 4.7),
 # so a printed percent agrees when it is within one unit of its last printed decimal.
 PERCENT_TOLERANCE = 0.1
@@ -434,10 +436,22 @@ def freshness(database: Path, source: Path) -> Freshness:
             command += f" --from {followed.name}"
         if database.resolve() != DATABASE.resolve():
             command += f" --out {shown}"
+        behind = (
+            ""
+            if info.get("schema_version") == SCHEMA_VERSION
+            else f" (it has schema version {info.get('schema_version', '?')}, this version reads "
+            f"{SCHEMA_VERSION}: rebuild it from {recorded} before serving it)"
+        )
         return Freshness(
             "other source",
             f"kept {shown}: it was built from {recorded} ({kind}), not from {followed.name}; "
-            f"`{command}` rebuilds it from {followed.name}",
+            f"`{command}` rebuilds it from {followed.name}{behind}",
+        )
+    if info.get("schema_version") != SCHEMA_VERSION:
+        return Freshness(
+            "changed",
+            f"{shown} was built with schema version {info.get('schema_version', '?')}, this "
+            f"version reads {SCHEMA_VERSION}: rebuilding",
         )
     if info.get("sheets_sha256") != sheets_checksum(load_source(source)):
         return Freshness("changed", f"{followed.name} changed since {shown} was built: rebuilding")

@@ -33,6 +33,9 @@ class Column:
     """One column of a sheet; `kind` is one of the dictionary's types.
 
     `bounds` (int and number columns): the smallest and largest value allowed, inclusive.
+    `may_omit`: a column added after panels had filled in the template: a sheet may leave it out
+    of its header (every row's value is then empty), so an extraction made with the earlier
+    template still loads. Every other column must be in the header.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Column:
     vocab: tuple[str, ...] = ()
     ref: str | None = None  # sheet whose id this column must name
     bounds: tuple[int, int] | None = None
+    may_omit: bool = False
 
     @property
     def range_text(self) -> str:
@@ -189,6 +193,10 @@ OUTCOME_SHEET = Sheet(
         _text("derivation"),
         Column("use_in_analysis", "bool", True),
         _text("conflict_note"),
+        # What a reader must know before trusting the number (attribution, rounding, an
+        # unlocated copy, a news report): shown with the number's provenance. Added after the
+        # first template, so an outcomes sheet without it still loads.
+        Column("caveat", "text", may_omit=True),
     ),
 )
 

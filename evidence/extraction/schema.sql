@@ -102,6 +102,7 @@ CREATE TABLE outcomes (
     derivation VARCHAR,
     use_in_analysis BOOLEAN NOT NULL,
     conflict_note VARCHAR,
+    caveat VARCHAR,  -- what a reader must know before trusting the number
     CHECK (events <= total),
     CHECK (status <> 'derived' OR derivation IS NOT NULL)
 );

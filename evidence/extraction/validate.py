@@ -334,14 +334,16 @@ def parse_sheet(
         if name not in expected
     ]
     header_problems += [
-        Problem(file, 1, name, "required column is missing from the header", True)
-        for name in sheet.column_names
-        if name not in header
+        Problem(file, 1, column.name, "required column is missing from the header", True)
+        for column in sheet.columns
+        if column.name not in header and not column.may_omit
     ]
     if header_problems:
         log.extend(header_problems)
         return None
     columns = [sheet.column(name) for name in header]
+    # A column the header may leave out (an extraction made before it existed) is empty.
+    omitted = {c.name: None for c in sheet.columns if c.may_omit and c.name not in header}
     rows: list[Row] = []
     line = 1
     for record in records:
@@ -368,7 +370,7 @@ def parse_sheet(
                 Problem(file, line, "", f"has {len(record)} cells but the header has {len(header)}")
             )
             continue
-        row: Row = {"_row": line}
+        row: Row = {"_row": line, **omitted}
         for column, cell in zip(columns, record, strict=True):
             name = column.name
             cell = (unescape_cell(cell) if unescape else cell).strip()
