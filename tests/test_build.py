@@ -415,3 +415,29 @@ def test_every_shipped_number_carries_its_source_and_quote(
             assert number_appears(quote, events), (outcome_id, events, quote)
         if value is not None:
             assert number_appears(quote, value), (outcome_id, value, quote)
+
+
+# The rows that ../shared/literature/round3/verification.md (section "Caveats the dashboard should
+# keep visible (10 rows)") lists as confirmed but carrying a caveat, with what the caveat is about.
+VERIFIED_CAVEATS = {
+    "Wehrli2022_resp": "attribution by sample size only (ref 30 not readable)",
+    "Ref33_resp": "source study unidentified; no count from 73% of 23",
+    "Park2023_icans3_Santomasso": "6% vs 9.7% in the primary paper",
+    "Park2023_icans3_Jain": "6% vs 9.7%; attribution by description only",
+    "Park2023_crs3_Jain": "attribution by description only",
+    "Park2023_crs3_n": "2/31 = 6.45% does not round to the printed 6.4%",
+    "Liang2025_crs_lisocel_alone": "news report of a talk; a non-trial comparator figure",
+    "FHCC_OHSU2025_early_death": "unlocated copy",
+    "FHCC_OHSU2025_response": "unlocated copy",
+    "LBCL2025_resp": "unlocated copy",
+}
+
+
+def test_every_verified_caveat_is_on_its_row(shipped_con: duckdb.DuckDBPyConnection) -> None:
+    """Each row the round-3 verification found to carry a caveat says it, in words, on the row
+    (the provenance panel shows it beside the number)."""
+    caveats = dict(shipped_con.execute("SELECT outcome_id, caveat FROM outcomes").fetchall())
+    for outcome_id, about in VERIFIED_CAVEATS.items():
+        assert outcome_id in caveats, f"{outcome_id} is no longer in outcomes.csv"
+        text = (caveats[outcome_id] or "").strip()
+        assert len(text.split()) >= 8, f"{outcome_id} needs its caveat ({about})"
