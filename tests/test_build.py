@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from evidence import db
@@ -441,3 +442,111 @@ def test_every_verified_caveat_is_on_its_row(shipped_con: duckdb.DuckDBPyConnect
         assert outcome_id in caveats, f"{outcome_id} is no longer in outcomes.csv"
         text = (caveats[outcome_id] or "").strip()
         assert len(text.split()) >= 8, f"{outcome_id} needs its caveat ({about})"
+
+
+# Cohort facts added from ../shared/literature/round3/new_studies.md (sections 1, 3 and 4), each
+# read in a source with its place and words. Park 2023's dose and grading have columns of their
+# own (`<fact>_source_id`, `_locator`, `_quote`); the others have no column and are written in the
+# cohort's notes as "<source_id>, <locator>: ... '<quote>'".
+MSKCC_ABSTRACT = "MSKCC_NCT04148430_abstract"
+NEW_COHORT_FACTS = [
+    (
+        "Park2023_cohort1",
+        "dose",
+        MSKCC_ABSTRACT,
+        "abstract, Methods",
+        "Pts received anakinra 100mg subcutaneous every 12 hours ... the dose could be increased "
+        "to 100mg every 6 hours",
+        {"dose_mg_day_min": 200, "dose_mg_day_max": 400, "dose_band": "mixed", "route": "SC"},
+    ),
+    (
+        "Park2023_cohort1",
+        "grading",
+        MSKCC_ABSTRACT,
+        "abstract, Methods",
+        "CRS and ICANS were assessed per the ASTCT consensus grading.",
+        {"grading_system": "ASTCT"},
+    ),
+]
+NEW_COHORT_NOTES = [
+    (
+        "FHCC_OHSU2025_all",
+        "FHCC_OHSU2025_abstract",
+        "abstract, Results",
+        "large B-cell lymphoma (LBCL; n = 53, 43%), mantle cell lymphoma (n = 25, 20%), and "
+        "multiple myeloma (n = 21, 17%)",
+        (53, 25, 21),
+    ),
+    (
+        "FHCC_OHSU2025_all",
+        "FHCC_OHSU2025_abstract",
+        "abstract, Results",
+        "Anakinra was initiated for persistent and/or severe ICANS in most patients (n = 106, 85%; "
+        "grade ≥3: n = 82, 76%).",
+        (106, 82),
+    ),
+    (
+        "FHCC_OHSU2025_all",
+        "FHCC_OHSU2025_abstract",
+        "abstract, Results",
+        "Nearly all (n = 123; 99%) patients received concurrent dexameth",
+        (123,),
+    ),
+    (
+        "LBCL2025_all",
+        "LBCL2025_abstract",
+        "abstract, Results",
+        "The median age was 64.5 years (range 19-78) and 54.8% (n=23) were male.",
+        (64.5, 23),
+    ),
+    (
+        "LBCL2025_all",
+        "LBCL2025_abstract",
+        "abstract, Results",
+        "Most (66.7%, n=28) had stage IV disease",
+        (66.7, 28),
+    ),
+]
+
+
+def test_new_cohort_facts_carry_their_source_locator_and_quote(
+    shipped_con: duckdb.DuckDBPyConnection,
+) -> None:
+    cohorts = shipped_con.execute("SELECT * FROM cohorts").df().set_index("cohort_id")
+    sources = shipped_con.execute("SELECT * FROM sources").df().set_index("source_id")
+    for cohort_id, fact, source_id, locator, quote, values in NEW_COHORT_FACTS:
+        row = cohorts.loc[cohort_id]
+        assert row[f"{fact}_source_id"] == source_id, (cohort_id, fact)
+        assert row[f"{fact}_locator"] == locator, (cohort_id, fact)
+        assert row[f"{fact}_quote"] == quote, (cohort_id, fact)
+        assert len(quote.split()) <= 30, (cohort_id, fact)
+        for column, value in values.items():
+            assert row[column] == value, (cohort_id, column)
+    for cohort_id, source_id, locator, quote, numbers in NEW_COHORT_NOTES:
+        notes = cohorts.loc[cohort_id, "notes"]
+        assert f"{source_id}, {locator}" in notes and f"'{quote}'" in notes, (cohort_id, quote)
+        assert source_id in sources.index and len(quote.split()) <= 30, (cohort_id, quote)
+        assert all(number_appears(quote, n) for n in numbers), (cohort_id, quote)
+    # The conference abstract was read without an address, and its notes say so; the cohort's
+    # notes say the 2023 paper's own schedule was not read and show the mg/day arithmetic.
+    abstract = sources.loc[MSKCC_ABSTRACT]
+    assert abstract["kind"] == "primary_abstract" and pd.isna(abstract["url"])
+    assert abstract["notes"].startswith("No URL was recorded")
+    park = cohorts.loc["Park2023_cohort1", "notes"]
+    assert "2023 paper, whose own schedule was not read" in park
+    assert "200 mg/day (x2)" in park and "400 mg/day (x4)" in park
+
+
+def test_strati_carhlh_response_is_read_in_the_review_table(
+    shipped_con: duckdb.DuckDBPyConnection,
+) -> None:
+    """new_rows.csv's carHLH row: 0 of 2 from 'no response', so derived, with its arithmetic."""
+    row = shipped_con.execute(
+        "SELECT cohort_id, outcome, events, total, source_id, status, derivation, use_in_analysis "
+        "FROM outcomes WHERE outcome_id = 'Strati2020_carhlh_resp_T2'"
+    ).fetchone()
+    assert row is not None
+    cohort, outcome, events, total, source, status, derivation, used = row
+    assert (cohort, outcome, events, total) == ("Strati2020_carhlh", "carhlh_response", 0, 2)
+    assert (source, status, used) == ("BloodAdv2022_PedLetter_T2", "derived", True)
+    assert "0/2" in derivation
