@@ -15,7 +15,7 @@ caption = evidence.caption()
 
 for pooled in evidence.outcomes("prophylaxis"):
     code = pooled.outcome
-    with st.container(border=True):
+    with st.container(border=True, key=f"outcome_{code}"):  # a stop of meeting mode's keys
         st.subheader(pooled.label)
         components.pooled_block(evidence, pooled)
         components.forest(evidence, pooled, key=f"forest_{code}")

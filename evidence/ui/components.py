@@ -293,7 +293,8 @@ def outcome_sections(evidence: SliceEvidence, group: str, key_prefix: str) -> No
     for pooled in analyses:
         if pooled.result is None:
             continue
-        with st.container(border=True):
+        # Keyed as an outcome section: meeting mode gives each a screen and steps through them.
+        with st.container(border=True, key=f"outcome_{key_prefix}_{pooled.outcome}"):
             st.subheader(pooled.label)
             pooled_block(evidence, pooled)
             forest(evidence, pooled, key=f"{key_prefix}_{pooled.outcome}")
