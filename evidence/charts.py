@@ -167,8 +167,10 @@ def forest_data(
         counts = f"{int(row['events'])}/{int(row['total'])}"
         estimate = (row["proportion"], row["ci_low"], row["ci_high"])
         spoken = f"{label}: {row['events']} of {row['total']} patients, {_spoken(*estimate)}"
+        interval = ""
         if not is_study and row["pi_low"] is not None:
             spoken += f", prediction interval {row['pi_low']:.1%} to {row['pi_high']:.1%}"
+            interval = f"{row['pi_low']:.1%} to {row['pi_high']:.1%}"
         row |= {
             "x": row["proportion"],
             "row": label,
@@ -176,6 +178,7 @@ def forest_data(
             "estimate_text": _percent_text(*estimate),
             "column_text": _column_text(counts, *estimate),
             "spoken": spoken,
+            "interval_text": interval,
             "highlighted": highlight is not None and row["study_id"] == highlight,
             "order": order,
         }
@@ -283,12 +286,29 @@ def forest_layout(
         .transform_calculate(x="datum.ci_low")
     )
     area = sizes.scale**2
-    points = (
-        studies.mark_square(opacity=0.9, stroke=OKABE_ITO["black"])
+    is_pooled = "datum.row_type == 'pooled'"
+    # Studies (squares sized by weight) and the pooled estimate (a diamond) in one layer, which
+    # is never empty: a screen reader finds every row's numbers in it, and one study (no pooled
+    # row) leaves no empty group that says nothing.
+    markers = (
+        base.mark_point(filled=True, opacity=0.9, stroke=OKABE_ITO["black"])
         .encode(
             x="proportion:Q",
-            size=alt.Size("weight:Q", scale=alt.Scale(range=[40 * area, 300 * area]), legend=None),
-            color=colour,
+            shape={"condition": {"test": is_pooled, "value": "diamond"}, "value": "square"},
+            size={
+                "condition": {"test": is_pooled, "value": 260 * area},
+                "field": "weight",
+                "type": "quantitative",
+                "scale": {"range": [40 * area, 300 * area]},
+                "legend": None,
+            },
+            color={
+                "condition": [
+                    {"test": is_pooled, "value": OKABE_ITO["black"]},
+                    {"test": "datum.highlighted", "value": OKABE_ITO["vermillion"]},
+                ],
+                "value": OKABE_ITO["blue"],
+            },
             strokeWidth=alt.condition(alt.datum.highlighted, alt.value(line), alt.value(0)),
             description=alt.Description("spoken:N"),
             tooltip=tooltip,
@@ -304,9 +324,6 @@ def forest_layout(
     pooled_ci = pooled.mark_rule(strokeWidth=3 * line, color=OKABE_ITO["green"], aria=False).encode(
         x="ci_low:Q", x2="ci_high:Q", tooltip=tooltip
     )
-    diamond = pooled.mark_point(
-        shape="diamond", size=260 * area, filled=True, color=OKABE_ITO["black"]
-    ).encode(x="proportion:Q", description=alt.Description("spoken:N"), tooltip=tooltip)
     numbers = _numbers(
         base, "column_text", sizes, "datum.highlighted || datum.row_type == 'pooled'"
     )
@@ -316,7 +333,7 @@ def forest_layout(
         "diamond) with its confidence interval (a thick line) and prediction interval (a dashed "
         "line). The numbers are written beside each row and listed in the table under the chart."
     )
-    chart = _rows_chart([ci, points, pi, pooled_ci, diamond, numbers], title, description, sizes)
+    chart = _rows_chart([ci, pi, pooled_ci, markers, numbers], title, description, sizes)
     return _style(chart, style)
 
 
@@ -354,7 +371,10 @@ def subgroup_layout(title: str, style: str = "screen") -> alt.TopLevelMixin:
         tooltip=tooltip,
     )
     point = base.mark_point(
-        shape="diamond", size=220 * sizes.scale**2, filled=True, color=OKABE_ITO["black"]
+        shape="diamond",
+        size=220 * sizes.scale**2,
+        filled=True,
+        color=OKABE_ITO["black"],
     ).encode(x="estimate:Q", description=alt.Description("spoken:N"), tooltip=tooltip)
     description = (
         f"Subgroups of {title}: for each subgroup the pooled proportion (a diamond) with its 95% "
@@ -380,6 +400,10 @@ def dose_data(
     data["highlighted"] = data["study_id"].eq(highlight) if highlight else False
     data["estimate_text"] = [
         f"{e}/{t} ({e / t:.1%})" for e, t in zip(data["events"], data["total"], strict=True)
+    ]
+    data["dose_text"] = [
+        f"{low:g}" if low == high else f"{low:g}-{high:g}"
+        for low, high in zip(data["dose_mg_day_min"], data["dose_mg_day_max"], strict=True)
     ]
     data["spoken"] = [
         f"{label}: {e} of {t} patients ({e / t:.1%}) at {low:g}-{high:g} mg/day"

@@ -13,6 +13,7 @@ view = state.current_view()
 evidence = data.slice(state.page_slice("prophylaxis"), view.method)
 caption = evidence.caption()
 
+st.header("Outcomes")  # each outcome a section below it (h3): heading levels in order
 for pooled in evidence.outcomes("prophylaxis"):
     code = pooled.outcome
     with st.container(border=True, key=f"outcome_{code}"):  # a stop of meeting mode's keys

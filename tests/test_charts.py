@@ -234,13 +234,12 @@ def _svg(spec: dict) -> str:
 
 
 def _squares(svg: str) -> dict[str, str]:
-    """Each forest square's SVG element, by the start of its label for screen readers."""
+    """Each forest marker's SVG element (a study's square, the pooled diamond), by the start of
+    its label for screen readers."""
     import re
 
-    return {
-        match.group(1).split(" - ")[0]: match.group(0)
-        for match in re.finditer(r'<path aria-label="([^"]*)"[^>]*"square"[^>]*>', svg)
-    }
+    markers = re.finditer(r'<path aria-label="([^"]*)"[^>]*aria-roledescription="point"[^>]*>', svg)
+    return {match.group(1).split(" - ")[0].split(":")[0]: match.group(0) for match in markers}
 
 
 def test_a_highlighted_study_is_outlined_not_only_coloured(response) -> None:
@@ -252,7 +251,7 @@ def test_a_highlighted_study_is_outlined_not_only_coloured(response) -> None:
     )
     assert 'stroke-width="0"' not in squares[label]
     assert charts.OKABE_ITO["vermillion"] in squares[label]
-    others = [element for name, element in squares.items() if name != label]
+    others = [e for name, e in squares.items() if name not in (label, "Pooled estimate")]
     assert others and all('stroke-width="0"' in element for element in others)
 
 

@@ -22,7 +22,7 @@ from evidence.meta.results import (
     PoolResult,
     SubgroupResult,
 )
-from evidence.ui import data, state
+from evidence.ui import accessible, data, state
 from evidence.ui.data import SliceEvidence
 from evidence.ui.format import (
     NOT_REPORTED,
@@ -316,9 +316,11 @@ def forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> None:
 
 def chart(spec: dict, key: str, notes: Sequence[str]) -> None:
     """Render a cached Vega-Lite spec with the charts' own theme (Streamlit's collapses rows),
-    with its download; `notes` go under the title of the downloaded file."""
+    with its download and its numbers as a table; `notes` go under the title of the downloaded
+    file."""
     st.vega_lite_chart(spec, width="stretch", theme=None)
     chart_download(spec, key, notes)
+    accessible.chart_data(spec, key)
 
 
 def selectable_chart(spec: dict, key: str, notes: Sequence[str]) -> None:
@@ -326,6 +328,7 @@ def selectable_chart(spec: dict, key: str, notes: Sequence[str]) -> None:
     every chart of the page (the rerun redraws them with the highlight)."""
     event = st.vega_lite_chart(spec, on_select="rerun", key=key, width="stretch", theme=None)
     chart_download(spec, key, notes)
+    accessible.chart_data(spec, key)
     picked = _picked_study(event)
     if picked and picked != highlighted():
         state.highlight(picked)
