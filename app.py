@@ -52,7 +52,7 @@ def pages() -> list[st.Page]:
 
 serving.start(pages())  # the served data checked: a plain "data unavailable" page otherwise
 rows, view = state.current()
-meeting.toggle(view)
+meeting.sidebar(view)
 state.sidebar(rows, view)
 
 

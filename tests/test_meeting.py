@@ -60,7 +60,7 @@ def _charts(at: AppTest) -> list[dict]:
 
 
 def _meeting_css(at: AppTest) -> list[str]:
-    return [h.proto.body for h in at.get("html") if "font-size: 28px" in h.proto.body]
+    return [h.proto.body for h in at.sidebar.get("html") if "font-size: 28px" in h.proto.body]
 
 
 def test_a_meeting_link_draws_the_page_for_the_room(app: AppTest) -> None:

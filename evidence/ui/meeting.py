@@ -82,8 +82,13 @@ def navigation_position(view: View) -> str:
     return "hidden" if is_on(view) else "sidebar"
 
 
-def toggle(view: View) -> None:
-    """The sidebar's switch into meeting mode (the header has the way back)."""
+def sidebar(view: View) -> None:
+    """The sidebar's switch into meeting mode (the header has the way back), and in meeting mode
+    the page's CSS. The CSS is drawn first thing in the sidebar, which comes before the page,
+    so the page never shows without it (Streamlit sends a style-only st.html to a container it
+    draws after the page: the sidebar would show for a moment); it acts wherever it is drawn."""
+    if is_on(view):
+        st.sidebar.html(STYLE + '<span hidden=""></span>')
     st.session_state[TOGGLE_KEY] = is_on(view)
     st.sidebar.toggle(
         "Meeting mode (projector)",
@@ -104,11 +109,10 @@ def _use(mode: str) -> None:
 
 
 def frame(rows: Slice, view: View, pages: Sequence[st.Page]) -> None:
-    """In meeting mode, the page's CSS, its keys and its header: the slice in words, the pages
-    and the way back to the desk view. Nothing in screen mode."""
+    """In meeting mode, the page's header, sticky at the top: the slice in words, the pages and
+    the way back to the desk view; and the script of its keys. Nothing in screen mode."""
     if not is_on(view):
         return
-    st.html(STYLE)
     with st.container(key=HEADER_KEY, horizontal=True, vertical_alignment="center"):
         words = data.slice(rows, view.method).caption()
         st.markdown(f"**Slice:** {plain(words)}", width="stretch")
