@@ -21,6 +21,11 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# axe-core, pinned in package.json/package-lock.json: the browser tests inject it into every page.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 data: $(VENV)/.runtime ## Build data/anakinra.duckdb if missing or behind data/extraction (one built --from elsewhere is kept)
 	$(PY) -m evidence.extraction.build --if-stale
 
@@ -41,7 +46,7 @@ format: $(VENV)/.dev ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(VENV)/.dev system-deps lint data ## Everything CI runs: lint, unit, metafor reference, AppTest and browser tests
+test: $(VENV)/.dev node_modules/.installed system-deps lint data ## Everything CI runs: lint, unit, metafor reference, AppTest and browser tests (with axe-core)
 	$(PY) -m pytest
 
 unit: $(VENV)/.dev ## The quick check: every test that needs neither root, Chromium nor R
@@ -62,4 +67,4 @@ docker: ## Build the container image (needs a Docker engine)
 	docker build -t anakinra-dashboard .
 
 clean: ## Remove the virtual environment, the built database and test artifacts
-	rm -rf $(VENV) data/anakinra.duckdb data/anakinra.duckdb.sha256 artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules data/anakinra.duckdb data/anakinra.duckdb.sha256 artifacts .pytest_cache .ruff_cache

@@ -5,7 +5,7 @@ Page config, navigation and the shared sidebar; every page below reads the same 
 
 import streamlit as st
 
-from evidence.ui import components, data, serving, state
+from evidence.ui import components, data, meeting, serving, state
 
 st.set_page_config(
     page_title="Anakinra for ICANS after CAR-T — evidence dashboard",
@@ -51,15 +51,19 @@ def pages() -> list[st.Page]:
 
 
 serving.start(pages())  # the served data checked: a plain "data unavailable" page otherwise
-state.sidebar(*state.current())
+rows, view = state.current()
+meeting.sidebar(view)
+state.sidebar(rows, view)
 
 
 @st.fragment(key=state.PAGE_FRAGMENT)
 def page() -> None:
     """Navigation and the page: everything a filter changes. A sidebar change reruns this alone
     (state._on_change); st.navigation is called here because a page runs once per call of it."""
-    navigation = st.navigation(pages())
-    state.share_link_control(state.current_slice(), state.current_view())
+    view = state.current_view()
+    navigation = st.navigation(pages(), position=meeting.navigation_position(view))
+    meeting.frame(state.current_slice(), view, pages())
+    state.share_link_control(state.current_slice(), view)
     components.data_banner()
     components.notices(state.link_notices())
     components.empty_slice_notice(data.slice(state.current_slice()))

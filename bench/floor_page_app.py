@@ -1,13 +1,15 @@
 """Streamlit's floor for the Treatment page: the same elements, from precomputed data.
 
 Every element the dashboard's Treatment page draws on a filter change, in the same structure:
-the sidebar's widgets (made from the same filter declarations) outside a keyed fragment whose
-callback reruns only the page, the Copy-link popover drawn by the page into the sidebar, the
-titled outcome section with its pooled line, notes, selectable forest plot, download button and
-slice caption, the not-reported line, and the subgroup section with its control, chart, download
-button and test line. Its contents are the dashboard's own (engine, chart layouts, captions),
-computed once per exclusion state on first use and then held in memory, so a rerun costs only
-Streamlit: the script run, the messages and the browser's redraw.
+the sidebar's widgets (made from the same filter declarations, and the meeting-mode toggle)
+outside a keyed fragment whose callback reruns only the page, the Copy-link popover drawn by the
+page into the sidebar, the "Outcomes" heading, the titled outcome section with its pooled line,
+notes, selectable forest plot, download button, closed "Chart data as a table" and slice
+caption, the not-reported line, and the subgroup section with its control, chart, download
+button, closed "Chart data as a table" and test line. Its contents are the dashboard's own
+(engine, chart layouts, captions), computed once per exclusion state on first use and then held
+in memory, so a rerun costs only Streamlit: the script run, the messages and the browser's
+redraw.
 
 Run alone with: .venv/bin/streamlit run bench/floor_page_app.py
 """
@@ -115,6 +117,7 @@ def _changed() -> None:
 
 st.set_page_config(page_title="Streamlit floor, whole page (benchmark)", layout="wide")
 bar = st.sidebar
+bar.toggle("Meeting mode (projector)", key="view_mode")
 bar.header("Filters")
 bar.selectbox("Pooling method", vocab.POOLING_METHODS.codes, key="view_method", on_change=_changed)
 bar.selectbox("Outcome (single-outcome views)", vocab.OUTCOMES.codes, key="view_outcome")
@@ -149,6 +152,15 @@ def _download_button(chart: str) -> None:
     )
 
 
+def _chart_table(chart: str) -> None:
+    """The closed "Chart data as a table" the dashboard draws under a chart (its table is made
+    only when it is opened)."""
+    box = st.expander("Chart data as a table", key=f"{chart}_data", on_change="rerun")
+    if box.open:
+        with box:
+            st.table({"Study": ["opened"]})
+
+
 def treatment() -> None:
     excluded = sorted(st.session_state.get("exclude", []))
     page_state = shown(tuple(s for s in excluded if s in response_studies()))
@@ -158,7 +170,8 @@ def treatment() -> None:
         st.code(f"http://localhost/treatment?{link}", language=None, wrap_lines=True)
     st.title("Treatment of ICANS with anakinra")
     st.caption("Single-arm rates among patients given anakinra for severe or refractory ICANS.")
-    with st.container(border=True):
+    st.header("Outcomes")
+    with st.container(border=True, key="outcome_forest_icans_response"):
         st.subheader("Neurological response / improvement")
         st.markdown(page_state.pooled)
         st.caption(page_state.notes)
@@ -166,6 +179,7 @@ def treatment() -> None:
             page_state.forest, on_select="rerun", key="forest", width="stretch", theme=None
         )
         _download_button("forest")
+        _chart_table("forest")
         st.caption(page_state.caption)
     st.info(page_state.missing)
     st.header("Subgroups")
@@ -176,6 +190,7 @@ def treatment() -> None:
     else:
         st.vega_lite_chart(page_state.subgroup, width="stretch", theme=None)
         _download_button("subgroups")
+        _chart_table("subgroups")
         st.markdown(page_state.test_line)
     st.caption(page_state.subgroup_notes)
 

@@ -1,19 +1,32 @@
 """Altair chart builders over tidy frames. No Streamlit here: charts are data, pages render them.
 
-Readable on a projector (axis labels 13 px, titles 14 px) and colour-blind safe: the Okabe-Ito
-palette (Okabe & Ito 2008, "Color Universal Design"), with shape and weight carrying meaning as
-well as colour. A point selection named `pick` on study markers lets a page highlight a clicked
+Two styles of the same layouts (`STYLES`): "screen" for a desk (axis labels 13 px, titles 14 px)
+and "meeting" for a projector at 1920x1080 (axis labels and text on marks 22 px, titles 24-28 px).
+Colour-blind safe and readable on either: the Okabe-Ito palette (Okabe & Ito 2008, "Color
+Universal Design") without its orange and sky blue, which fall under 3:1 against white, and with
+shape and weight carrying meaning as well as colour (a highlighted study is also outlined and
+drawn heavier). A point selection named `pick` on study markers lets a page highlight a clicked
 study everywhere and offer to exclude it.
+
+Every chart states what it shows to a screen reader (the spec's `description`) and each mark
+says its numbers in words (the `description` channel); marks that repeat them are left out of
+the accessibility tree (`aria=False`).
+
+The forest plot stays readable on a phone: its study labels wrap at " - " and are cut with an
+ellipsis, never squeezing the axis, and each row's "events/n  estimate [95% CI]" is a text
+column right of the plot, or, where the chart is too narrow for that column (`narrow_below`), a
+line above the row's interval.
 
 Each chart is a layout (`*_layout`: marks, scales, title) plus its rows (`*_data`: named
 datasets). The layout does not depend on the rows, so the dashboard builds it once per outcome
-and sends new rows for each slice (evidence.ui.vega).
+and style and sends new rows for each slice (evidence.ui.vega).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import altair as alt
 import pandas as pd
@@ -28,16 +41,49 @@ OKABE_ITO = {
     "black": "#000000",
     "grey": "#7F7F7F",
 }
-ROW_HEIGHT = 30
+# The colours charts draw with: each at least 3:1 against white (WCAG 1.4.11), so a projector's
+# washed-out picture keeps them. Orange (2.2:1) and sky blue (2.3:1) are not among them.
+MARK_COLOURS = ("blue", "vermillion", "green", "black", "grey")
 REVIEW_DOSE_SPLIT = 200  # mg/day: the review's high- vs low-dose threshold
 PICK = "pick"
 
 
-def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+@dataclass(frozen=True)
+class ChartStyle:
+    """Type sizes (px) and spacing of the layouts in one style."""
+
+    label: int  # axis and legend labels, text on marks
+    title: int  # axis and legend titles
+    heading: int  # the chart's title
+    row: int  # a forest row: two lines of label
+    label_limit: int  # the widest line of a study label (px); cut with an ellipsis beyond
+    narrow_label_limit: int  # the same on a narrow chart (a phone)
+    narrow_below: int  # a chart narrower than this (px) puts its numbers above each row
+    scale: float  # mark sizes (squares, diamonds, bubbles) and stroke widths
+
+
+STYLES = {
+    "screen": ChartStyle(
+        label=13, title=14, heading=15, row=40, label_limit=240, narrow_label_limit=110,
+        narrow_below=700, scale=1.0,
+    ),
+    "meeting": ChartStyle(
+        label=22, title=24, heading=28, row=66, label_limit=420, narrow_label_limit=200,
+        narrow_below=1160, scale=2.0,
+    ),
+}  # fmt: skip
+ROW_HEIGHT = STYLES["screen"].row
+
+
+def _style(chart: alt.TopLevelMixin, style: str = "screen") -> alt.TopLevelMixin:
+    sizes = STYLES[style]
     return (
-        chart.configure_axis(labelFontSize=13, titleFontSize=14, labelLimit=380)
-        .configure_legend(labelFontSize=13, titleFontSize=13)
-        .configure_title(fontSize=15, anchor="start")
+        chart.configure_axis(
+            labelFontSize=sizes.label, titleFontSize=sizes.title, labelLimit=sizes.label_limit
+        )
+        .configure_legend(labelFontSize=sizes.label, titleFontSize=sizes.title)
+        .configure_title(fontSize=sizes.heading, anchor="start")
+        .configure_text(fontSize=sizes.label)
         .configure_view(strokeWidth=0)
     )
 
@@ -83,29 +129,56 @@ def _percent_text(estimate: float | None, low: float | None, high: float | None)
     return f"{estimate:.1%} [{low:.1%}, {high:.1%}]"
 
 
-def _percent_axis(title: str, domain: Sequence[float] = (0, 1)) -> alt.X:
+def _column_text(counts: str, estimate: float | None, low: float | None, high: float | None) -> str:
+    """A forest row's numbers as its text column shows them: "31/42  73.8% [58.0, 86.1]"."""
+    if estimate is None or pd.isna(estimate):
+        return f"{counts}  not estimable"
+    return f"{counts}  {estimate:.1%} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _spoken(estimate: float | None, low: float | None, high: float | None) -> str:
+    """An estimate as a screen reader says it: "73.8% (95% CI 58.0% to 86.1%)"."""
+    if estimate is None or pd.isna(estimate):
+        return "not estimable"
+    return f"{estimate:.1%} (95% CI {low:.1%} to {high:.1%})"
+
+
+def _percent_axis(
+    title: str, domain: Sequence[float] = (0, 1), ticks: int | alt.ExprRef = 6
+) -> alt.X:
     return alt.X(
         "x:Q",
         title=title,
         scale=alt.Scale(domain=list(domain), clamp=True),
-        axis=alt.Axis(format="%", tickCount=6),
+        axis=alt.Axis(format="%", tickCount=ticks),
     )
 
 
 def forest_data(
     records: Sequence[Mapping[str, object]], highlight: str | None = None
 ) -> dict[str, list[dict]]:
-    """The forest plot's rows (from OutcomeAnalysis.forest_records): what its marks draw and its
-    tooltips show."""
+    """The forest plot's rows (from OutcomeAnalysis.forest_records): what its marks draw, its
+    text column and tooltips show and a screen reader says."""
     rows = []
     for order, source in enumerate(records):
         row = {column: _clean(source[column]) for column in FOREST_COLUMNS}
         is_study = row["row_type"] == "study"
+        label = source["label"] if is_study else "Pooled estimate"
+        counts = f"{int(row['events'])}/{int(row['total'])}"
+        estimate = (row["proportion"], row["ci_low"], row["ci_high"])
+        spoken = f"{label}: {row['events']} of {row['total']} patients, {_spoken(*estimate)}"
+        interval = ""
+        if not is_study and row["pi_low"] is not None:
+            spoken += f", prediction interval {row['pi_low']:.1%} to {row['pi_high']:.1%}"
+            interval = f"{row['pi_low']:.1%} to {row['pi_high']:.1%}"
         row |= {
             "x": row["proportion"],
-            "row": source["label"] if is_study else "Pooled estimate",
-            "counts": f"{int(row['events'])}/{int(row['total'])}",
-            "estimate_text": _percent_text(row["proportion"], row["ci_low"], row["ci_high"]),
+            "row": label,
+            "counts": counts,
+            "estimate_text": _percent_text(*estimate),
+            "column_text": _column_text(counts, *estimate),
+            "spoken": spoken,
+            "interval_text": interval,
             "highlighted": highlight is not None and row["study_id"] == highlight,
             "order": order,
         }
@@ -113,9 +186,78 @@ def forest_data(
     return {"forest": rows}
 
 
-def forest_layout(title: str, x_title: str = "Proportion") -> alt.TopLevelMixin:
+def _narrow(style: ChartStyle) -> alt.Parameter:
+    """True while the chart is too narrow for a column of numbers beside the plot (a phone).
+    It reads the container's width, not the plot's (which the layout it switches changes), and
+    is False where there is no container (an exported file)."""
+    return alt.param(
+        name="narrow",
+        expr=(
+            "width > -1 && isFinite(containerSize()[0]) && containerSize()[0] > 0 "
+            f"&& containerSize()[0] < {style.narrow_below}"
+        ),
+    )
+
+
+# A study label "Author year - cohort" on two lines, split at its first " - ".
+_TWO_LINES = (
+    "indexof(datum.label, ' - ') > 0 ? [substring(datum.label, 0, indexof(datum.label, ' - ')), "
+    "substring(datum.label, indexof(datum.label, ' - ') + 3)] : datum.label"
+)
+
+
+def _row_axis(sizes: ChartStyle, bold: str | None = None) -> alt.Axis:
+    """The y axis of a chart with one row per study or group: labels on up to two lines, cut
+    with an ellipsis (shorter on a narrow chart) instead of squeezing the plot; `bold` is the
+    label of a row set in bold (the pooled row)."""
+    weight = (
+        {"condition": {"test": f"datum.label == '{bold}'", "value": "bold"}, "value": "normal"}
+        if bold
+        else "normal"
+    )
+    return alt.Axis(
+        labelExpr=_TWO_LINES,
+        labelLimit=alt.ExprRef(f"narrow ? {sizes.narrow_label_limit} : {sizes.label_limit}"),
+        labelFontWeight=weight,
+        labelPadding=6 * sizes.scale,
+    )
+
+
+def _numbers(base: alt.Chart, field: str, sizes: ChartStyle, bold: str = "false") -> alt.Chart:
+    """Each row's numbers as text: a column right of the plot, or, on a narrow chart, a line
+    above the row's interval. `bold` is a Vega expression on the row (`datum`)."""
+    return base.mark_text(
+        align="left",
+        baseline="middle",
+        color=OKABE_ITO["black"],
+        dx=alt.ExprRef(f"narrow ? 0 : {8 * sizes.scale}"),
+        dy=alt.ExprRef(f"narrow ? {-0.4 * sizes.row} : 0"),
+        fontWeight=alt.ExprRef(f"{bold} ? 'bold' : 'normal'"),
+        aria=False,  # the marks it stands beside say the same numbers
+    ).encode(x=alt.value(alt.ExprRef("narrow ? 0 : width")), text=f"{field}:N")
+
+
+def _rows_chart(
+    layers: Sequence[alt.Chart], title: str, description: str, sizes: ChartStyle
+) -> alt.LayerChart:
+    """A chart of one row per study or group. Its width fits the container with everything
+    drawn, so the plot leaves room on its right for the column of numbers (none on a narrow
+    chart, where they stand above each row)."""
+    return (
+        alt.layer(*layers)
+        .add_params(_narrow(sizes))
+        .properties(
+            title=title, description=description, height=alt.Step(sizes.row), width="container"
+        )
+    )
+
+
+def forest_layout(
+    title: str, x_title: str = "Proportion", style: str = "screen"
+) -> alt.TopLevelMixin:
     """Everything of the forest plot but its rows (the same for every slice of one outcome)."""
-    y = alt.Y("row:N", sort=ORDER, title=None)
+    sizes = STYLES[style]
+    y = alt.Y("row:N", sort=ORDER, title=None, axis=_row_axis(sizes, bold="Pooled estimate"))
     tooltip = [
         alt.Tooltip("row:N", title="Study"),
         alt.Tooltip("total:Q", title="n"),
@@ -130,37 +272,69 @@ def forest_layout(title: str, x_title: str = "Proportion") -> alt.TopLevelMixin:
     colour = alt.condition(
         alt.datum.highlighted, alt.value(OKABE_ITO["vermillion"]), alt.value(OKABE_ITO["blue"])
     )
+    # The highlight is told by weight and outline too, never by colour alone.
+    line = 2 * sizes.scale
     ci = (
-        studies.mark_rule(strokeWidth=2)
-        .encode(x=_percent_axis(x_title), x2="ci_high:Q", color=colour, tooltip=tooltip)
+        studies.mark_rule(aria=False)  # the square beside it says the interval
+        .encode(
+            x=_percent_axis(x_title, ticks=alt.ExprRef("narrow ? 3 : 6")),
+            x2="ci_high:Q",
+            color=colour,
+            strokeWidth=alt.condition(alt.datum.highlighted, alt.value(2 * line), alt.value(line)),
+            tooltip=tooltip,
+        )
         .transform_calculate(x="datum.ci_low")
     )
-    points = (
-        studies.mark_square(opacity=0.9)
+    area = sizes.scale**2
+    is_pooled = "datum.row_type == 'pooled'"
+    # Studies (squares sized by weight) and the pooled estimate (a diamond) in one layer, which
+    # is never empty: a screen reader finds every row's numbers in it, and one study (no pooled
+    # row) leaves no empty group that says nothing.
+    markers = (
+        base.mark_point(filled=True, opacity=0.9, stroke=OKABE_ITO["black"])
         .encode(
             x="proportion:Q",
-            size=alt.Size("weight:Q", scale=alt.Scale(range=[40, 400]), legend=None),
-            color=colour,
+            shape={"condition": {"test": is_pooled, "value": "diamond"}, "value": "square"},
+            size={
+                "condition": {"test": is_pooled, "value": 260 * area},
+                "field": "weight",
+                "type": "quantitative",
+                "scale": {"range": [40 * area, 300 * area]},
+                "legend": None,
+            },
+            color={
+                "condition": [
+                    {"test": is_pooled, "value": OKABE_ITO["black"]},
+                    {"test": "datum.highlighted", "value": OKABE_ITO["vermillion"]},
+                ],
+                "value": OKABE_ITO["blue"],
+            },
+            strokeWidth=alt.condition(alt.datum.highlighted, alt.value(line), alt.value(0)),
+            description=alt.Description("spoken:N"),
             tooltip=tooltip,
         )
         .add_params(pick)
     )
-    pi = pooled.mark_rule(strokeDash=[4, 3], strokeWidth=1.5, color=OKABE_ITO["black"]).encode(
-        x="pi_low:Q", x2="pi_high:Q", tooltip=tooltip
-    )
-    pooled_ci = pooled.mark_rule(strokeWidth=6, color=OKABE_ITO["orange"]).encode(
+    pi = pooled.mark_rule(
+        strokeDash=[4 * sizes.scale, 3 * sizes.scale],
+        strokeWidth=0.75 * line,
+        color=OKABE_ITO["black"],
+        aria=False,  # the diamond says the intervals
+    ).encode(x="pi_low:Q", x2="pi_high:Q", tooltip=tooltip)
+    pooled_ci = pooled.mark_rule(strokeWidth=3 * line, color=OKABE_ITO["green"], aria=False).encode(
         x="ci_low:Q", x2="ci_high:Q", tooltip=tooltip
     )
-    counts = studies.mark_text(align="left", dx=8, fontSize=12, color=OKABE_ITO["black"]).encode(
-        x="ci_high:Q", text="counts:N"
+    numbers = _numbers(
+        base, "column_text", sizes, "datum.highlighted || datum.row_type == 'pooled'"
     )
-    diamond = pooled.mark_point(
-        shape="diamond", size=260, filled=True, color=OKABE_ITO["black"]
-    ).encode(x="proportion:Q", tooltip=tooltip)
-    chart = alt.layer(ci, points, counts, pi, pooled_ci, diamond).properties(
-        title=title, height=alt.Step(ROW_HEIGHT), width="container", padding={"right": 48}
+    description = (
+        f"Forest plot of {title}: for each study the proportion of patients (a square, larger "
+        "for more weight) with its 95% confidence interval (a line), and the pooled estimate (a "
+        "diamond) with its confidence interval (a thick line) and prediction interval (a dashed "
+        "line). The numbers are written beside each row and listed in the table under the chart."
     )
-    return _style(chart)
+    chart = _rows_chart([ci, pi, pooled_ci, markers, numbers], title, description, sizes)
+    return _style(chart, style)
 
 
 def subgroup_data(records: Sequence[Mapping[str, object]]) -> dict[str, list[dict]]:
@@ -169,32 +343,54 @@ def subgroup_data(records: Sequence[Mapping[str, object]]) -> dict[str, list[dic
     rows = []
     for order, source in enumerate(records):
         row = {column: _clean(value) for column, value in source.items()}
+        label = f"{row['subgroup']}  (k = {row['k']})"
+        estimate = (row["estimate"], row["ci_low"], row["ci_high"])
         row |= {
             "order": order,
             "x": row["ci_low"],
-            "row": f"{row['subgroup']}  (k = {row['k']})",
-            "estimate_text": _percent_text(row["estimate"], row["ci_low"], row["ci_high"]),
+            "row": label,
+            "estimate_text": _percent_text(*estimate),
+            "spoken": f"{row['subgroup']}, {row['k']} studies: pooled {_spoken(*estimate)}",
         }
         rows.append(row)
     return {"subgroups": rows}
 
 
-def subgroup_layout(title: str) -> alt.TopLevelMixin:
+def subgroup_layout(title: str, style: str = "screen") -> alt.TopLevelMixin:
+    sizes = STYLES[style]
     tooltip = [
         alt.Tooltip("row:N", title="Subgroup"),
         alt.Tooltip("estimate_text:N", title="Pooled [95% CI]"),
     ]
-    base = alt.Chart(_named("subgroups")).encode(y=alt.Y("row:N", sort=ORDER, title=None))
-    ci = base.mark_rule(strokeWidth=4, color=OKABE_ITO["sky"]).encode(
-        x=_percent_axis("Pooled proportion"), x2="ci_high:Q", tooltip=tooltip
+    base = alt.Chart(_named("subgroups")).encode(
+        y=alt.Y("row:N", sort=ORDER, title=None, axis=_row_axis(sizes))
     )
-    point = base.mark_point(shape="diamond", size=220, filled=True, color=OKABE_ITO["blue"]).encode(
-        x="estimate:Q", tooltip=tooltip
+    ci = base.mark_rule(strokeWidth=4 * sizes.scale, color=OKABE_ITO["blue"], aria=False).encode(
+        x=_percent_axis("Pooled proportion", ticks=alt.ExprRef("narrow ? 3 : 6")),
+        x2="ci_high:Q",
+        tooltip=tooltip,
     )
-    chart = alt.layer(ci, point).properties(
-        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+    point = base.mark_point(
+        shape="diamond",
+        size=220 * sizes.scale**2,
+        filled=True,
+        color=OKABE_ITO["black"],
+    ).encode(x="estimate:Q", description=alt.Description("spoken:N"), tooltip=tooltip)
+    description = (
+        f"Subgroups of {title}: for each subgroup the pooled proportion (a diamond) with its 95% "
+        "confidence interval (a line). The numbers are written beside each row and listed in "
+        "the table under the chart."
     )
-    return _style(chart)
+    chart = _rows_chart(
+        [ci, point, _numbers(base, "estimate_text", sizes)], title, description, sizes
+    )
+    return _style(chart, style)
+
+
+# The dose axis always shows both sides of the review's split: from 0 to twice the split at least.
+DOSE_SPAN = (0, 2 * REVIEW_DOSE_SPLIT)
+# Bubble area is proportional to patients; the legend shows fixed sizes to read a bubble against.
+PATIENT_SIZES = (5, 25, 50, 100)
 
 
 def dose_data(
@@ -205,13 +401,29 @@ def dose_data(
     data["estimate_text"] = [
         f"{e}/{t} ({e / t:.1%})" for e, t in zip(data["events"], data["total"], strict=True)
     ]
-    datasets = {"points": _records(data), "threshold": [{"dose": REVIEW_DOSE_SPLIT}]}
+    data["dose_text"] = [
+        f"{low:g}" if low == high else f"{low:g}-{high:g}"
+        for low, high in zip(data["dose_mg_day_min"], data["dose_mg_day_max"], strict=True)
+    ]
+    data["spoken"] = [
+        f"{label}: {e} of {t} patients ({e / t:.1%}) at {low:g}-{high:g} mg/day"
+        for label, e, t, low, high in zip(
+            data["label"], data["events"], data["total"], data["dose_mg_day_min"],
+            data["dose_mg_day_max"], strict=True,
+        )
+    ]  # fmt: skip
+    datasets = {
+        "points": _records(data),
+        "threshold": [{"dose": REVIEW_DOSE_SPLIT}],
+        "span": [{"dose": end} for end in DOSE_SPAN],
+    }
     if line is not None and not line.empty:
         datasets["line"] = _records(line)
     return datasets
 
 
-def dose_layout(title: str, with_line: bool) -> alt.TopLevelMixin:
+def dose_layout(title: str, with_line: bool, style: str = "screen") -> alt.TopLevelMixin:
+    sizes = STYLES[style]
     tooltip = [
         alt.Tooltip("label:N", title="Study"),
         alt.Tooltip("total:Q", title="n"),
@@ -219,7 +431,11 @@ def dose_layout(title: str, with_line: bool) -> alt.TopLevelMixin:
         alt.Tooltip("dose_mg_day_min:Q", title="Dose from (mg/day)"),
         alt.Tooltip("dose_mg_day_max:Q", title="Dose to (mg/day)"),
     ]
-    x = alt.X("dose_mid:Q", title="Anakinra dose (mg/day, midpoint of reported range)")
+    x = alt.X(
+        "dose_mid:Q",
+        title="Anakinra dose (mg/day, midpoint of reported range)",
+        axis=alt.Axis(tickCount=alt.ExprRef(f"width < {60 * sizes.label} ? 5 : 10")),
+    )
     y = alt.Y(
         "proportion:Q",
         title="Proportion",
@@ -230,43 +446,72 @@ def dose_layout(title: str, with_line: bool) -> alt.TopLevelMixin:
         alt.datum.highlighted, alt.value(OKABE_ITO["vermillion"]), alt.value(OKABE_ITO["blue"])
     )
     pick = alt.selection_point(name=PICK, fields=["study_id"], on="click")
+    line = 2 * sizes.scale
     ranges = (
         alt.Chart(_named("points"))
-        .mark_rule(strokeWidth=2, opacity=0.5)
-        .encode(x="dose_mg_day_min:Q", x2="dose_mg_day_max:Q", y=y, color=colour, tooltip=tooltip)
+        .mark_rule(aria=False)  # the bubble says the range
+        .encode(
+            x="dose_mg_day_min:Q",
+            x2="dose_mg_day_max:Q",
+            y=y,
+            color=colour,
+            strokeWidth=alt.condition(alt.datum.highlighted, alt.value(2 * line), alt.value(line)),
+            tooltip=tooltip,
+        )
     )
+    area = sizes.scale**2
     bubbles = (
         alt.Chart(_named("points"))
-        .mark_circle(opacity=0.75, stroke="black", strokeWidth=0.5)
+        .mark_circle(opacity=0.75, stroke=OKABE_ITO["black"])
         .encode(
             x=x,
             y=y,
-            size=alt.Size("total:Q", title="Patients", scale=alt.Scale(range=[60, 1200])),
+            size=alt.Size(
+                "total:Q",
+                title="Patients",
+                scale=alt.Scale(domain=[0, PATIENT_SIZES[-1]], range=[0, 1000 * area]),
+                legend=alt.Legend(values=list(PATIENT_SIZES), symbolStrokeWidth=0.5),
+            ),
             color=colour,
+            # The highlight is told by a heavy outline too, never by colour alone.
+            strokeWidth=alt.condition(alt.datum.highlighted, alt.value(line), alt.value(0.5)),
+            description=alt.Description("spoken:N"),
             tooltip=tooltip,
         )
         .add_params(pick)
     )
     threshold = (
         alt.Chart(_named("threshold"))
-        .mark_rule(strokeDash=[6, 4], color=OKABE_ITO["grey"])
-        .encode(x="dose:Q")
+        .mark_rule(strokeDash=[6, 4], color=OKABE_ITO["grey"], strokeWidth=line / 2)
+        .encode(x="dose:Q", description=alt.value("the review's 200 mg/day split"))
     )
-    layers = [threshold, ranges, bubbles]
+    # Not drawn: it keeps both sides of the split on the axis whatever the doses in the slice.
+    span = alt.Chart(_named("span")).mark_point(opacity=0, aria=False).encode(x="dose:Q")
+    layers = [span, threshold, ranges, bubbles]
     if with_line:
         band = (
             alt.Chart(_named("line"))
-            .mark_area(opacity=0.2, color=OKABE_ITO["orange"])
+            .mark_area(opacity=0.15, color=OKABE_ITO["green"], aria=False)
             .encode(x="x:Q", y="ci_low:Q", y2="ci_high:Q")
         )
         fit = (
             alt.Chart(_named("line"))
-            .mark_line(color=OKABE_ITO["orange"], strokeWidth=3)
+            .mark_line(color=OKABE_ITO["green"], strokeWidth=1.5 * line, aria=False)
             .encode(x="x:Q", y="estimate:Q")
         )
         layers = [band, fit, *layers]
-    chart = alt.layer(*layers).properties(title=title, height=380, width="container")
-    return _style(chart)
+    description = (
+        f"{title} against the anakinra dose in mg/day: one bubble per cohort (its area the number "
+        "of patients) with a line across the cohort's reported dose range, and a dashed line at "
+        "the review's 200 mg/day split"
+        + (", with the meta-regression line and its 95% confidence band" if with_line else "")
+        + ". The numbers are listed in the table under the chart."
+    )
+    chart = alt.layer(*layers).properties(
+        title=title, description=description, height=380 * (1 + (sizes.scale - 1) / 2),
+        width="container",
+    )  # fmt: skip
+    return _style(chart, style)
 
 
 def ratio_data(frame: pd.DataFrame) -> dict[str, list[dict]]:
@@ -275,22 +520,48 @@ def ratio_data(frame: pd.DataFrame) -> dict[str, list[dict]]:
         f"{r:.2f} [{lo:.2f}, {hi:.2f}]"
         for r, lo, hi in zip(data["ratio"], data["ci_low"], data["ci_high"], strict=True)
     ]
+    data["spoken"] = [
+        f"{label}: risk ratio {r:.2f} (95% CI {lo:.2f} to {hi:.2f})"
+        for label, r, lo, hi in zip(
+            data["label"], data["ratio"], data["ci_low"], data["ci_high"], strict=True
+        )
+    ]
     return {"ratios": _records(data), "no_effect": [{"one": 1.0}]}
 
 
-def ratio_layout(title: str, measure: str = "RR") -> alt.TopLevelMixin:
-    y = alt.Y("label:N", sort=ORDER, title=None)
-    x = alt.X("ci_low:Q", title=f"{measure} (log scale)", scale=alt.Scale(type="log"))
+def ratio_layout(title: str, measure: str = "RR", style: str = "screen") -> alt.TopLevelMixin:
+    sizes = STYLES[style]
+    y = alt.Y("label:N", sort=ORDER, title=None, axis=_row_axis(sizes))
+    x = alt.X(
+        "ci_low:Q",
+        title=f"{measure} (log scale)",
+        scale=alt.Scale(type="log"),
+        axis=alt.Axis(tickCount=alt.ExprRef("narrow ? 3 : 6")),
+    )
     tooltip = [alt.Tooltip("label:N"), alt.Tooltip("text:N", title=f"{measure} [95% CI]")]
     base = alt.Chart(_named("ratios")).encode(y=y)
-    rules = base.mark_rule(strokeWidth=2, color=OKABE_ITO["blue"]).encode(
+    rules = base.mark_rule(strokeWidth=2 * sizes.scale, color=OKABE_ITO["blue"], aria=False).encode(
         x=x, x2="ci_high:Q", tooltip=tooltip
     )
-    marks = base.mark_point(filled=True, size=120, color=OKABE_ITO["black"]).encode(
-        x="ratio:Q", shape=alt.Shape("row_type:N", legend=None), tooltip=tooltip
+    marks = base.mark_point(
+        filled=True, size=120 * sizes.scale**2, color=OKABE_ITO["black"]
+    ).encode(
+        x="ratio:Q",
+        shape=alt.Shape("row_type:N", legend=None),
+        description=alt.Description("spoken:N"),
+        tooltip=tooltip,
     )
-    one = alt.Chart(_named("no_effect")).mark_rule(color=OKABE_ITO["grey"]).encode(x="one:Q")
-    chart = alt.layer(one, rules, marks).properties(
-        title=title, height=alt.Step(ROW_HEIGHT), width="container"
+    one = (
+        alt.Chart(_named("no_effect"))
+        .mark_rule(color=OKABE_ITO["grey"], strokeWidth=sizes.scale)
+        .encode(x="one:Q", description=alt.value("no difference (a ratio of 1)"))
     )
-    return _style(chart)
+    description = (
+        f"{title}: for each study the {measure} (a point) with its 95% confidence interval (a "
+        "line) on a log scale, a vertical line at 1 (no difference). The numbers are written "
+        "beside each row and listed in the table under the chart."
+    )
+    chart = _rows_chart(
+        [one, rules, marks, _numbers(base, "text", sizes)], title, description, sizes
+    )
+    return _style(chart, style)

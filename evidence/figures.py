@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+import pandas as pd
 import pyarrow as pa
 
 _MARKDOWN_ESCAPE = re.compile(r"\\(.)")
@@ -32,6 +33,47 @@ MIME = {"svg": "image/svg+xml", "png": "image/png"}
 def rows_from_arrow(data: bytes) -> list[dict]:
     """The records an Arrow IPC stream holds (the inverse of evidence.ui.vega.arrow_bytes)."""
     return pa.ipc.open_stream(data).read_all().to_pylist()
+
+
+# Each chart's rows as a table a person reads (the chart's text alternative): for each dataset a
+# chart draws from, the fields shown and their headers.
+TABLES = {
+    "forest": {
+        "row": "Study",
+        "counts": "Events / patients",
+        "estimate_text": "Proportion [95% CI]",
+        "interval_text": "Prediction interval",
+        "weight": "Weight (%)",
+    },
+    "subgroups": {
+        "row": "Subgroup",
+        "patients": "Patients",
+        "estimate_text": "Pooled proportion [95% CI]",
+    },
+    "points": {
+        "label": "Cohort",
+        "dose_text": "Dose (mg/day)",
+        "estimate_text": "Events / patients (proportion)",
+    },
+    "ratios": {"label": "Study", "text": "Risk ratio [95% CI]"},
+}
+
+
+def chart_table(spec: dict) -> pd.DataFrame:
+    """The rows a chart draws, as a table with headers in words (empty when the chart draws
+    none of the datasets in `TABLES`)."""
+    for name, columns in TABLES.items():
+        rows = spec.get("datasets", {}).get(name)
+        if rows is None:
+            continue
+        records = rows_from_arrow(rows) if isinstance(rows, bytes) else rows
+        frame = pd.DataFrame(records, columns=list(columns)).rename(columns=columns)
+        if "Weight (%)" in frame:
+            frame["Weight (%)"] = frame["Weight (%)"].map(
+                lambda w: "" if pd.isna(w) else f"{w:.1f}"
+            )
+        return frame
+    return pd.DataFrame()
 
 
 def standalone_spec(spec: dict, notes: Sequence[str], width: int = EXPORT_WIDTH) -> dict:

@@ -324,14 +324,15 @@ def _normalised(f: Filter, value: Any) -> Any:
 @dataclass(frozen=True)
 class View:
     """How the slice is shown: the pooling method, the outcome of the single-outcome views
-    (None: the page's default), the subgroup split, the highlighted study, and the panel's
-    GRADE settings for the summary of findings (decisions, thresholds, the data they were
-    made on)."""
+    (None: the page's default), the subgroup split, the highlighted study, the display mode
+    (a desk's screen or a meeting's projector), and the panel's GRADE settings for the summary
+    of findings (decisions, thresholds, the data they were made on)."""
 
     method: str = "glmm"
     outcome: str | None = None
     split: str = "product"
     study: str | None = None
+    mode: str = "screen"
     panel: grade.PanelSettings = field(default_factory=grade.PanelSettings)
 
     def outcome_or(self, default: str) -> str:
@@ -352,6 +353,7 @@ VIEW_SETTINGS: Mapping[str, vocab.Vocabulary | None] = {
     "outcome": vocab.OUTCOMES,
     "split": vocab.SUBGROUP_DIMENSIONS,
     "study": None,
+    "mode": vocab.DISPLAY_MODES,
 }
 
 

@@ -366,6 +366,14 @@ SUBGROUP_DIMENSIONS = _vocabulary(
     ("grading_system", "ICANS grading system"),
     ("sub_indication", "Indication"),
 )
+# How the pages are drawn: for a desk ("screen") or for a room ("meeting": a projector, large
+# type, no sidebar, one outcome per screen, PageDown/PageUp between outcomes). The chart styles
+# of evidence.charts.STYLES have the same names.
+DISPLAY_MODES = _vocabulary(
+    "mode",
+    ("screen", "screen"),
+    ("meeting", "meeting (projector)"),
+)
 # The vocabulary that labels the groups of each split (the product split has its own rule:
 # a cohort with several products is a group of its own).
 SUBGROUP_VOCABULARIES: Mapping[str, Vocabulary] = {

@@ -19,7 +19,7 @@ view = state.current_view()
 evidence = data.slice(state.current_slice(), view.method)
 code = view.outcome_or("icans_response")
 pooled = evidence.outcome(code)
-st.subheader(f"{pooled.label} against dose (pick the outcome in the sidebar)")
+st.header(f"{pooled.label} against dose (pick the outcome in the sidebar)")
 
 spec = evidence.dose_spec(code, components.highlighted())
 if spec is None:
@@ -45,7 +45,7 @@ if undosed:
         + "; ".join(undosed)
     )
 
-st.subheader("Higher vs lower dose within the same study")
+st.header("Higher vs lower dose within the same study")
 table, comparison = evidence.dose_comparisons(code)
 if table.empty:
     st.info("No study in this slice reports this outcome separately for two dose levels.")

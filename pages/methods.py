@@ -10,22 +10,22 @@ state.require_entrypoint()
 st.title("Methods & data")
 st.markdown(data.document("methods"))
 
-st.subheader("Agreement with R metafor")
+st.header("Agreement with R metafor")
 agreement = data.agreement()
 st.markdown(agreement.headline)
 components.table(agreement.table, hide_index=True)
 st.caption(agreement.versions)
 
-st.subheader("Data version")
+st.header("Data version")
 components.table(data.build_info())
 components.table(data.table_counts(), hide_index=True)
 
-st.subheader("Downloads")
+st.header("Downloads")
 components.downloads(
     [*data.downloads(), data.report_download(state.current_slice(), state.current_view())]
 )
 
-st.subheader("Use your own extraction")
+st.header("Use your own extraction")
 st.markdown(
     "Upload a workbook made from the template (or the export above, edited), or a zip of the "
     "CSV sheets. It is checked with the same rules as the shipped data; if it passes, every "
@@ -39,5 +39,5 @@ if upload is not None and st.button("Check and use this extraction", type="prima
     else:
         st.rerun()
 
-st.subheader("Data dictionary")
+st.header("Data dictionary")
 st.markdown(data.document("data dictionary"))

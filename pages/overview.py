@@ -23,7 +23,7 @@ columns[2].metric("Patients (where reported)", summary.patients)
 columns[3].metric("Cohorts with n not reported", summary.cohorts_without_n)
 components.caption(evidence.caption())
 
-st.subheader("Key pooled outcomes")
+st.header("Key pooled outcomes")
 components.glossary()
 key_outcomes = data.key_outcomes(rows, view.method)
 for card, (population, code, scoped) in zip(
@@ -32,7 +32,7 @@ for card, (population, code, scoped) in zip(
     with card.container(border=True, key=f"card_{code}"):
         components.outcome_card(population, code, scoped)
 
-st.subheader("The review's headline figures, checked")
+st.header("The review's headline figures, checked")
 if data.is_shipped():
     st.markdown(
         "The review (SIE/GITMO/SIDEM CAR-T guideline programme; search to 1 April 2022) does not "

@@ -13,9 +13,10 @@ view = state.current_view()
 evidence = data.slice(state.page_slice("prophylaxis"), view.method)
 caption = evidence.caption()
 
+st.header("Outcomes")  # each outcome a section below it (h3): heading levels in order
 for pooled in evidence.outcomes("prophylaxis"):
     code = pooled.outcome
-    with st.container(border=True):
+    with st.container(border=True, key=f"outcome_{code}"):  # a stop of meeting mode's keys
         st.subheader(pooled.label)
         components.pooled_block(evidence, pooled)
         components.forest(evidence, pooled, key=f"forest_{code}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from evidence.ui import components, data, state
+from evidence.ui import accessible, components, data, state
 
 TABLE_KEY = "studies_table"
 COLUMNS = [
@@ -38,7 +38,7 @@ shown = studies[studies["study_id"].isin(evidence.study_ids())] if only_slice el
 shown = components.with_gaps(shown, not_reported=["first_author", "venue", "nct_id"])
 shown = components.with_gaps(shown, blank=["same_patients_as"])
 # A row picked here is the highlighted study everywhere; one picked in a chart is shaded here.
-state.highlight(components.picked_row(shown, TABLE_KEY))
+state.highlight(accessible.table_pick(shown, TABLE_KEY))
 components.table(
     shown,
     COLUMNS,
@@ -65,6 +65,8 @@ components.table(
     },
 )
 components.caption(f"{len(shown)} of {len(studies)} reports shown. {rows.describe()}.")
+# The keyboard's way to a row: the table's row selection takes a pointer.
+accessible.study_picker(shown)
 components.csv_download(shown[COLUMNS], "Download this table (CSV)", "anakinra_studies.csv")
 
 study_id = components.highlighted()

@@ -12,6 +12,7 @@ st.caption(
 )
 view = state.current_view()
 evidence = data.slice(state.page_slice("treatment"), view.method)
+st.header("Outcomes")  # each outcome a section below it (h3): heading levels in order
 components.outcome_sections(evidence, "treatment", key_prefix="forest")
 
 st.header("Subgroups")

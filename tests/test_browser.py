@@ -143,7 +143,7 @@ def _study_marker(page: object, label: str) -> object:
     """The square a forest plot draws for the study with this label (clickable)."""
     return page.locator(
         '[data-testid="stVegaLiteChart"] svg '
-        f'path[aria-roledescription="square"][aria-label*="{label}"]'
+        f'path[aria-roledescription="point"][aria-label^="{label}"]'
     ).first
 
 

@@ -135,10 +135,13 @@ def test_link_round_trip_restores_every_filter_and_view_setting() -> None:
         window="review",
         exclude=("Beta2021",),
     )
-    view = View(method="reml_hksj", outcome="grade5_icans", split="dose_band", study="Park2023")
+    view = View(
+        method="reml_hksj", outcome="grade5_icans", split="dose_band", study="Park2023",
+        mode="meeting",
+    )  # fmt: skip
     params = link_params(rows, view)
     link_keys = {key for f in FILTERS for key in f.link_keys}
-    assert set(params) == link_keys | {"method", "outcome", "split", "study"}
+    assert set(params) == link_keys | {"method", "outcome", "split", "study", "mode"}
     assert read_link(params) == (rows, view, [])
 
 

@@ -186,6 +186,19 @@ def test_every_page_works_through_the_proxy_under_its_content_security_policy(
             if charts:
                 playwright_api.expect(chart.first).to_be_visible(timeout=TIMEOUT_MS)
             assert page.locator('[data-testid="stException"]').count() == 0
+        # Meeting mode's keys are a script from the app's static folder: allowed, loaded, working.
+        page.goto(f"{proxied}/prophylaxis?mode=meeting")
+        page.wait_for_function("() => window.__meetingKeys === true", timeout=TIMEOUT_MS)
+        section = page.locator('[class*="st-key-outcome_"]').first
+        playwright_api.expect(section).to_be_visible(timeout=TIMEOUT_MS)
+        before = section.bounding_box()["y"]
+        page.keyboard.press("PageDown")
+        page.wait_for_function(
+            "(y) => document.querySelector('[class*=\"st-key-outcome_\"]')"
+            ".getBoundingClientRect().y < y - 10",
+            arg=before,
+            timeout=TIMEOUT_MS,
+        )
         # A chart's PNG and an export are made on the click and fetched from the app.
         page.goto(f"{proxied}/treatment")
         button = page.locator(".st-key-forest_icans_response_png button")

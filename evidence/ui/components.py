@@ -31,7 +31,7 @@ from evidence.meta.results import (
     PoolResult,
     SubgroupResult,
 )
-from evidence.ui import data, state
+from evidence.ui import accessible, data, state
 from evidence.ui.data import SliceEvidence
 
 HIGHLIGHT_SHADE = "#FBE3D3"  # a pale tint of the charts' highlight colour (Okabe-Ito vermillion)
@@ -302,7 +302,8 @@ def outcome_sections(evidence: SliceEvidence, group: str, key_prefix: str) -> No
     for pooled in analyses:
         if pooled.result is None:
             continue
-        with st.container(border=True):
+        # Keyed as an outcome section: meeting mode gives each a screen and steps through them.
+        with st.container(border=True, key=f"outcome_{key_prefix}_{pooled.outcome}"):
             st.subheader(pooled.label)
             pooled_block(evidence, pooled)
             forest(evidence, pooled, key=f"{key_prefix}_{pooled.outcome}")
@@ -325,9 +326,11 @@ def forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> None:
 
 def chart(spec: dict, key: str, notes: Sequence[str]) -> None:
     """Render a cached Vega-Lite spec with the charts' own theme (Streamlit's collapses rows),
-    with its download; `notes` go under the title of the downloaded file."""
+    with its download and its numbers as a table; `notes` go under the title of the downloaded
+    file."""
     st.vega_lite_chart(spec, width="stretch", theme=None)
     chart_download(spec, key, notes)
+    accessible.chart_data(spec, key)
 
 
 def selectable_chart(spec: dict, key: str, notes: Sequence[str]) -> None:
@@ -335,6 +338,7 @@ def selectable_chart(spec: dict, key: str, notes: Sequence[str]) -> None:
     every chart of the page (the rerun redraws them with the highlight)."""
     event = st.vega_lite_chart(spec, on_select="rerun", key=key, width="stretch", theme=None)
     chart_download(spec, key, notes)
+    accessible.chart_data(spec, key)
     picked = _picked_study(event)
     if picked and picked != highlighted():
         state.highlight(picked)

@@ -49,6 +49,9 @@ UPLOAD_KEY = "uploaded_data"
 # so a link that outlives the upload (server restarted, link shared) says so instead of silently
 # showing other data. A later issue replaces it with a content-addressed dataset id.
 LINK_KEY, LINK_UPLOAD = "data", "upload"
+# The style this session's charts are drawn in (evidence.charts.STYLES): its view's display
+# mode, which state.py sets from the link on every run.
+CHART_STYLE_KEY = "chart_style"
 
 
 @dataclass(frozen=True)
@@ -463,17 +466,18 @@ class SliceEvidence:
     def comparators(self, code: str) -> tuple[pd.DataFrame, ComparisonResult | None]:
         return _comparators(self.source, self.rows, code)
 
-    def forest_spec(self, code: str, highlight: str | None) -> dict:
-        return _forest_spec(self, code, highlight)
+    # Chart specs, in this session's chart style unless `style` names one.
+    def forest_spec(self, code: str, highlight: str | None, style: str | None = None) -> dict:
+        return _forest_spec(self, code, highlight, style or chart_style())
 
-    def subgroup_spec(self, code: str, split: str) -> dict | None:
-        return _subgroup_spec(self, code, split)
+    def subgroup_spec(self, code: str, split: str, style: str | None = None) -> dict | None:
+        return _subgroup_spec(self, code, split, style or chart_style())
 
-    def dose_spec(self, code: str, highlight: str | None) -> dict | None:
-        return _dose_spec(self, code, highlight)
+    def dose_spec(self, code: str, highlight: str | None, style: str | None = None) -> dict | None:
+        return _dose_spec(self, code, highlight, style or chart_style())
 
-    def comparator_spec(self, code: str) -> dict | None:
-        return _comparator_spec(self.source, self.rows, code)
+    def comparator_spec(self, code: str, style: str | None = None) -> dict | None:
+        return _comparator_spec(self.source, self.rows, code, style or chart_style())
 
 
 # A pool and what is drawn from it are keyed by the evidence (data version, slice, method) as
@@ -538,8 +542,8 @@ def _comparators(
     return analysis.comparator_table(source.con, ids, outcome)
 
 
-# Chart specs: a layout (marks, scales, title) depends only on the outcome, so it is built once
-# per process; a slice only adds its rows, sent as Arrow bytes (evidence.ui.vega).
+# Chart specs: a layout (marks, scales, title) depends only on the outcome and the style, so it
+# is built once per process; a slice only adds its rows, sent as Arrow bytes (evidence.ui.vega).
 def _charts() -> ModuleType:
     """evidence.charts, imported on first use: Altair is slow to import, and the page a cold
     start opens (Overview) draws no chart."""
@@ -548,9 +552,20 @@ def _charts() -> ModuleType:
     return charts
 
 
+def chart_style() -> str:
+    """The style this session's charts are drawn in: "screen", or "meeting" for a projector."""
+    return st.session_state.get(CHART_STYLE_KEY, "screen")
+
+
+def use_chart_style(style: str) -> None:
+    """Draw this session's charts in `style` from now on (state.py: the view's display mode)."""
+    st.session_state[CHART_STYLE_KEY] = style
+
+
 @st.cache_resource(show_spinner=False, max_entries=256)
-def _layout(kind: str, *args: object) -> dict:
-    """A chart layout's Vega-Lite spec, shared read-only (specs below copy it, never change it)."""
+def _layout(kind: str, style: str, *args: object) -> dict:
+    """A chart layout's Vega-Lite spec in a style, shared read-only (specs below copy it, never
+    change it)."""
     charts = _charts()
     builders = {
         "forest": charts.forest_layout,
@@ -558,42 +573,44 @@ def _layout(kind: str, *args: object) -> dict:
         "dose": charts.dose_layout,
         "ratio": charts.ratio_layout,
     }
-    return builders[kind](*args).to_dict(validate=False)
+    return builders[kind](*args, style=style).to_dict(validate=False)
 
 
 @st.cache_data(show_spinner=False, max_entries=1024, hash_funcs=_HASH)
-def _forest_spec(evidence: SliceEvidence, outcome: str, highlight: str | None) -> dict:
+def _forest_spec(evidence: SliceEvidence, outcome: str, highlight: str | None, style: str) -> dict:
     pooled = _pooled(evidence, outcome)
     rows = pooled.forest_records()
     if evidence.rows.product:  # a product slice: say which cohorts mix products
         rows = analysis.mark_several_products(rows, pooled.rows)
     records = _charts().forest_data(rows, highlight)
-    return vega_spec(_layout("forest", pooled.label), records)
+    return vega_spec(_layout("forest", style, pooled.label), records)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
-def _subgroup_spec(evidence: SliceEvidence, outcome: str, split: str) -> dict | None:
+def _subgroup_spec(evidence: SliceEvidence, outcome: str, split: str, style: str) -> dict | None:
     result = _subgroups(evidence, outcome, split)
     if result is None:
         return None
     records = _charts().subgroup_data(analysis.subgroup_records(result))
-    return vega_spec(_layout("subgroup", vocab.OUTCOMES.label(outcome)), records)
+    return vega_spec(_layout("subgroup", style, vocab.OUTCOMES.label(outcome)), records)
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
-def _dose_spec(evidence: SliceEvidence, outcome: str, highlight: str | None) -> dict | None:
+def _dose_spec(
+    evidence: SliceEvidence, outcome: str, highlight: str | None, style: str
+) -> dict | None:
     pooled = _pooled(evidence, outcome)
     points = analysis.dose_points(pooled.rows)
     if points.empty:
         return None
     regression = _dose_regression(evidence, outcome)
     line = analysis.regression_line(regression, points) if regression is not None else None
-    layout = _layout("dose", pooled.label, line is not None and not line.empty)
+    layout = _layout("dose", style, pooled.label, line is not None and not line.empty)
     return vega_spec(layout, _charts().dose_data(points, line, highlight))
 
 
 @st.cache_data(show_spinner=False, max_entries=512, hash_funcs=_HASH)
-def _comparator_spec(source: ActiveData, rows: Slice, outcome: str) -> dict | None:
+def _comparator_spec(source: ActiveData, rows: Slice, outcome: str, style: str) -> dict | None:
     _, comparison = _comparators(source, rows, outcome)
     if comparison is None:
         return None
@@ -601,7 +618,7 @@ def _comparator_spec(source: ActiveData, rows: Slice, outcome: str) -> dict | No
     frame = comparison.to_frame()
     if comparison.k < 2:  # one study: its own ratio, nothing pooled to draw
         frame = frame[frame["row_type"] != "pooled"]
-    return vega_spec(_layout("ratio", title), _charts().ratio_data(frame))
+    return vega_spec(_layout("ratio", style, title), _charts().ratio_data(frame))
 
 
 @st.cache_resource(show_spinner=False, max_entries=256, hash_funcs=_HASH)

@@ -66,6 +66,7 @@ def current() -> tuple[Slice, View]:
         st.session_state[NOTICES_KEY] = notices
     st.session_state[SLICE_KEY] = rows
     st.session_state[VIEW_KEY] = view
+    data.use_chart_style(view.mode)
     _write_url(rows, view)
     return rows, view
 
@@ -119,6 +120,7 @@ def apply(rows: Slice | None = None, view: View | None = None) -> None:
     view = view if view is not None else stored_view()
     st.session_state[SLICE_KEY] = rows
     st.session_state[VIEW_KEY] = view
+    data.use_chart_style(view.mode)
     _write_url(rows, view)
 
 
