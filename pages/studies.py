@@ -106,6 +106,7 @@ else:
                     "quote",
                     "derivation",
                     "conflict_note",
+                    "caveat",
                     "source_url",
                 ]
             ],
@@ -113,6 +114,7 @@ else:
             column_config={
                 "quote": st.column_config.TextColumn("Quote", width="large"),
                 "use_in_analysis": st.column_config.CheckboxColumn("Used"),
+                "caveat": st.column_config.TextColumn("Caveat", width="large"),
                 "source_url": st.column_config.LinkColumn("Source address"),
             },
         )

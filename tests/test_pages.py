@@ -263,6 +263,9 @@ def test_selecting_a_study_shows_where_each_number_was_read(app: AppTest) -> Non
     numbers = at.dataframe[1].value
     severe = numbers[(numbers["outcome"] == "Grade ≥ 3 ICANS") & numbers["use_in_analysis"]]
     assert severe["quote"].str.contains("9.7%").all() and len(severe) == 1
+    # The verification's caveat stands beside the number it concerns (6% vs 9.7%).
+    caveats = numbers["caveat"].dropna().astype(str)
+    assert caveats.str.contains("6% where the trial's own 2023 report gives 9.7%").any()
 
 
 def test_subgroup_test_line_reads_the_engine_result_in_words() -> None:

@@ -21,6 +21,7 @@ import bibtexparser
 import duckdb
 import jsonschema
 import openpyxl
+import pandas as pd
 import pytest
 import rispy
 
@@ -489,3 +490,11 @@ def test_the_readme_shows_the_command_and_the_methods_page_says_how_to_use_repro
     assert "python -m evidence.report --query" in (ROOT / "README.md").read_text()
     methods = (ROOT / "docs" / "methods.md").read_text()
     assert "reproduce.R" in methods and "Rscript reproduce.R" in methods
+
+
+def test_the_outcomes_csv_carries_each_numbers_caveat(shipped_files: dict) -> None:
+    """A reader of the bundle alone sees the verification's caveats beside their numbers."""
+    outcomes = pd.read_csv(io.BytesIO(shipped_files["outcomes.csv"]))
+    caveats = outcomes.set_index("outcome_id")["caveat"].dropna()
+    assert "Park2023_icans3_Jain" in caveats.index
+    assert len(caveats) >= 8

@@ -32,8 +32,8 @@ STUDY_COLUMNS = [
 OUTCOME_COLUMNS = [
     "outcome_id", "cohort_id", "study_id", "label", "arm", "outcome", "outcome_label", "events",
     "total", "value", "value_low", "value_high", "unit", "statistic", "definition", "timepoint",
-    "status", "derivation", "use_in_analysis", "conflict_note", "source", "source_kind",
-    "source_url", "locator", "quote",
+    "status", "derivation", "use_in_analysis", "conflict_note", "caveat", "source",
+    "source_kind", "source_url", "locator", "quote",
 ]  # fmt: skip
 
 
