@@ -8,10 +8,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from evidence import vocab
+
+if TYPE_CHECKING:
+    from evidence.meta.results import SubgroupResult
 
 NOT_REPORTED = "not reported"
 NOT_ESTIMABLE = "not estimable"
@@ -167,3 +171,28 @@ def build_info_items(info: pd.DataFrame) -> pd.DataFrame:
         return header(key)
 
     return info.assign(key=info["key"].map(item))
+
+
+def subgroup_test_line(result: SubgroupResult) -> str:
+    """The test for subgroup differences in words, or why there is none."""
+    test = result.moderator_test
+    if test.statistic is None:
+        return "Test for subgroup differences: not estimable in this slice (notes below)."
+    if test.distribution == "F":
+        line = (
+            "Test for subgroup differences (common τ², Hartung-Knapp): "
+            f"F = {number(test.statistic)}, df = {test.df}, {test.df2}, "
+            f"p = {number(test.p_value, 3)}"
+        )
+    else:
+        line = (
+            f"Test for subgroup differences (common τ²): Q = {number(test.statistic)}, "
+            f"df = {test.df}, p = {number(test.p_value, 3)}"
+        )
+    separate = result.separate_tau2_test
+    if separate.statistic is not None:
+        line += (
+            f" · with a τ² per subgroup: Q = {number(separate.statistic)}, "
+            f"df = {separate.df}, p = {number(separate.p_value, 3)}"
+        )
+    return line

@@ -269,8 +269,8 @@ def test_selecting_a_study_shows_where_each_number_was_read(app: AppTest) -> Non
 
 
 def test_subgroup_test_line_reads_the_engine_result_in_words() -> None:
+    from evidence.format import subgroup_test_line
     from evidence.meta.subgroups import subgroup_analysis
-    from evidence.ui.components import subgroup_test_line
 
     counts = ([4, 9, 31, 12, 20, 3], [6, 14, 42, 30, 25, 10], list("aaabbb"))
     z_test = subgroup_analysis(*counts)

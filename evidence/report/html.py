@@ -21,7 +21,13 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from evidence import analysis, charts, figures, grade, vocab
-from evidence.format import NOT_ESTIMABLE, number, pct, pct_interval  # as the pages print
+from evidence.format import (  # as the pages print
+    NOT_ESTIMABLE,
+    number,
+    pct,
+    pct_interval,
+    subgroup_test_line,
+)
 from evidence.report.numbers import DoseRegression, Numbers, Proportion, Ratio, Subgroups
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -58,30 +64,6 @@ def method_line(item: Proportion) -> str:
     if result is not None and result.fallback_reason:
         text += f" — shown instead: {result.method} ({result.fallback_reason})"
     return text
-
-
-def subgroup_test_line(item: Subgroups) -> str:
-    test = item.result.moderator_test
-    if test.statistic is None:
-        return "Test for subgroup differences: not estimable in this slice (notes below)."
-    if test.distribution == "F":
-        line = (
-            "Test for subgroup differences (common τ², Hartung-Knapp): "
-            f"F = {number(test.statistic)}, df = {test.df}, {test.df2}, "
-            f"p = {number(test.p_value, 3)}"
-        )
-    else:
-        line = (
-            f"Test for subgroup differences (common τ²): Q = {number(test.statistic)}, "
-            f"df = {test.df}, p = {number(test.p_value, 3)}"
-        )
-    separate = item.result.separate_tau2_test
-    if separate.statistic is not None:
-        line += (
-            f" · with a τ² per subgroup: Q = {number(separate.statistic)}, "
-            f"df = {separate.df}, p = {number(separate.p_value, 3)}"
-        )
-    return line
 
 
 def slope_sentence(item: DoseRegression) -> str:
@@ -150,7 +132,7 @@ def forest_figure(item: Proportion, caption: str, highlight: str | None, index: 
 def subgroup_figure(item: Subgroups, caption: str, index: int) -> Figure:
     records = analysis.subgroup_records(item.result)
     spec = _spec(charts.subgroup_layout(item.pooled.label), charts.subgroup_data(records))
-    line = subgroup_test_line(item)
+    line = subgroup_test_line(item.result)
     return Figure(f"Subgroups: {item.title}. {line}", _svg(spec, [caption, line], f"c{index}"))
 
 
@@ -327,7 +309,7 @@ def render(
     subgroups = [
         {
             "item": s,
-            "line": subgroup_test_line(s),
+            "line": subgroup_test_line(s.result),
             "figure": subgroup_figure(s, caption, next(index)),
         }
         for s in numbers.subgroups

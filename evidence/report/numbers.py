@@ -447,7 +447,7 @@ def ratio_checks(item: Ratio) -> list[Check]:
 
 def subgroup_checks(item: Subgroups) -> list[Check]:
     """The test for subgroup differences as the Treatment page prints it
-    (components.subgroup_test_line; nothing when it is not estimable), and each subgroup's pooled
+    (format.subgroup_test_line; nothing when it is not estimable), and each subgroup's pooled
     proportion and CI as the subgroup chart draws them."""
     test = item.result.moderator_test
     checks: list[Check] = []

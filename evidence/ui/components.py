@@ -25,11 +25,13 @@ from evidence.format import (
     plain,
     readable,
 )
+from evidence.format import (  # the pages' name for it; the report prints the same line
+    subgroup_test_line as subgroup_test_line,
+)
 from evidence.meta.results import (
     ComparisonResult,
     MetaRegressionResult,
     PoolResult,
-    SubgroupResult,
 )
 from evidence.ui import accessible, data, state
 from evidence.ui.data import SliceEvidence
@@ -226,31 +228,6 @@ def pooled_block(evidence: SliceEvidence, pooled: OutcomeAnalysis) -> None:
     if pooled.message and result.k != 1:
         st.warning(plain(pooled.message))
     caption(*result.notes, method_line(pooled))
-
-
-def subgroup_test_line(result: SubgroupResult) -> str:
-    """The test for subgroup differences in words, or why there is none."""
-    test = result.moderator_test
-    if test.statistic is None:
-        return "Test for subgroup differences: not estimable in this slice (notes below)."
-    if test.distribution == "F":
-        line = (
-            "Test for subgroup differences (common τ², Hartung-Knapp): "
-            f"F = {number(test.statistic)}, df = {test.df}, {test.df2}, "
-            f"p = {number(test.p_value, 3)}"
-        )
-    else:
-        line = (
-            f"Test for subgroup differences (common τ²): Q = {number(test.statistic)}, "
-            f"df = {test.df}, p = {number(test.p_value, 3)}"
-        )
-    separate = result.separate_tau2_test
-    if separate.statistic is not None:
-        line += (
-            f" · with a τ² per subgroup: Q = {number(separate.statistic)}, "
-            f"df = {separate.df}, p = {number(separate.p_value, 3)}"
-        )
-    return line
 
 
 def regression_line(evidence: SliceEvidence, code: str) -> str:
