@@ -25,6 +25,11 @@ def _missing(value: float | int | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 study", "3 studies": a count a reader reads as words, never "study(ies)"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def pct(value: float | None, digits: int = 1) -> str:
     return NOT_ESTIMABLE if _missing(value) else f"{100 * value:.{digits}f}%"
 

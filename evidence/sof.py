@@ -23,6 +23,7 @@ import pandas as pd
 
 from evidence import analysis, db, grade, vocab
 from evidence.filters import Slice
+from evidence.format import count
 from evidence.grade import (
     Certainty,
     Domain,
@@ -301,7 +302,8 @@ def _rate_row(context: _Context, section: str, code: str, rows: pd.DataFrame) ->
         else:
             kinds = ", ".join(sorted({vocab.STATISTICS.label(s) for s in reported["statistic"]}))
             why = (
-                f"Reported by {reported['study_id'].nunique()} study(ies) in this slice only as "
+                f"Reported by {count(reported['study_id'].nunique(), 'study', 'studies')} in this "
+                f"slice only as "
                 f"{kinds}, not as counts: not pooled (see the Studies page)."
             )
         domains = tuple(Domain(Suggestion(d, "not_assessable", why)) for d in grade.DOMAINS)

@@ -18,6 +18,7 @@ from evidence.extraction.validate import Problem
 from evidence.filters import View
 from evidence.format import (
     NOT_REPORTED,
+    count,
     header,
     number,
     pct,
@@ -237,8 +238,8 @@ def regression_line(evidence: SliceEvidence, code: str) -> str:
         points = evidence.dose_points(code)
         return (
             f"Meta-regression needs at least {analysis.MIN_STUDIES_FOR_REGRESSION} cohorts with "
-            f"different mg/day doses; this slice has {len(points)} cohort(s) with "
-            f"{points['dose_mid'].nunique()} distinct dose(s)."
+            f"different mg/day doses; this slice has {count(len(points), 'cohort')} with "
+            f"{count(points['dose_mid'].nunique(), 'distinct dose')}."
         )
     return slope_sentence(regression)
 
@@ -595,7 +596,9 @@ def downloads(files: Sequence[data.Download]) -> None:
 
 def problems(found: Sequence[Problem]) -> None:
     """Every problem of a refused file, as sheet, row, column and message."""
-    st.error(f"{len(found)} problem(s) found; nothing was loaded. Fix them and upload again.")
+    st.error(
+        f"{count(len(found), 'problem')} found; nothing was loaded. Fix them and upload again."
+    )
     table(
         pd.DataFrame(
             [
