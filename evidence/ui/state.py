@@ -52,6 +52,9 @@ def current() -> tuple[Slice, View]:
     had that was ignored is kept for `link_notices`."""
     params = _url_params()
     marker = params.pop(data.LINK_KEY, None)
+    # First the data (a dataset shared by link becomes this session's), then the slice, whose
+    # studies are checked against that data.
+    data_notices = _data_notices(marker)
     if params:
         rows, view, notices = read_link(params)
         rows, view, unknown = keep_known_studies(rows, view, data.study_ids())
@@ -60,7 +63,7 @@ def current() -> tuple[Slice, View]:
         rows = st.session_state.get(SLICE_KEY, Slice())
         view = st.session_state.get(VIEW_KEY, View())
         notices = []
-    notices += _data_notices(marker)
+    notices += data_notices
     # A link's notices stay on screen until the user changes something, even on other pages.
     if notices:
         st.session_state[NOTICES_KEY] = notices
@@ -76,11 +79,18 @@ def link_notices() -> list[str]:
 
 
 def _data_notices(marker: list[str] | None) -> list[str]:
-    """The link's data marker (data=upload) against the data this session reads: a link made
-    while an upload was in use, opened where that upload is not, says so."""
-    if marker is None or data.has_upload():
+    """The link's data marker against the data this session reads. `data=<dataset id>` makes
+    that dataset this session's data (opened from the dataset store), or says why it cannot;
+    `data=upload`, a link made while a session-only upload was in use, opened where that upload
+    is not, says so."""
+    if marker is None:
         return []
+    if len(marker) == 1 and data.is_dataset_id(marker[0]):
+        notice = data.use_link_data(marker[0])
+        return [] if notice is None else [notice]
     if marker == [data.LINK_UPLOAD]:
+        if data.has_upload():
+            return []
         served = data.served()
         shown = (
             "the shipped data"
@@ -98,11 +108,12 @@ def _data_notices(marker: list[str] | None) -> list[str]:
 
 
 def _link(rows: Slice, view: View) -> dict[str, list[str]]:
-    """The query string of this session's link: the slice and view, and the upload marker while
-    it reads its upload."""
+    """The query string of this session's link: the slice and view, and which data it reads
+    when it is a panel's upload (its dataset id, or the session-only marker)."""
     params = link_params(rows, view)
-    if data.has_upload():
-        params[data.LINK_KEY] = [data.LINK_UPLOAD]
+    marker = data.link_marker()
+    if marker is not None:
+        params[data.LINK_KEY] = [marker]
     return params
 
 
