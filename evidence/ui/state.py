@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from evidence import vocab
 from evidence.filters import (
@@ -36,6 +37,7 @@ from evidence.ui import data
 SLICE_KEY = "slice"
 VIEW_KEY = "view"
 NOTICES_KEY = "link_notices"
+ENTRY_KEY = "entrypoint_run"  # the run app.py last went through (mark_entrypoint)
 # app.py draws the page (everything a filter changes) as a fragment with this key, so a sidebar
 # change reruns the page alone: the sidebar already shows what was chosen.
 PAGE_FRAGMENT = "page"
@@ -310,17 +312,35 @@ def share_link_control(rows: Slice, view: View) -> None:
 
 
 # ---- what a page reads ---------------------------------------------------------------------
+def mark_entrypoint() -> None:
+    """Mark this run as one that went through app.py (serving.start calls it first in every
+    run): the run context's cursors are a new object every run, so holding them tells this run
+    from any other."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is not None:
+        st.session_state[ENTRY_KEY] = ctx.cursors
+
+
 def require_entrypoint() -> None:
     """Make sure this run went through app.py (shared sidebar, the link's slice and view).
 
     A page opened by a deep link as the first request to a fresh server runs without app.py:
     Streamlit starts in its legacy `pages/`-folder mode until `st.navigation` has been called
     once (streamlit/runtime/pages_manager.py). The run is then restarted through app.py, which
-    resolves the same URL. Every page calls this first (through `current_slice()`/`current_view()`
-    or directly).
+    resolves the same URL. The mode is one flag for the process, so when several deep links
+    reach a fresh server at once (a link shared in a meeting; sessions moving to a restarted
+    replica) only the first run turns it off; the others started in the legacy mode too, and
+    each is restarted because app.py did not mark it (`mark_entrypoint`). Every page calls this
+    first (through `current_slice()`/`current_view()` or directly); a fragment's rerun (the
+    page alone, after a sidebar change) is not checked.
     """
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
+        st.rerun()
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or ctx.fragment_ids_this_run:
+        return
+    if st.session_state.get(ENTRY_KEY) is not ctx.cursors:
         st.rerun()
 
 
