@@ -19,8 +19,9 @@ UNAVAILABLE_TITLE = "Data unavailable"
 
 def start(pages: list[StreamlitPage]) -> None:
     """Before the sidebar and the page: this run marked as one through app.py (pages check it,
-    state.require_entrypoint), the clear-cache guard, a sweep of ended sessions' uploads, then the plain "data unavailable" page if nothing can be served, else what had to
-    be done to serve the data (a damaged file rebuilt)."""
+    state.require_entrypoint), the clear-cache guard, a sweep of ended sessions' uploads, then
+    the plain "data unavailable" page if nothing can be served, else what had to be done to
+    serve the data (a damaged file rebuilt)."""
     state.mark_entrypoint()
     guard_clear_cache()
     sessions.sweep_ended()
