@@ -230,6 +230,22 @@ class Cluster:
         last = address.split(",")[-1].strip()  # "a, b" when nginx tried a first
         return next(r for r in self.replicas if r.address == last)
 
+    def replica_of(self, cookie: str | None) -> Replica:
+        """The replica the proxy sends a request with this Cookie header to."""
+        request = urllib.request.Request(
+            f"{self.url}/_stcore/health", headers={"Cookie": cookie} if cookie else {}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return self.replica_at(response.headers[REPLICA_HEADER])
+
+    def cookie_for(self, replica: Replica) -> str:
+        """An affinity cookie that the proxy's hash sends to `replica` (found by asking it)."""
+        for attempt in range(500):
+            cookie = f"{AFFINITY_COOKIE}=probe{attempt}"
+            if self.replica_of(cookie) is replica:
+                return cookie
+        raise LookupError(f"no cookie reaches {replica.address}")
+
     def start_nginx(self, listen: str) -> None:
         conf = nginx_conf(self.folder / "nginx", listen, [r.address for r in self.replicas])
         check = subprocess.run(

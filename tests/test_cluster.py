@@ -84,18 +84,9 @@ def _replica_of(url: str, cookie: str | None) -> str:
         return response.headers[REPLICA_HEADER]
 
 
-def cookie_for(running: cluster.Cluster, replica: cluster.Replica) -> str:
-    """An affinity cookie the proxy's hash sends to `replica` (found by asking the proxy)."""
-    for attempt in range(200):
-        cookie = f"{cluster.AFFINITY_COOKIE}=probe{attempt}"
-        if _replica_of(running.url, cookie) == replica.address:
-            return cookie
-    raise AssertionError(f"no cookie reaches {replica.address}")
-
-
 def _pinned(running: cluster.Cluster, replica: cluster.Replica, page: str, query: str) -> Tab:
     tab = Tab(running.url, page, query)
-    tab.cookie = cookie_for(running, replica)
+    tab.cookie = running.cookie_for(replica)
     return tab
 
 
@@ -252,7 +243,7 @@ def test_in_chromium_an_upload_through_one_replica_survives_it_on_the_other(
 
     def context(browser: object, replica: cluster.Replica) -> object:
         made = browser.new_context(viewport={"width": 1280, "height": 900})
-        name, value = cookie_for(running, replica).split("=", 1)
+        name, value = running.cookie_for(replica).split("=", 1)
         made.add_cookies([{"name": name, "value": value, "url": running.url}])
         return made
 
