@@ -263,8 +263,7 @@ class DatasetStore:
             with self.fs.open(temporary, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                with contextlib.suppress(AttributeError, OSError, ValueError):
-                    os.fsync(handle.fileno())  # a local or mounted file system
+                _sync(handle)
             self.fs.mv(temporary, path)
         except OSError as err:
             with contextlib.suppress(OSError):
@@ -307,6 +306,23 @@ class DatasetStore:
             total -= entries[dataset_id]
             removed.append(dataset_id)
         return removed
+
+
+def _sync(handle: object) -> None:
+    """Make a local or mounted file's bytes durable before it is renamed into place. A full disk
+    often shows only here (delayed allocation, a network file system's write-back), so its error
+    is raised, not ignored: a file whose bytes never reached the disk must not get the dataset's
+    name. Only a handle without a descriptor (an object store's buffer, written whole when
+    closed) or a file system that cannot sync is passed over."""
+    try:
+        descriptor = handle.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
 
 
 def _store_error(err: OSError) -> StoreError:

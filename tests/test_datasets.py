@@ -152,6 +152,24 @@ def test_a_full_disk_leaves_nothing_half_written(
     assert store.get(dataset_id).sheets_zip.startswith(packed[:100])
 
 
+def test_a_full_disk_found_only_when_syncing_leaves_nothing_half_written(
+    store: DatasetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delayed allocation, or a network file system's write-back, reports a full disk at fsync:
+    the written bytes may not be on disk, so the file must not get the dataset's name."""
+    dataset_id, packed = _packed()
+
+    def full(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StoreError, match="full") as caught:
+        store.put(dataset_id, "panel.xlsx", packed)
+    assert caught.value.reason == "full"
+    assert _files(Path(store.root)) == []
+    assert store.get(dataset_id) is None
+
+
 def test_a_failure_before_the_rename_leaves_nothing_under_the_datasets_name(
     store: DatasetStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

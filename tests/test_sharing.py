@@ -7,6 +7,8 @@ replicas behind nginx."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +214,22 @@ def test_a_store_that_cannot_take_the_upload_keeps_it_in_the_session(
         warning
     )
     assert not (blocker / "datasets").exists()
+
+
+def test_a_full_disk_on_upload_says_so_and_keeps_nothing(
+    store: datasets.DatasetStore, fixture_db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills while the upload is written (its sync fails, as a full disk's does)."""
+
+    def full(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    at = _uploaded(fixture_db_path, monkeypatch)
+    assert _texts(at) == {"problems": "0", "label": "your upload “panel.zip”"}
+    at.run()
+    assert at.query_params["data"] == "upload"  # no dataset id in the link: nothing to share
+    warning = _warnings(at)
+    assert "the server's dataset store is full (no space left on its disk)" in warning
+    assert "in this browser session only" in warning
+    assert store.ids() == [] and sorted(p.name for p in Path(store.root).iterdir()) == []
