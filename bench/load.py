@@ -14,18 +14,21 @@ same proxy and one process), then:
    `/?data=<id>`, as the meeting in the issue does;
 2. warms every replica: one session opens each page once (the processes' imports and caches of
    the link's data, which the first visitor pays once);
-3. **baseline**: one session alone makes `--baseline-actions` actions (filter changes and page
-   visits) with short pauses: the single-session figures the targets compare against;
+3. **alone, cold**: one session alone makes `--baseline-actions` actions (filter changes and
+   page visits) with short pauses, on caches only the warm-up filled;
 4. **load**: N sessions, started over the first 10 s (a third of a shorter run; each loads the
    page over HTTP for its affinity cookie and connects, as a browser does), each repeating
    until `--duration` ends: a pause drawn uniformly from `--think` (the time a person reads),
    then a filter change (65%: the sidebar's study exclusion, indication or pooling method, always
    to a new value, as the frontend sends a widget change) or a page visit (35%: one of the
-   pages, as the navigation sends it). Each is timed
-   from the message sent to the end of the run it started (`script_finished`): the server's part
-   of a change, without the browser's drawing (bench_app.py measures that);
-5. closes every session, waits for Streamlit to drop them (`--ttl`, the reconnect window set for
-   the run) and samples the replicas' memory again.
+   pages, as the navigation sends it). Each is timed from the message sent to the end of the run
+   it started (`script_finished`): the server's part of a change, without the browser's drawing
+   (bench_app.py measures that);
+5. **baseline**: closes every session, and one session alone makes the same actions again, on
+   the caches the load left (as the load's changes mostly found their slice computed): the
+   single-session figures the targets compare against, measured in the same run;
+6. waits for Streamlit to drop the closed sessions (`--ttl`, the reconnect window set for the
+   run) and samples the replicas' memory again.
 
 Errors are exceptions drawn, pages not found, runs that do not end in 60 s, and sessions whose
 socket closed or that could not connect; with `--kill-at`, replica 1 is killed (SIGKILL) that
@@ -334,7 +337,7 @@ def run_step(
             memory.start()
             try:
                 asyncio.run(_warm(running, query))
-                baseline = asyncio.run(_baseline(running.url, query, args.baseline_actions, shared))
+                cold = asyncio.run(_baseline(running.url, query, args.baseline_actions, shared))
                 time.sleep(2)
                 before = memory.now()
                 phase = {"load_start": memory.samples[-1][0] if memory.samples else 0.0}
@@ -343,6 +346,10 @@ def run_step(
                 )
                 phase["load_end"] = round(time.monotonic() - memory.start_time, 1)
                 peak = [max(s[1][i] for s in memory.samples) for i in range(replicas)]
+                # One session alone again, on the caches the load left: the load's changes
+                # mostly find their slice computed, and so does this baseline, so the ratio
+                # of the two compares like with like (the cold one above would flatter it).
+                baseline = asyncio.run(_baseline(running.url, query, args.baseline_actions, shared))
                 # Streamlit keeps a closed tab's session for the reconnect window, and drops it
                 # when the session manager is next used: wait, then one short visit.
                 time.sleep(args.ttl + 3)
@@ -368,6 +375,11 @@ def run_step(
             "change": figures(baseline, ("change",)),
             "visit": figures(baseline, ("visit",)),
             "errors": _errors(baseline),
+        },
+        "baseline_cold": {
+            "change": figures(cold, ("change",)),
+            "visit": figures(cold, ("visit",)),
+            "errors": _errors(cold),
         },
         "load": {
             "open": figures(records, ("open",)),
@@ -430,9 +442,10 @@ def _print_step(step: dict[str, Any]) -> None:
         f"actions, {len(load['errors'])} errors, {load['reconnects']} reconnects; load average "
         f"{step['load_average_at_end'][0]:.1f}"
     )
-    print("  kind        count   p50   p95   p99   max (ms)")
+    print("  kind            count   p50   p95   p99   max (ms)")
     for name, row in (
-        ("baseline change", base["change"]),
+        ("alone, cold", step["baseline_cold"]["change"]),
+        ("alone, after", base["change"]),
         ("change", load["change"]),
         ("visit", load["visit"]),
         ("open", load["open"]),
@@ -470,6 +483,24 @@ def _commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return ""
+
+
+def _nginx_version() -> str:
+    """The proxy's version as `nginx -v` gives it ("nginx version: nginx/1.22.1")."""
+    try:
+        said = subprocess.run([cluster.NGINX, "-v"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return said.stderr.strip().rsplit("/", 1)[-1]
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -517,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            "streamlit": _version("streamlit"),
+            "nginx": _nginx_version(),
             "load_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "steps": [],
