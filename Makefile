@@ -64,9 +64,10 @@ bench: $(VENV)/.dev system-deps data ## Run the benchmarks and render docs/perfo
 	$(PY) bench/bench_upload.py
 	$(PY) bench/render.py
 
-load: $(VENV)/.dev system-deps data ## The load test: 1 process, then 2 replicas behind nginx, at 20, 50 and 100 sessions (about 30 minutes)
-	$(PY) bench/load.py --replicas 1 --sessions 20,50,100 --out artifacts/bench/load-1.json
-	$(PY) bench/load.py --replicas 2 --sessions 20,50,100 --out artifacts/bench/load-2.json
+load: $(VENV)/.dev system-deps data ## The load test: 1 process, 2 replicas behind nginx (20, 50, 100 sessions), a replica killed; docs/performance.md (about 20 minutes)
+	$(PY) bench/load.py --replicas 1 --sessions 20,50,100 --duration 75 --out artifacts/bench/load-1.json
+	$(PY) bench/load.py --replicas 2 --sessions 20,50,100 --duration 75 --out artifacts/bench/load-2.json
+	$(PY) bench/load.py --replicas 2 --sessions 50 --duration 75 --kill-at 30 --out artifacts/bench/load-kill.json
 	$(PY) bench/render.py
 
 docker: ## Build the container image (needs a Docker engine)

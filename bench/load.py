@@ -37,10 +37,16 @@ the URL they showed): a reconnect that fails, or that does not restore the URL's
 link's data, is an error. Every replica's memory (VmRSS of its process and its children, from
 /proc) is sampled each second throughout.
 
-Bounded: at most 200 sessions and 600 s of load per step, one hour in all, on loopback only (it
-starts its own servers and sends nothing elsewhere). It prints p50/p95/p99 per change, errors and
-memory over time, and writes them as JSON (`--out`, default artifacts/bench/load.json);
-bench/render.py puts artifacts/bench/load-1.json and load-2.json into docs/performance.md.
+`--rounds N` runs the same load N times on the same servers and samples memory after each
+round (the figures are the first round's): memory that grows round after round is held by
+something, memory that comes back to the same level is caches and the allocator's high-water
+mark.
+
+Bounded: at most 200 sessions, 600 s of load per round and 5 rounds per step, and no step starts
+after an hour; on loopback only (it starts its own servers and sends nothing elsewhere). It
+prints p50/p95/p99 per change, errors and memory over time, and writes them as JSON (`--out`,
+default artifacts/bench/load.json); bench/render.py puts artifacts/bench/load-1.json, load-2.json
+and load-kill.json into docs/performance.md.
 """
 
 from __future__ import annotations
@@ -287,10 +293,11 @@ async def _load(
     think: tuple[float, float],
     shared: bool,
     kill_at: float | None,
+    seed: int = 1000,
 ) -> tuple[list[Person], float | None]:
     clock0 = time.monotonic()
     until = clock0 + duration
-    people = [Person(running.url, query, 1000 + i, think, shared) for i in range(sessions)]
+    people = [Person(running.url, query, seed + i, think, shared) for i in range(sessions)]
     killed: list[float] = []
 
     async def life(index: int, person: Person) -> None:
@@ -356,6 +363,28 @@ def run_step(
                 asyncio.run(_warm_one(running, query))
                 time.sleep(args.ttl + 3)
                 after = memory.now()
+                # The same load again on the same servers (memory only): memory that grows
+                # round after round is held by something; memory that comes back to the same
+                # level is caches and the allocator's high-water mark.
+                after_rounds, later_errors = [after], []
+                for round_ in range(1, args.rounds):
+                    again, _ = asyncio.run(
+                        _load(
+                            running,
+                            query,
+                            sessions,
+                            args.duration,
+                            args.think,
+                            shared,
+                            None,
+                            seed=1000 + round_ * MAX_SESSIONS,
+                        )
+                    )
+                    later_errors += _errors([r for p in again for r in p.records])
+                    time.sleep(args.ttl + 3)
+                    asyncio.run(_warm_one(running, query))
+                    time.sleep(args.ttl + 3)
+                    after_rounds.append(memory.now())
             finally:
                 memory.stop.set()
                 memory.join()
@@ -389,6 +418,7 @@ def run_step(
             "actions": sum(1 for r in records if r.kind in ("change", "visit")),
             "reconnects": sum(p.reconnects for p in people),
             "errors": _errors(records),
+            "later_rounds_errors": later_errors,
         },
         "kill": None
         if killed is None
@@ -410,6 +440,7 @@ def run_step(
             "before": before,
             "peak": peak,
             "after": after,
+            "after_each_round": after_rounds,
             "samples": memory.samples,
             **phase,
         },
@@ -459,6 +490,11 @@ def _print_step(step: dict[str, Any]) -> None:
         f"  memory (MiB per replica): before {memory['before']}, peak {memory['peak']}, "
         f"after the sessions closed {memory['after']}"
     )
+    if len(memory["after_each_round"]) > 1:
+        print(
+            f"  after each round of the same load: {memory['after_each_round']}; "
+            f"{len(load['later_rounds_errors'])} errors in the later rounds"
+        )
     if step["kill"] is not None:
         kill = step["kill"]
         print(
@@ -483,6 +519,12 @@ def _commit() -> str:
         ).stdout.strip()
     except OSError:
         return "unknown"
+
+
+def _allocator() -> str:
+    """glibc's arena setting when the run sets it (the replicas inherit the environment)."""
+    value = os.environ.get("MALLOC_ARENA_MAX")
+    return f"MALLOC_ARENA_MAX={value} " if value else ""
 
 
 def _version(package: str) -> str:
@@ -519,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-actions", type=int, default=40)
     parser.add_argument("--data", choices=("link", "shipped"), default="link")
     parser.add_argument("--kill-at", type=float, default=None, help="kill replica 1 at T s")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="the load again on the same servers, for memory"
+    )
     parser.add_argument("--ttl", type=int, default=10, help="disconnected session TTL, s")
     parser.add_argument("--database", type=Path, default=build.DATABASE, help="a built database")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench" / "load.json")
@@ -528,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--replicas: 1 to 8")
     if not all(1 <= n <= MAX_SESSIONS for n in counts):
         parser.error(f"--sessions: 1 to {MAX_SESSIONS} each")
+    if not 1 <= args.rounds <= 5:
+        parser.error("--rounds: 1 to 5")
     if not 5 <= args.duration <= MAX_DURATION:
         parser.error(f"--duration: 5 to {MAX_DURATION:g} s")
     if not cluster.nginx_available():
@@ -543,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     about = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _commit(),
-        "command": f".venv/bin/python {command.strip()}",
+        "command": f"{_allocator()}.venv/bin/python {command.strip()}",
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -256,7 +256,7 @@ def _memory_back(step: dict[str, Any]) -> tuple[bool, str]:
     pairs = [(b, a) for b, a in zip(memory["before"], memory["after"], strict=True) if a > 0]
     changes = [(a - b) / b for b, a in pairs if b > 0]
     worst = max(changes, key=abs) if changes else 0.0
-    return all(abs(c) <= LOAD_MEMORY_SHARE for c in changes), f"{worst:+.0%}"
+    return all(abs(c) <= LOAD_MEMORY_SHARE for c in changes), f"{worst:+.1%}"
 
 
 def _load_targets(figures: dict[str, Any]) -> str:
@@ -276,7 +276,7 @@ def _load_targets(figures: dict[str, Any]) -> str:
             ratio = loaded / alone
             met = "met" if ratio <= LOAD_P95_RATIO else "not met"
             parts.append(
-                f"p95 per change at 50 sessions {loaded:.0f} ms, {ratio:.1f}× one session's "
+                f"p95 per change at 50 sessions {loaded:.0f} ms, {ratio:.2f}× one session's "
                 f"{alone:.0f} ms in the same run ({met}: ≤ {LOAD_P95_RATIO:g}× wanted)"
             )
     verdicts = [_memory_back(step) for step in steps]
@@ -305,7 +305,7 @@ def render_load(figures: dict[str, Any]) -> str:
         load, alone = step["load"], step["baseline"]["change"]
         cold = step.get("baseline_cold", {}).get("change", {"p95_ms": None})
         ratio = (
-            f"{load['change']['p95_ms'] / alone['p95_ms']:.1f}×"
+            f"{load['change']['p95_ms'] / alone['p95_ms']:.2f}×"
             if load["change"]["p95_ms"] and alone["p95_ms"]
             else "-"
         )
@@ -330,6 +330,14 @@ def render_load(figures: dict[str, Any]) -> str:
             f"- {step['sessions']} sessions (load from {memory['load_start']:.0f} s to "
             f"{memory['load_end']:.0f} s): {timeline}"
         )
+        rounds = memory.get("after_each_round", [])
+        if len(rounds) > 1:
+            shown = ", ".join("+".join(f"{m:.0f}" for m in after) for after in rounds)
+            later = len(step["load"].get("later_rounds_errors", []))
+            lines.append(
+                f"  - the same load {len(rounds)} times on the same servers, memory after each "
+                f"round: {shown} MiB ({later} errors in the later rounds)"
+            )
     for step in figures["steps"]:
         kill = step.get("kill")
         if not kill:
