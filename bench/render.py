@@ -4,7 +4,9 @@
 run of a base commit's app (`bench_app.py --app OTHER/app.py --out artifacts/bench/app-base.json`),
 shown beside the latest as ratios to the same floor, and `upload-base.json` the same for
 `bench_upload.py`, shown as its own table. `load-1.json`, `load-2.json` and `load-kill.json` are
-bench/load.py's runs on one process, on two replicas behind nginx, and with a replica killed.
+bench/load.py's runs on one process, on two replicas behind nginx, and with a replica killed;
+`load-memory.json` and `load-memory-arena2.json` its memory runs (`--rounds 3`, the second with
+MALLOC_ARENA_MAX=2).
 
 Each benchmark writes its figures as JSON; this renders them as the tables between the
 `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers of docs/performance.md, so the document
@@ -359,7 +361,10 @@ def render_load(figures: dict[str, Any]) -> str:
 
 
 RENDERERS = {"app": render_app, "meta": render_meta, "upload": render_upload}
-LOADS = {"load-1": render_load, "load-2": render_load, "load-kill": render_load}
+LOADS = {
+    name: render_load
+    for name in ("load-1", "load-2", "load-kill", "load-memory", "load-memory-arena2")
+}
 
 
 def _load(name: str) -> dict[str, Any] | None:
