@@ -3,10 +3,12 @@ panel's data link for a few seconds, one replica killed under them. What a host 
 report relies on: actions were made and timed, the killed replica's sessions came back with their
 view and data from their links, the other sessions saw nothing, and memory was sampled.
 
-The figures themselves are a benchmark (docs/performance.md), not asserted here."""
+The figures themselves are a benchmark (docs/performance.md), not asserted here; that
+bench/render.py turns the run into docs/performance.md's table and sentences is."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -52,3 +54,12 @@ def test_the_load_script_runs_end_to_end_with_a_replica_killed(tmp_path: Path) -
     assert kill["other_reconnects"] == 0 and kill["other_errors"] == []
     memory = step["memory_mib"]
     assert len(memory["samples"]) > 5 and all(m > 0 for m in memory["before"])
+
+    spec = importlib.util.spec_from_file_location("render", ROOT / "bench" / "render.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    shown = render.render_load(json.loads(out.read_text(encoding="utf-8")))
+    assert "Targets: errors at 6 sessions: 0 (met: 0 wanted)" in shown
+    assert f"| 6 | {load['actions']} | 0 |" in shown
+    on_killed = kill["sessions_on_killed_replica"]
+    assert f"{on_killed} sessions were on it; {on_killed} reconnected" in shown
