@@ -17,6 +17,12 @@ COPY --chown=app:app . .
 # checksum, which the app verifies at start).
 RUN python -m evidence.extraction.build && chmod a-w data/anakinra.duckdb data/anakinra.duckdb.sha256
 
+# The dataset store (a panel's checked uploads, shared by link): mount one volume here for every
+# replica (compose.yaml, deploy/kubernetes.yaml); ANAKINRA_DATASETS=off keeps uploads in the
+# browser session only.
+RUN install -d -o app -g app /datasets
+ENV ANAKINRA_DATASETS=/datasets
+
 USER app
 EXPOSE 8501
 # The script health check runs app.py: it fails (503) when the server is up but has no data to
@@ -24,4 +30,5 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8501/_stcore/script-health-check', timeout=14).status == 200 else 1)"
 
-CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0"]
+# The command of every replica (compose.yaml, deploy/kubernetes.yaml, make serve).
+CMD ["streamlit", "run", "app.py", "--server.port", "8501", "--server.address", "0.0.0.0"]

@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+REPLICAS ?= 2
+HOST ?= 127.0.0.1
 SYSTEM_PACKAGES := chromium nginx r-cran-metafor r-cran-lme4 r-cran-jsonlite
 
 .DEFAULT_GOAL := help
-.PHONY: help run test unit lint format data check-data system-deps reference bench docker clean
+.PHONY: help run serve test unit lint format data check-data system-deps reference bench load docker clean
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -35,6 +37,10 @@ check-data: $(VENV)/.runtime ## Validate the extraction sheets without writing a
 run: data ## Start the dashboard on http://localhost:$(PORT) (make run PORT=8600 for another port)
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
+serve: data ## REPLICAS dashboard processes behind nginx on http://localhost:$(PORT) (make serve REPLICAS=3 PORT=8600); Ctrl-C stops all
+	@bash scripts/system-deps.sh nginx
+	$(PY) -m harness.cluster serve --replicas $(REPLICAS) --port $(PORT) --host $(HOST)
+
 system-deps: ## Install Chromium, nginx and R metafor/lme4 from Debian when missing (as root), else say what to install
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
 
@@ -61,6 +67,12 @@ bench: $(VENV)/.dev system-deps data ## Run the benchmarks and render docs/perfo
 	$(PY) bench/bench_meta.py
 	$(PY) bench/bench_app.py
 	$(PY) bench/bench_upload.py
+	$(PY) bench/render.py
+
+load: $(VENV)/.dev system-deps data ## The load test: 1 process, 2 replicas behind nginx (20, 50, 100 sessions), a replica killed; docs/performance.md (about 20 minutes)
+	$(PY) bench/load.py --replicas 1 --sessions 20,50,100 --duration 75 --out artifacts/bench/load-1.json
+	$(PY) bench/load.py --replicas 2 --sessions 20,50,100 --duration 75 --out artifacts/bench/load-2.json
+	$(PY) bench/load.py --replicas 2 --sessions 50 --duration 75 --kill-at 30 --out artifacts/bench/load-kill.json
 	$(PY) bench/render.py
 
 docker: ## Build the container image (needs a Docker engine)

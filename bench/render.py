@@ -3,7 +3,10 @@
 `app.json`, `meta.json` and `upload.json` are the latest runs; `app-base.json`, when present, is a
 run of a base commit's app (`bench_app.py --app OTHER/app.py --out artifacts/bench/app-base.json`),
 shown beside the latest as ratios to the same floor, and `upload-base.json` the same for
-`bench_upload.py`, shown as its own table.
+`bench_upload.py`, shown as its own table. `load-1.json`, `load-2.json` and `load-kill.json` are
+bench/load.py's runs on one process, on two replicas behind nginx, and with a replica killed;
+`load-memory.json` and `load-memory-arena2.json` its memory runs (`--rounds 3`, the second with
+MALLOC_ARENA_MAX=2).
 
 Each benchmark writes its figures as JSON; this renders them as the tables between the
 `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers of docs/performance.md, so the document
@@ -30,10 +33,15 @@ def _about(figures: dict[str, Any]) -> list[str]:
     machine = figures["machine"]
     parts = [f"{machine.get('cpus')} CPUs"]
     if "platform" in machine:
-        parts.append(
-            f"{machine['platform']}, Python {machine['python']}, Streamlit "
-            f"{machine['streamlit']}, Chromium {machine['chromium']} (headless)"
-        )
+        software = [machine["platform"], f"Python {machine['python']}"]
+        software += [
+            f"{name} {machine[key]}"
+            for key, name in (("streamlit", "Streamlit"), ("nginx", "nginx"))
+            if machine.get(key)
+        ]
+        if machine.get("chromium"):
+            software.append(f"Chromium {machine['chromium']} (headless)")
+        parts.append(", ".join(software))
     load = machine.get("load_at_start")
     if load:
         parts.append(f"load average {load[0]:.1f} at the start")
@@ -235,7 +243,128 @@ def render_upload(figures: dict[str, Any]) -> str:
     return "\n".join([*lines, "", " ".join(notes)])
 
 
+LOAD_P95_RATIO = 2.0  # p95 per change at 50 sessions, at most this times one session's p95
+LOAD_MEMORY_SHARE = 0.10  # memory after the sessions closed, within this share of its start
+
+
+def _triple(row: dict[str, Any]) -> str:
+    return " / ".join(_number(row[f"p{q}_ms"]) for q in (50, 95, 99))
+
+
+def _memory_back(step: dict[str, Any]) -> tuple[bool, str]:
+    """Whether every surviving replica's memory after the sessions closed is within
+    LOAD_MEMORY_SHARE of its size before the load, and the largest change, in words."""
+    memory = step["memory_mib"]
+    pairs = [(b, a) for b, a in zip(memory["before"], memory["after"], strict=True) if a > 0]
+    changes = [(a - b) / b for b, a in pairs if b > 0]
+    worst = max(changes, key=abs) if changes else 0.0
+    return all(abs(c) <= LOAD_MEMORY_SHARE for c in changes), f"{worst:+.1%}"
+
+
+def _load_targets(figures: dict[str, Any]) -> str:
+    steps = figures["steps"]
+    parts = []
+    largest = max(steps, key=lambda step: step["sessions"])
+    errors = len(largest["load"]["errors"])
+    parts.append(
+        f"errors at {largest['sessions']} sessions: {errors} "
+        f"({'met' if errors == 0 else 'not met'}: 0 wanted)"
+    )
+    for step in steps:
+        if step["sessions"] != 50:
+            continue
+        alone, loaded = step["baseline"]["change"]["p95_ms"], step["load"]["change"]["p95_ms"]
+        if alone and loaded:
+            ratio = loaded / alone
+            met = "met" if ratio <= LOAD_P95_RATIO else "not met"
+            parts.append(
+                f"p95 per change at 50 sessions {loaded:.0f} ms, {ratio:.2f}× one session's "
+                f"{alone:.0f} ms in the same run ({met}: ≤ {LOAD_P95_RATIO:g}× wanted)"
+            )
+    verdicts = [_memory_back(step) for step in steps]
+    met = "met" if all(ok for ok, _ in verdicts) else "not met"
+    parts.append(
+        "memory after the sessions closed against its start: "
+        + ", ".join(f"{step['sessions']} sessions {change}" for step, (_, change) in zip(
+            steps, verdicts, strict=True))
+        + f" ({met}: within {LOAD_MEMORY_SHARE:.0%} wanted)"
+    )  # fmt: skip
+    return "Targets: " + "; ".join(parts) + "."
+
+
+def render_load(figures: dict[str, Any]) -> str:
+    """bench/load.py: per number of sessions, a fresh cluster, one session alone first (the
+    baseline), then the load; the server's memory before, at its peak and after the sessions
+    closed, and over time."""
+    lines = [*_about(figures), "", _load_targets(figures), ""]
+    lines += [
+        "| sessions | actions | errors | change p50 / p95 / p99 (ms) | one session alone: "
+        "change p95, cold / after (ms) | p95 / alone after | page visit p50 / p95 / p99 (ms) "
+        "| open p95 (ms) | memory before → peak → after, MiB | load average at the end |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in figures["steps"]:
+        load, alone = step["load"], step["baseline"]["change"]
+        cold = step.get("baseline_cold", {}).get("change", {"p95_ms": None})
+        ratio = (
+            f"{load['change']['p95_ms'] / alone['p95_ms']:.2f}×"
+            if load["change"]["p95_ms"] and alone["p95_ms"]
+            else "-"
+        )
+        memory = step["memory_mib"]
+        shown = " → ".join(
+            "+".join(f"{m:.0f}" for m in memory[key]) for key in ("before", "peak", "after")
+        )
+        lines.append(
+            f"| {step['sessions']} | {load['actions']} | {len(load['errors'])} | "
+            f"{_triple(load['change'])} | {_number(cold['p95_ms'])} / {_number(alone['p95_ms'])}"
+            f" | {ratio} | "
+            f"{_triple(load['visit'])} | {_number(load['open']['p95_ms'])} | {shown} | "
+            f"{step['load_average_at_end'][0]:.1f} |"
+        )
+    lines += ["", "Memory over time (MiB, all replicas together; s from the cluster's start):", ""]
+    for step in figures["steps"]:
+        samples = step["memory_mib"]["samples"]
+        every = max(1, len(samples) // 12)
+        timeline = ", ".join(f"{t:.0f} s {sum(m):.0f}" for t, m in samples[::every])
+        memory = step["memory_mib"]
+        lines.append(
+            f"- {step['sessions']} sessions (load from {memory['load_start']:.0f} s to "
+            f"{memory['load_end']:.0f} s): {timeline}"
+        )
+        rounds = memory.get("after_each_round", [])
+        if len(rounds) > 1:
+            shown = ", ".join("+".join(f"{m:.0f}" for m in after) for after in rounds)
+            later = len(step["load"].get("later_rounds_errors", []))
+            lines.append(
+                f"  - the same load {len(rounds)} times on the same servers, memory after each "
+                f"round: {shown} MiB ({later} errors in the later rounds)"
+            )
+    for step in figures["steps"]:
+        kill = step.get("kill")
+        if not kill:
+            continue
+        restored = kill["restored_from_link"]
+        reconnect = _number(step["load"]["reconnect"]["p95_ms"])
+        lines += [
+            "",
+            f"Replica 1 killed (SIGKILL) {step['killed_replica_at_s']:.0f} s into the load of "
+            f"{step['sessions']} sessions: {kill['sessions_on_killed_replica']} sessions were on "
+            f"it; {restored} reconnected through the proxy to the other replica with their view "
+            f"and the link's data restored (reconnect p95 {reconnect} ms), "
+            f"{len(kill['errors_on_killed_replica'])} errors among them. The other "
+            f"{kill['other_sessions']} sessions: {kill['other_reconnects']} reconnects, "
+            f"{len(kill['other_errors'])} errors, change p95 "
+            f"{_number(kill['other_change']['p95_ms'])} ms.",
+        ]
+    return "\n".join(lines)
+
+
 RENDERERS = {"app": render_app, "meta": render_meta, "upload": render_upload}
+LOADS = {
+    name: render_load
+    for name in ("load-1", "load-2", "load-kill", "load-memory", "load-memory-arena2")
+}
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -252,6 +381,9 @@ def main() -> int:
     base, new = _load("app-base"), _load("app")
     if base and new:
         blocks["ab"] = render_ab(base, new)
+    for name, render in LOADS.items():
+        if (RESULTS / f"{name}.json").exists():
+            blocks[name] = render(_load(name))
     upload_base = _load("upload-base")
     if upload_base:
         blocks["upload-base"] = render_upload(upload_base)

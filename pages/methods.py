@@ -29,7 +29,13 @@ st.header("Use your own extraction")
 st.markdown(
     "Upload a workbook made from the template (or the export above, edited), or a zip of the "
     "CSV sheets. It is checked with the same rules as the shipped data; if it passes, every "
-    "page uses it **for your browser session only**. The shipped data is never changed."
+    + (
+        "page uses it, and **this page's link opens it for anyone who has the link** (send it "
+        "to the panel): the server keeps the checked sheets under an identifier nobody can "
+        "guess. The shipped data is never changed."
+        if data.sharing()
+        else "page uses it **for your browser session only**. The shipped data is never changed."
+    )
 )
 upload = st.file_uploader("Extraction workbook (.xlsx) or zipped CSVs (.zip)", type=["xlsx", "zip"])
 if upload is not None and st.button("Check and use this extraction", type="primary"):

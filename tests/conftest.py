@@ -3,6 +3,7 @@ facade over them, so tests read numbers the way the pages do."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from evidence.extraction import build
 from evidence.filters import Slice
 
 FIXTURE_SHEETS = Path(__file__).parent / "fixtures" / "good"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dataset_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The dataset store (evidence.datasets) every test and every server a test starts uses: a
+    temporary folder, never the repository's data/datasets. Sharing by link is on, as by
+    default."""
+    folder = tmp_path_factory.mktemp("datasets")
+    previous = os.environ.get("ANAKINRA_DATASETS")
+    os.environ["ANAKINRA_DATASETS"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("ANAKINRA_DATASETS", None)
+    else:
+        os.environ["ANAKINRA_DATASETS"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -264,7 +264,7 @@ def test_upload_runs_this_session_on_the_panels_data_only(
     page = _page(browser, f"{server}/methods")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(workbook))
     page.get_by_role("button", name="Check and use this extraction").click()
-    page.wait_for_selector("text=in this browser session only", timeout=TIMEOUT_MS)
+    page.wait_for_selector("text=You are looking at", timeout=TIMEOUT_MS)  # the data banner
     page.get_by_role("link", name="Overview").click()
     page.wait_for_selector('[data-testid="stMetricValue"]', timeout=TIMEOUT_MS)
     _settle(page)
@@ -417,7 +417,7 @@ def _fixture_workbook(tmp_path: Path) -> Path:
 def _upload(page: object, workbook: Path) -> None:
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(workbook))
     page.get_by_role("button", name="Check and use this extraction").click()
-    page.wait_for_selector("text=in this browser session only", timeout=TIMEOUT_MS)
+    page.wait_for_selector("text=You are looking at", timeout=TIMEOUT_MS)  # the data banner
     _settle(page)
 
 
@@ -428,7 +428,11 @@ def test_an_ended_sessions_upload_is_closed(browser: object, tmp_path: Path) -> 
 
     database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
     workbook = _fixture_workbook(tmp_path)
-    env = {"ANAKINRA_DB": str(database), "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "6"}
+    env = {
+        "ANAKINRA_DB": str(database),
+        "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "6",
+        "ANAKINRA_DATASETS": "off",  # a session-only upload: the one a session holds
+    }
     with streamlit_process(env=env, log_prefix="session-end") as (base, _, _):
         log = ROOT / "artifacts" / f"session-end-{base.rsplit(':', 1)[1]}.log"
         page = _page(browser, f"{base}/methods")
@@ -448,16 +452,17 @@ def test_an_ended_sessions_upload_is_closed(browser: object, tmp_path: Path) -> 
         page_of_another.context.close()
 
 
-def test_after_a_restart_a_page_showing_an_upload_says_it_is_gone(
+def test_after_a_restart_a_page_showing_a_session_only_upload_says_it_is_gone(
     browser: object, tmp_path: Path
 ) -> None:
-    """The upload lived in the server's memory: after a restart the reconnected page says the
-    link's upload is not on this server instead of silently showing the shipped data."""
+    """With sharing off the upload lived in the server's memory: after a restart the reconnected
+    page says the link's upload is not on this server instead of silently showing the shipped
+    data."""
     from harness.server import free_port, streamlit_process
 
     database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
     workbook = _fixture_workbook(tmp_path)
-    env, port = {"ANAKINRA_DB": str(database)}, free_port()
+    env, port = {"ANAKINRA_DB": str(database), "ANAKINRA_DATASETS": "off"}, free_port()
     not_here = "The uploaded extraction of this link is not on this server"
     with streamlit_process(env=env, port=port, log_prefix="restart-1") as (base, _, _):
         page = _page(browser, f"{base}/methods")
@@ -471,6 +476,37 @@ def test_after_a_restart_a_page_showing_an_upload_says_it_is_gone(
         playwright_api.expect(notice).to_be_visible(timeout=TIMEOUT_MS)
         page.wait_for_url(re.compile(r"/treatment(?!.*data=upload)"), timeout=TIMEOUT_MS)
         assert page.get_by_text("panel_extraction.xlsx").count() == 0
+        page.context.close()
+
+
+def test_after_a_restart_a_page_showing_a_shared_upload_shows_it_again(
+    browser: object, tmp_path: Path
+) -> None:
+    """Shared by link (the default), the upload is in the dataset store: the page that
+    reconnects after a restart opens it again from its link, with its banner and its filters."""
+    from harness.server import free_port, streamlit_process
+
+    database = build.build_from(build.SHEETS_DIR, tmp_path / "anakinra.duckdb")
+    workbook = _fixture_workbook(tmp_path)
+    env = {"ANAKINRA_DB": str(database), "ANAKINRA_DATASETS": str(tmp_path / "datasets")}
+    port = free_port()
+    shared = re.compile(r"/treatment\?.*data=[0-9a-f]{64}")
+    with streamlit_process(env=env, port=port, log_prefix="restart-1") as (base, _, _):
+        page = _page(browser, f"{base}/methods")
+        _upload(page, workbook)
+        page.get_by_role("link", name="Treatment").click()
+        page.wait_for_url(shared, timeout=TIMEOUT_MS)
+        _settle(page)
+        before = page.url
+    with streamlit_process(env=env, port=port, log_prefix="restart-2"):
+        # The reconnected page's run ends with the app's own navigation drawn again.
+        overview = page.get_by_role("link", name="Overview")
+        playwright_api.expect(overview).to_be_visible(timeout=TIMEOUT_MS)
+        _settle(page)
+        banner = page.get_by_text("“panel_extraction.xlsx”, shared by link")
+        playwright_api.expect(banner).to_be_visible(timeout=TIMEOUT_MS)
+        assert page.url == before
+        assert page.get_by_text("is not in this server's dataset store").count() == 0
         page.context.close()
 
 

@@ -1,7 +1,7 @@
 """Hosting settings against real servers: the WebSocket refuses hosts outside
-`server.allowedHosts`; docs/hosting.md's nginx snippet, run in front of the app, sends the
-security headers, hides the private endpoints, and every page, chart, download and upload works
-in Chromium under its Content-Security-Policy."""
+`server.allowedHosts`; docs/hosting.md's nginx blocks, run in front of the app, send the
+security headers and the affinity cookie, hide the private endpoints, and every page, chart,
+download and upload works in Chromium under its Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from evidence.extraction import build
+from harness import cluster
 from harness.server import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, streamlit_server
 
-HOSTING = ROOT / "docs" / "hosting.md"
 TIMEOUT_MS = 45_000
 
 
@@ -86,33 +86,11 @@ def test_streamlit_serves_its_metrics_whatever_the_config(database: Path) -> Non
         assert _get(f"{base}/_stcore/metrics")[0] == 200
 
 
-# ---- docs/hosting.md's nginx snippet in front of the app ------------------------------------
-def _snippet() -> str:
-    """The first nginx block of docs/hosting.md: the file a host includes."""
-    return re.findall(r"```nginx\n(.*?)```", HOSTING.read_text(encoding="utf-8"), re.S)[0]
-
-
-def _nginx_conf(folder: Path, listen: int, app: str) -> Path:
-    """A minimal nginx.conf around the snippet (plain HTTP on loopback; the snippet unchanged
-    but for the app's address)."""
-    (folder / "anakinra.conf").write_text(_snippet().replace("127.0.0.1:8501", app))
-    temp = " ".join(
-        f"{kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi")
-    )
-    conf = folder / "nginx.conf"
-    conf.write_text(
-        f"user root; daemon off; worker_processes 1; pid {folder / 'nginx.pid'};\n"
-        f"error_log {folder / 'error.log'};\nevents {{}}\n"
-        f"http {{ access_log off; {temp} uwsgi_temp_path {folder / 'uwsgi'}; "
-        f"scgi_temp_path {folder / 'scgi'};\n"
-        f"  server {{ listen 127.0.0.1:{listen}; include {folder / 'anakinra.conf'}; }}\n}}\n"
-    )
-    return conf
-
-
+# ---- docs/hosting.md's nginx blocks in front of the app --------------------------------------
 @pytest.fixture(scope="module")
 def proxied(database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app behind nginx running docs/hosting.md's snippet; yields the proxy's base URL."""
+    """The app behind nginx running docs/hosting.md's blocks (an upstream of one); yields the
+    proxy's base URL."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         message = "nginx is missing: install Debian's nginx (make system-deps)"
@@ -122,7 +100,7 @@ def proxied(database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     folder = tmp_path_factory.mktemp("nginx")
     with streamlit_server(env={"ANAKINRA_DB": str(database)}) as base:
         port = free_port()
-        conf = _nginx_conf(folder, port, base.removeprefix("http://"))
+        conf = cluster.nginx_conf(folder, f"127.0.0.1:{port}", [base.removeprefix("http://")])
         check = subprocess.run(
             [nginx, "-t", "-c", str(conf), "-p", str(folder)], capture_output=True
         )
@@ -154,6 +132,12 @@ def test_the_proxy_sends_the_security_headers_and_hides_the_private_endpoints(
     assert headers["referrer-policy"] == "same-origin"
     assert headers["strict-transport-security"].startswith("max-age=31536000")
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    # A new browser gets its affinity cookie (no secret, no state); one that has it, none.
+    cookie = headers["set-cookie"]
+    assert re.fullmatch(r"anakinra_replica=[0-9a-f]{32}; Path=/; HttpOnly; SameSite=Lax", cookie)
+    request = urllib.request.Request(f"{proxied}/", headers={"Cookie": cookie.split(";")[0]})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert "anakinra_replica" not in (response.headers.get("Set-Cookie") or "")
     assert _get(f"{proxied}/_stcore/health")[0] == 200
     assert _get(f"{proxied}/_stcore/metrics")[0] == 404
     assert _get(f"{proxied}/_stcore/script-health-check")[0] == 404
@@ -218,8 +202,8 @@ def test_every_page_works_through_the_proxy_under_its_content_security_policy(
         shutil.copy(workbook, upload)
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
         page.get_by_role("button", name="Check and use this extraction").click()
-        page.wait_for_selector("text=in this browser session only", timeout=TIMEOUT_MS)
-        assert "data=upload" in page.url
+        page.wait_for_selector("text=shared by link", timeout=TIMEOUT_MS)
+        page.wait_for_url(re.compile(r"data=[0-9a-f]{64}"), timeout=TIMEOUT_MS)  # its id
         context.close()
         browser.close()
     assert not violations, violations

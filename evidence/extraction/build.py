@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,8 +49,14 @@ from evidence import db
 from evidence.extraction import worker
 from evidence.extraction.cells import shown
 from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
-from evidence.extraction.upload import UploadError, inspect_upload, is_workbook
+from evidence.extraction.upload import (
+    MAX_UNPACKED_BYTES,
+    UploadError,
+    inspect_upload,
+    is_workbook,
+)
 from evidence.extraction.validate import (
+    MAX_SHEET_BYTES,
     Problem,
     Row,
     ValidationError,
@@ -531,20 +540,51 @@ def from_upload(
     connection with the same schema (its constraints checked again). That connection, private to
     the caller, uses one thread and a small memory limit; nothing on disk is opened or written.
     """
+    con, _, problems = upload_with_sheets(filename, content)
+    return con, problems
+
+
+def upload_with_sheets(
+    filename: str, content: bytes
+) -> tuple[duckdb.DuckDBPyConnection | None, bytes | None, list[Problem]]:
+    """`from_upload`, and the checked sheets as `sheets_zip` writes them (what the dataset store
+    keeps, so that another server process can build the same database): (None, None, problems)
+    when the file does not pass."""
+    return _built_in_worker(filename, _upload_in_worker, (filename,), content)
+
+
+def from_sheets_zip(
+    filename: str, content: bytes, sheets_sha256: str
+) -> tuple[duckdb.DuckDBPyConnection | None, list[Problem]]:
+    """An in-memory database of sheets kept by `sheets_zip` (a dataset the store holds), checked
+    again as an upload is, in the same bounded process, and refused unless the sheets are the
+    ones `sheets_sha256` names. `filename` is the name the panel uploaded them under: build_info
+    records it as the origin, as for the upload itself."""
+    con, _, problems = _built_in_worker(
+        filename, _stored_in_worker, (filename, sheets_sha256), content
+    )
+    return con, problems
+
+
+def _built_in_worker(
+    filename: str, target: Any, args: tuple[Any, ...], content: bytes
+) -> tuple[duckdb.DuckDBPyConnection | None, bytes | None, list[Problem]]:
+    """Run `target` (`_upload_in_worker` or `_stored_in_worker`) in the bounded process and build
+    the database from its answer: the problems, or the tables and the sheets' zip."""
     try:
-        parts = worker.run(_upload_in_worker, (filename,), content)
+        parts = worker.run(target, args, content)
     except worker.Refused as refused:
-        return None, [Problem(shown(filename), None, "", _refusal(refused), blocking=True)]
+        return None, None, [Problem(shown(filename), None, "", _refusal(refused), blocking=True)]
     try:
         answer = json.loads(parts[0])
         problems = [Problem(*problem) for problem in answer["problems"]]
         if problems:
-            return None, in_order(problems)
-        if tuple(answer["tables"]) != _UPLOAD_TABLES or len(parts) != len(_UPLOAD_TABLES) + 1:
+            return None, None, in_order(problems)
+        if tuple(answer["tables"]) != _UPLOAD_TABLES or len(parts) != len(_UPLOAD_TABLES) + 2:
             raise ValueError("the checking process sent other tables than the schema's")
-        return _upload_database(parts[1:]), []
+        return _upload_database(parts[1:-1]), parts[-1], []
     except (duckdb.Error, KeyError, TypeError, ValueError, IndexError) as err:
-        return None, [_not_loaded(filename, err)]
+        return None, None, [_not_loaded(filename, err)]
 
 
 def _refusal(refused: worker.Refused) -> str:
@@ -580,32 +620,75 @@ def _not_loaded(filename: str, err: Exception) -> Problem:
 
 def _upload_in_worker(filename: str, content: bytes) -> list[bytes]:
     """In the checking process: the problems as JSON, or (when there are none) the database's
-    rows, each table as an Arrow IPC stream after a JSON header naming them.
+    rows, each table as an Arrow IPC stream after a JSON header naming them, and last the
+    sheets as `sheets_zip` writes them.
 
     No database is opened here: DuckDB reserves far more address space than the rows need, which
     the process's own limit (RLIMIT_AS) is about. The rows are typed by the validator, so Arrow's
     types follow from them.
     """
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())  # no allocator that reserves address space
-
-    def answer(problems: list[Problem], tables: tuple[str, ...] = ()) -> bytes:
-        rows = [[p.file, p.row, p.column, p.message, p.blocking] for p in problems]
-        return json.dumps({"problems": rows, "tables": list(tables)}).encode("utf-8")
-
     try:
         raw, tables, problems = _checked_upload(filename, content)
-        if problems:
-            return [answer(problems)]
-        rows = database_rows(tables, build_info(raw, Origin(filename, UPLOAD)))
     except UploadError as err:
-        return [answer(err.problems)]
+        return [_answer(err.problems)]
     except MemoryError:
         raise
     except Exception as err:  # a reader bug must not take the page down
-        message = f"could not be read ({type(err).__name__}: {shown(str(err), 200)})"
-        return [answer([Problem(shown(filename), None, "", message, blocking=True)])]
+        return [_answer([_unreadable(filename, err)])]
+    return _rows_reply(filename, raw, tables, problems)
+
+
+def _stored_in_worker(filename: str, sheets_sha256: str, content: bytes) -> list[bytes]:
+    """In the checking process: a stored dataset's sheets (`sheets_zip`) read within the sheets'
+    caps, refused unless they are the ones `sheets_sha256` names, then checked and answered as
+    an upload is (`_upload_in_worker`)."""
+    try:
+        raw = read_sheets_zip(filename, content)
+    except UploadError as err:
+        return [_answer(err.problems)]
+    if sheets_checksum(raw) != sheets_sha256:
+        message = "does not hold the sheets its identifier names (damaged in the dataset store)"
+        return [_answer([Problem(shown(filename), None, "", message, blocking=True)])]
+    try:
+        tables, problems = validate_sheets(raw, unescape=True)
+    except MemoryError:
+        raise
+    except Exception as err:
+        return [_answer([_unreadable(filename, err)])]
+    return _rows_reply(filename, raw, tables, in_order(problems))
+
+
+def _answer(problems: list[Problem], tables: tuple[str, ...] = ()) -> bytes:
+    """The checking process's JSON header: the problems, or the tables that follow."""
+    rows = [[p.file, p.row, p.column, p.message, p.blocking] for p in problems]
+    return json.dumps({"problems": rows, "tables": list(tables)}).encode("utf-8")
+
+
+def _unreadable(filename: str, err: Exception) -> Problem:
+    message = f"could not be read ({type(err).__name__}: {shown(str(err), 200)})"
+    return Problem(shown(filename), None, "", message, blocking=True)
+
+
+def _rows_reply(
+    filename: str,
+    raw: dict[str, bytes],
+    tables: dict[str, list[Row]],
+    problems: list[Problem],
+) -> list[bytes]:
+    """The checking process's answer: the problems, or the header, one Arrow IPC stream per
+    table and the sheets' zip."""
+    import pyarrow as pa
+
+    if problems:
+        return [_answer(problems)]
+    pa.set_memory_pool(pa.system_memory_pool())  # no allocator that reserves address space
+    try:
+        rows = database_rows(tables, build_info(raw, Origin(filename, UPLOAD)))
+    except MemoryError:
+        raise
+    except Exception as err:
+        return [_answer([_unreadable(filename, err)])]
+    kept = sheets_zip(raw)
     del raw, tables
     streams = []
     for name in _UPLOAD_TABLES:
@@ -614,7 +697,61 @@ def _upload_in_worker(filename: str, content: bytes) -> list[bytes]:
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         streams.append(sink.getvalue().to_pybytes())
-    return [answer([], _UPLOAD_TABLES), *streams]
+    return [_answer([], _UPLOAD_TABLES), *streams, kept]
+
+
+# ---- checked sheets kept as one file (the dataset store's format) -----------------------------
+SHEETS_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # a fixed time: the same sheets give the same bytes
+
+
+def sheets_zip(raw: Mapping[str, bytes]) -> bytes:
+    """Raw sheets as a zip of `<sheet>.csv` members, byte for byte, in name order, with a fixed
+    time: the same sheets always give the same file (two servers storing one upload at once
+    write identical bytes). It is also a valid upload (a zip of CSVs)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for name in sorted(raw):
+            info = zipfile.ZipInfo(f"{name}.csv", date_time=SHEETS_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, raw[name])
+    return buffer.getvalue()
+
+
+def read_sheets_zip(filename: str, content: bytes) -> dict[str, bytes]:
+    """The raw sheets of a `sheets_zip` file: only `<sheet>.csv` members of the contract, each
+    unpacked to at most one byte past MAX_SHEET_BYTES (the validator refuses it then) and
+    MAX_UNPACKED_BYTES in all, whatever the members declare. UploadError when it is anything
+    else or damaged."""
+
+    def refused(message: str) -> UploadError:
+        return UploadError([Problem(shown(filename), None, "", message, blocking=True)])
+
+    raw: dict[str, bytes] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as zf:
+            for info in zf.infolist():
+                stem = info.filename.removesuffix(".csv")
+                if (
+                    not info.filename.endswith(".csv")
+                    or stem not in SHEETS_BY_NAME
+                    or stem in raw
+                    or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+                ):
+                    raise refused(f"holds {shown(info.filename)}, which is not one of the sheets")
+                with zf.open(info) as stream:
+                    raw[stem] = stream.read(MAX_SHEET_BYTES + 1)
+                total += len(raw[stem])
+                if total > MAX_UNPACKED_BYTES:
+                    raise refused("holds more than the sheets of one extraction")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError) as err:
+        raise refused(f"is damaged ({type(err).__name__})") from err
+    except (NotImplementedError, RuntimeError, ValueError) as err:
+        if isinstance(err, UploadError):
+            raise
+        raise refused(f"cannot be unpacked ({type(err).__name__})") from err
+    return raw
 
 
 def _upload_database(streams: list[bytes]) -> duckdb.DuckDBPyConnection:

@@ -45,11 +45,19 @@ def data_banner() -> None:
     active = data.active()
     if active.is_upload:
         left, right = st.columns([4, 1])
-        left.warning(
-            f"You are looking at {plain(active.label)}, in this browser session only: a reload, "
-            "a new tab or a copied link opens the shipped data instead (download the extraction "
-            "on Methods & data to keep it)."
-        )
+        if active.dataset is not None:
+            left.warning(
+                f"You are looking at {plain(active.label)}: anyone with this page's link sees "
+                "the same data, after a reload and in another browser too (download the "
+                "extraction on Methods & data to keep a copy)."
+            )
+        else:
+            not_shared = f" {plain(active.notice)}" if active.notice else ""
+            left.warning(
+                f"You are looking at {plain(active.label)}, in this browser session only: a "
+                "reload, a new tab or a copied link opens the shipped data instead (download "
+                f"the extraction on Methods & data to keep it).{not_shared}"
+            )
         right.button("Back to shipped data", key="back_to_shipped", on_click=_back_to_shipped)
     elif not active.is_shipped:
         st.info(f"This dashboard serves {plain(active.label)}, not the shipped extraction.")

@@ -10,8 +10,12 @@ the slice's cohorts and counts, plus the pooling method for pools, plus the outc
 highlighted study for what is drawn from a pool. So choosing another outcome, split or method
 never re-runs the slice's query, and pages never handle a cache key.
 
-The shipped file is opened read-only once per process. A panel's upload lives only in that
-browser session's state (an in-memory DuckDB), so two people never see each other's data.
+The shipped file is opened read-only once per process. A panel's upload, once checked, is kept
+in the dataset store (evidence.datasets) by the SHA-256 of its sheets, and the session's link
+carries that id (`data=<id>`): whoever opens the link, on any server process reading the same
+store, reads the same data, built in memory once per process and shared by the sessions reading
+it. With sharing off (ANAKINRA_DATASETS=off), or when the store cannot take it, an upload lives
+only in that browser session's state (an in-memory DuckDB) and the link carries `data=upload`.
 Analyses are cached as shared resources (one object for every session, never copied): they are
 frozen records and read-only frames, and no caller changes them. Frames a page may reshape are
 cached as data (each caller gets its own copy).
@@ -19,8 +23,11 @@ cached as data (each caller gets its own copy).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -33,7 +40,7 @@ import pandas as pd
 import streamlit as st
 
 from evidence import agreement as engine_agreement
-from evidence import analysis, db, sof, vocab
+from evidence import analysis, datasets, db, sof, vocab
 from evidence.extraction import build, export, template
 from evidence.extraction.validate import Problem
 from evidence.filters import FILTERS, Slice, View
@@ -45,13 +52,19 @@ from evidence.ui.vega import vega_spec
 
 DATABASE_ENV = "ANAKINRA_DB"  # point the app at another built file (tests, hosting)
 UPLOAD_KEY = "uploaded_data"
-# While a session reads its upload, its link carries data=upload (state.py writes and reads it),
-# so a link that outlives the upload (server restarted, link shared) says so instead of silently
-# showing other data. A later issue replaces it with a content-addressed dataset id.
+# While a session reads a panel's upload its link carries data=<dataset id> (shared by link: any
+# server reading the same dataset store opens it), or data=upload when it lives in the session
+# only (sharing off, or the store could not take it), so that a link that outlives such an upload
+# (server restarted, link shared) says so instead of silently showing other data. state.py
+# writes and reads the key.
 LINK_KEY, LINK_UPLOAD = "data", "upload"
 # The style this session's charts are drawn in (evidence.charts.STYLES): its view's display
 # mode, which state.py sets from the link on every run.
 CHART_STYLE_KEY = "chart_style"
+SHARED_LABEL = "the panel's extraction “{name}”, shared by link"
+# Datasets opened from the store kept built in memory per process (each at most 128 MB, most a
+# few MB); a session reading one that was let go keeps it until the session ends.
+OPEN_DATASETS = 8
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class ActiveData:
     is_shipped: bool = True
     file: Path | None = None  # the served file, offered as a download (None: in memory)
     notice: str | None = None  # what had to be done to serve it (a damaged file rebuilt, …)
+    dataset: str | None = None  # its id in the dataset store, when shared by link
 
 
 @dataclass(frozen=True)
@@ -168,15 +182,17 @@ def is_shipped() -> bool:
     return active().is_shipped
 
 
-def use_upload(con: duckdb.DuckDBPyConnection, filename: str) -> None:
-    """Make an upload's database this session's data: bounded (one thread, a small memory
-    limit, set again here whatever built it), and the only one the session holds (the one it
-    held before is closed; see evidence/ui/sessions.py for when this one is)."""
+def use_upload(con: duckdb.DuckDBPyConnection, filename: str, notice: str | None = None) -> None:
+    """Make an upload's database this session's data, in this session only: bounded (one thread,
+    a small memory limit, set again here whatever built it), and the only one the session holds
+    (the one it held before is closed; see evidence/ui/sessions.py for when this one is).
+    `notice` says why it is not shared by link, when it could have been."""
     sessions.bound(con)
     info = dict(db.run(con, "build_info").itertuples(index=False))
     st.session_state[UPLOAD_KEY] = ActiveData(
-        con, f"upload:{info['sheets_sha256']}", f"your upload “{filename}”", True, False
-    )
+        con, f"upload:{info['sheets_sha256']}", f"your upload “{filename}”", True, False,
+        notice=notice,
+    )  # fmt: skip
     session_id = sessions.current_id()
     if session_id is not None:
         sessions.hold(session_id, con)
@@ -192,17 +208,164 @@ def use_shipped() -> None:
 
 
 def has_upload() -> bool:
-    """Whether this session reads its own upload."""
+    """Whether this session reads a panel's upload (its own, or one shared by link)."""
     return st.session_state.get(UPLOAD_KEY) is not None
+
+
+def link_marker() -> str | None:
+    """What this session's link carries about its data: the dataset id of a shared upload,
+    LINK_UPLOAD for one in this session only, None for the served data."""
+    upload = st.session_state.get(UPLOAD_KEY)
+    if upload is None:
+        return None
+    return upload.dataset or LINK_UPLOAD
 
 
 def use_upload_if_valid(filename: str, content: bytes) -> list[Problem]:
     """Check a panel's extraction file and, if it passes, make it this session's data; every
-    problem found otherwise (nothing is loaded then)."""
-    con, problems = build.from_upload(filename, content)
-    if con is not None and not problems:
+    problem found otherwise (nothing is loaded then).
+
+    With sharing on, the checked sheets go to the dataset store and the session reads them as
+    anyone opening its link will. If the store cannot take them (full, unwritable, over its
+    cap), the upload is used in this session only and the banner says why."""
+    con, sheets, problems = build.upload_with_sheets(filename, content)
+    if con is None or problems:
+        return problems
+    shared = store()
+    if shared is None or sheets is None:
         use_upload(con, filename)
-    return problems
+        return []
+    dataset_id = dict(db.run(con, "build_info").itertuples(index=False))["sheets_sha256"]
+    try:
+        shared.put(dataset_id, filename, sheets)
+    except (datasets.StoreError, ValueError) as err:
+        print(f"dataset store: {dataset_id[:12]} not stored: {err}", file=sys.stderr)
+        use_upload(con, filename, notice=_not_stored(err))
+        return []
+    with _seed_lock:  # built already: the process's copy is this one, not a second build
+        _seeded[dataset_id] = (con, filename)
+    found = open_dataset(dataset_id)
+    with _seed_lock:
+        unused = _seeded.pop(dataset_id, None)
+    if isinstance(found, str):  # with the seed in place this does not happen; never lose it
+        if unused is None:
+            return [Problem(filename, None, "", found, blocking=True)]
+        use_upload(con, filename, notice=found)
+        return []
+    if unused is not None and unused[0] is not found.con:  # this process had it open already
+        with contextlib.suppress(duckdb.Error):
+            unused[0].close()
+    _read_dataset(found)
+    return []
+
+
+def _not_stored(err: Exception) -> str:
+    why = str(err) if isinstance(err, datasets.StoreError) else "it could not be checked"
+    return (
+        f"It could not be stored for sharing by link ({why}); nothing was kept on the server. "
+        "Download the extraction on Methods & data to keep it."
+    )
+
+
+# ---- datasets shared by link -------------------------------------------------------------
+@functools.cache
+def _store_for(url: str, cap: str) -> datasets.DatasetStore | None:
+    return datasets.DatasetStore.from_environment(
+        {datasets.STORE_ENV: url, datasets.CAP_ENV: cap} if cap else {datasets.STORE_ENV: url}
+    )
+
+
+def store() -> datasets.DatasetStore | None:
+    """The dataset store ANAKINRA_DATASETS names (one object per process and setting), or None
+    when the host turned sharing off."""
+    return _store_for(os.environ.get(datasets.STORE_ENV, ""), os.environ.get(datasets.CAP_ENV, ""))
+
+
+def sharing() -> bool:
+    """Whether a checked upload is shared by link (else it stays in its browser session)."""
+    return store() is not None
+
+
+def is_dataset_id(text: str) -> bool:
+    return datasets.is_id(text)
+
+
+_seed_lock = threading.Lock()
+_seeded: dict[str, tuple[duckdb.DuckDBPyConnection, str]] = {}
+
+
+class _NotOpened(Exception):
+    """A dataset could not be opened (not cached, so the next run tries again)."""
+
+
+@st.cache_resource(show_spinner="Opening the panel's extraction…", max_entries=OPEN_DATASETS)
+def _shared(dataset_id: str, store_url: str) -> ActiveData:
+    """A stored dataset built in memory (once per process: sessions opening the same link wait
+    for the first build and share it), or _NotOpened with why in words."""
+    with _seed_lock:
+        seeded = _seeded.pop(dataset_id, None)
+    if seeded is not None:
+        con, name = seeded
+    else:
+        shared = store()
+        found = shared.get(dataset_id) if shared is not None else None
+        if found is None:
+            raise _NotOpened("unknown")
+        con, problems = build.from_sheets_zip(found.name, found.sheets_zip, dataset_id)
+        if con is None:
+            reason = problems[0].message if problems else "it could not be built"
+            print(f"dataset store: {dataset_id[:12]} not opened: {reason}", file=sys.stderr)
+            raise _NotOpened(reason)
+        name = found.name
+    sessions.bound(con)
+    label = SHARED_LABEL.format(name=name)
+    return ActiveData(con, f"upload:{dataset_id}", label, True, False, dataset=dataset_id)
+
+
+def open_dataset(dataset_id: str) -> ActiveData | str:
+    """The dataset `dataset_id` from the store, built in memory once per process, or why it
+    cannot be shown, in words (sharing off, unknown or removed, not buildable)."""
+    shared = store()
+    if shared is None:
+        return (
+            "This link names a panel's extraction shared by link, but this server does not "
+            "share uploaded extractions (its host turned sharing off)"
+        )
+    try:
+        return _shared(dataset_id, shared.url)
+    except _NotOpened as err:
+        if str(err) == "unknown":
+            return (
+                "The panel's extraction this link names is not in this server's dataset store "
+                "(it was never stored there, or was removed to make room for newer ones)"
+            )
+        return f"The panel's extraction this link names could not be opened ({err})"
+
+
+def _read_dataset(found: ActiveData) -> None:
+    """Make a shared dataset this session's data (a session-only upload it held is closed)."""
+    st.session_state[UPLOAD_KEY] = found
+    sessions.release(sessions.current_id())
+
+
+def use_link_data(dataset_id: str) -> str | None:
+    """Make the dataset a link names this session's data: None when done (or already so),
+    else the notice to show; the session then reads what it read (a new one, the served
+    data)."""
+    current = st.session_state.get(UPLOAD_KEY)
+    if current is not None and current.dataset == dataset_id:
+        return None
+    found = open_dataset(dataset_id)
+    if isinstance(found, str):
+        if current is not None:
+            shown = current.label
+        else:
+            served_now = served()
+            plain_shipped = isinstance(served_now, Unavailable) or served_now.is_shipped
+            shown = "the shipped data" if plain_shipped else served_now.label
+        return f"{found}; showing {shown}."
+    _read_dataset(found)
+    return None
 
 
 # ---- documents and downloads ---------------------------------------------------------------

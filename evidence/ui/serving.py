@@ -12,15 +12,17 @@ from streamlit.errors import FragmentHandledException
 from streamlit.navigation.page import StreamlitPage
 from streamlit.runtime.app_session import AppSession
 
-from evidence.ui import data, sessions
+from evidence.ui import data, sessions, state
 
 UNAVAILABLE_TITLE = "Data unavailable"
 
 
 def start(pages: list[StreamlitPage]) -> None:
-    """Before the sidebar and the page: the clear-cache guard, a sweep of ended sessions'
-    uploads, then the plain "data unavailable" page if nothing can be served, else what had to
-    be done to serve the data (a damaged file rebuilt)."""
+    """Before the sidebar and the page: this run marked as one through app.py (pages check it,
+    state.require_entrypoint), the clear-cache guard, a sweep of ended sessions' uploads, then
+    the plain "data unavailable" page if nothing can be served, else what had to be done to
+    serve the data (a damaged file rebuilt)."""
+    state.mark_entrypoint()
     guard_clear_cache()
     sessions.sweep_ended()
     found = data.served()

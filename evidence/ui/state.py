@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from evidence import vocab
 from evidence.filters import (
@@ -36,6 +37,7 @@ from evidence.ui import data
 SLICE_KEY = "slice"
 VIEW_KEY = "view"
 NOTICES_KEY = "link_notices"
+ENTRY_KEY = "entrypoint_run"  # the run app.py last went through (mark_entrypoint)
 # app.py draws the page (everything a filter changes) as a fragment with this key, so a sidebar
 # change reruns the page alone: the sidebar already shows what was chosen.
 PAGE_FRAGMENT = "page"
@@ -52,6 +54,9 @@ def current() -> tuple[Slice, View]:
     had that was ignored is kept for `link_notices`."""
     params = _url_params()
     marker = params.pop(data.LINK_KEY, None)
+    # First the data (a dataset shared by link becomes this session's), then the slice, whose
+    # studies are checked against that data.
+    data_notices = _data_notices(marker)
     if params:
         rows, view, notices = read_link(params)
         rows, view, unknown = keep_known_studies(rows, view, data.study_ids())
@@ -60,7 +65,7 @@ def current() -> tuple[Slice, View]:
         rows = st.session_state.get(SLICE_KEY, Slice())
         view = st.session_state.get(VIEW_KEY, View())
         notices = []
-    notices += _data_notices(marker)
+    notices += data_notices
     # A link's notices stay on screen until the user changes something, even on other pages.
     if notices:
         st.session_state[NOTICES_KEY] = notices
@@ -77,11 +82,18 @@ def link_notices() -> list[str]:
 
 
 def _data_notices(marker: list[str] | None) -> list[str]:
-    """The link's data marker (data=upload) against the data this session reads: a link made
-    while an upload was in use, opened where that upload is not, says so."""
-    if marker is None or data.has_upload():
+    """The link's data marker against the data this session reads. `data=<dataset id>` makes
+    that dataset this session's data (opened from the dataset store), or says why it cannot;
+    `data=upload`, a link made while a session-only upload was in use, opened where that upload
+    is not, says so."""
+    if marker is None:
         return []
+    if len(marker) == 1 and data.is_dataset_id(marker[0]):
+        notice = data.use_link_data(marker[0])
+        return [] if notice is None else [notice]
     if marker == [data.LINK_UPLOAD]:
+        if data.has_upload():
+            return []
         served = data.served()
         shown = (
             "the shipped data"
@@ -99,11 +111,12 @@ def _data_notices(marker: list[str] | None) -> list[str]:
 
 
 def _link(rows: Slice, view: View) -> dict[str, list[str]]:
-    """The query string of this session's link: the slice and view, and the upload marker while
-    it reads its upload."""
+    """The query string of this session's link: the slice and view, and which data it reads
+    when it is a panel's upload (its dataset id, or the session-only marker)."""
     params = link_params(rows, view)
-    if data.has_upload():
-        params[data.LINK_KEY] = [data.LINK_UPLOAD]
+    marker = data.link_marker()
+    if marker is not None:
+        params[data.LINK_KEY] = [marker]
     return params
 
 
@@ -301,17 +314,35 @@ def share_link_control(rows: Slice, view: View) -> None:
 
 
 # ---- what a page reads ---------------------------------------------------------------------
+def mark_entrypoint() -> None:
+    """Mark this run as one that went through app.py (serving.start calls it first in every
+    run): the run context's cursors are a new object every run, so holding them tells this run
+    from any other."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is not None:
+        st.session_state[ENTRY_KEY] = ctx.cursors
+
+
 def require_entrypoint() -> None:
     """Make sure this run went through app.py (shared sidebar, the link's slice and view).
 
     A page opened by a deep link as the first request to a fresh server runs without app.py:
     Streamlit starts in its legacy `pages/`-folder mode until `st.navigation` has been called
     once (streamlit/runtime/pages_manager.py). The run is then restarted through app.py, which
-    resolves the same URL. Every page calls this first (through `current_slice()`/`current_view()`
-    or directly).
+    resolves the same URL. The mode is one flag for the process, so when several deep links
+    reach a fresh server at once (a link shared in a meeting; sessions moving to a restarted
+    replica) only the first run turns it off; the others started in the legacy mode too, and
+    each is restarted because app.py did not mark it (`mark_entrypoint`). Every page calls this
+    first (through `current_slice()`/`current_view()` or directly); a fragment's rerun (the
+    page alone, after a sidebar change) is not checked.
     """
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
+        st.rerun()
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or ctx.fragment_ids_this_run:
+        return
+    if st.session_state.get(ENTRY_KEY) is not ctx.cursors:
         st.rerun()
 
 
