@@ -34,7 +34,7 @@ def _exp(v: float | None) -> float | None:
 
 
 def _study_rows(
-    labels: list[str],
+    labels: Sequence[str],
     ai: np.ndarray,
     bi: np.ndarray,
     ci: np.ndarray,
@@ -190,7 +190,7 @@ def compare_groups(
 
 def _mh_result(
     measure: str,
-    labs: list[str],
+    labs: Sequence[str],
     ai: np.ndarray,
     bi: np.ndarray,
     ci_: np.ndarray,
@@ -258,7 +258,7 @@ def _iv_result(
     measure: str,
     method: str,
     ci: str,
-    labs: list[str],
+    labs: Sequence[str],
     ai: np.ndarray,
     bi: np.ndarray,
     ci_: np.ndarray,

@@ -97,13 +97,13 @@ class _Data:
     sat: np.ndarray  # 2 (x log(x/n) + (n-x) log((n-x)/n)), twice the saturated log-lik kernel
     n2: np.ndarray  # 2 n
     x2: np.ndarray  # 2 x
-    col: _Data | None = None  # the same as columns, for the AGQ nodes
+    col: _Data | None = None  # the same as rows (1 x k), for the 6 x k AGQ nodes
     satsum: float = 0.0
 
 
 def _data(x: np.ndarray, n: np.ndarray) -> _Data:
     sat = 2.0 * (special.xlogy(x, x / n) + special.xlogy(n - x, (n - x) / n))
-    col = _Data(*(v[:, None] for v in (x, n, x / n, sat, 2 * n, 2 * x)))
+    col = _Data(*(v[None, :] for v in (x, n, x / n, sat, 2 * n, 2 * x)))
     return _Data(x, n, x / n, sat, 2 * n, 2 * x, col, float(sat.sum()))
 
 
@@ -119,6 +119,13 @@ def _failed(message: str, k: int, **known: float) -> GlmmFit:
     )
     values.update(known)
     return GlmmFit(**values, qe_df=max(k - 1, 0), loglik=nan, converged=False, message=message)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) by NumPy's pairwise summation, not a BLAS dot: a threaded BLAS dot on a loaded
+    2-core machine waits for its second thread on each of the ~600 sums of a fit, and its
+    result depends on the thread count (so would the Nelder-Mead path that follows)."""
+    return float(np.sum(a * b))
 
 
 def _exp_clamped(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -143,7 +150,7 @@ def _logit(eta: np.ndarray, d: _Data) -> tuple[np.ndarray, np.ndarray, np.ndarra
     ope = 1 + e
     mu = e / ope
     var = mu / ope
-    dev = float(d.n2 @ np.log1p(e) - d.x2 @ log_e) + d.satsum
+    dev = (_dot(d.n2, np.log1p(e)) - _dot(d.x2, log_e)) + d.satsum
     return mu, var, var if clamped is None else np.where(clamped, _EPS, var), dev
 
 
@@ -183,7 +190,7 @@ def _pirls(theta: float, offset: float, eta: np.ndarray, d: _Data, u_only: bool)
             u = theta * (wwrk - w * beta) / lsq
         eta = offset + beta + theta * u
         mu, var, mu_eta, dev = _logit(eta, d)
-        pdev = dev + float(u @ u)
+        pdev = dev + _dot(u, u)
         if abs((oldpdev - pdev) / pdev) < 1e-7:
             return _Pirls(eta, u, beta, lsq, w, pdev)
         for _ in range(20):  # step halving (maxstephalfit = 20)
@@ -193,7 +200,7 @@ def _pirls(theta: float, offset: float, eta: np.ndarray, d: _Data, u_only: bool)
             beta = beta if u_only else (old_beta + beta) / 2
             eta = offset + beta + theta * u
             mu, var, mu_eta, dev = _logit(eta, d)
-            pdev = dev + float(u @ u)
+            pdev = dev + _dot(u, u)
         if math.isnan(pdev):
             raise _FitError("PIRLS loop resulted in NaN value")
         if pdev - oldpdev > 1e-7:
@@ -210,9 +217,11 @@ def _agq_deviance(theta: float, offset: float, s: _Pirls, d: _Data) -> float:
     lme4's centre node z = 1.7e-17 contributes its weight times exp(~1e-17): taken as w exactly.
     """
     devc0 = s.u * s.u + _devres(s.eta, d)
-    unode = s.u[:, None] + _GH_Z6 / np.sqrt(s.lsq)[:, None]
+    # nodes as rows (6 x k): every operation runs along contiguous memory, and the sum over the
+    # 6 nodes adds whole rows in node order, the order a per-study sum would take
+    unode = s.u + _GH_Z6[:, None] / np.sqrt(s.lsq)
     devc = unode * unode + _devres(offset + theta * unode, d.col)
-    mult = np.exp(_GH_LOGW6 - 0.5 * (devc - devc0[:, None])).sum(axis=1) + _GH_W[3]
+    mult = np.exp(_GH_LOGW6[:, None] - 0.5 * (devc - devc0)).sum(axis=0) + _GH_W[3]
     return float(devc0.sum() + np.log(s.lsq).sum() - 2 * np.log(mult).sum())
 
 

@@ -107,7 +107,7 @@ def _data_notes(x: np.ndarray, n: np.ndarray, transform: str) -> list[str]:
 
 
 def _from_single(
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     method: str,
@@ -150,7 +150,7 @@ def _from_single(
 
 def _from_rma(
     fit: RmaFit,
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     yi: np.ndarray,
@@ -238,7 +238,7 @@ def _short(value: float | None) -> str:
 
 
 def _fit_iv(
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     method: str,
@@ -455,7 +455,7 @@ def _ilogit_many(z: np.ndarray) -> np.ndarray:
 
 
 def _leave_one_out_by_refits(
-    x: np.ndarray, n: np.ndarray, method: str, transform: str, ci: str, labs: list[str]
+    x: np.ndarray, n: np.ndarray, method: str, transform: str, ci: str, labs: Sequence[str]
 ) -> LeaveOneOut:
     """k separate pools (the GLMM; or k <= 2, where a left-out pool holds one study)."""
     columns: dict[str, list[float]] = {name: [] for name in LeaveOneOut.COLUMNS}

@@ -32,6 +32,7 @@ import numpy as np
 
 from .effect_sizes import back_transform, clopper_pearson_many
 from .heterogeneity import predict
+from .options import NumberedLabels
 
 if TYPE_CHECKING:  # pandas only for to_frame(), imported lazily there
     import pandas as pd
@@ -134,7 +135,7 @@ class StudyColumns(Sequence[Any]):
     _names: tuple[str, ...] = ()
 
     def __init__(self, labels: Sequence[str], **columns: Any) -> None:
-        self.labels = tuple(labels)
+        self.labels: Sequence[str] = labels if isinstance(labels, NumberedLabels) else tuple(labels)
         self._columns: dict[str, np.ndarray] = {}
         for name in self._names:
             array = np.array(columns[name], copy=True)
@@ -232,7 +233,7 @@ STUDY_COLUMNS = ("events", "total", "proportion", "ci_low", "ci_high", "yi", "vi
 
 
 def study_estimates(
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     yi: np.ndarray,
