@@ -95,28 +95,51 @@ def render_app(figures: dict[str, Any]) -> str:
 
 
 def render_meta(figures: dict[str, Any]) -> str:
+    """Method by k: the engine's time beside metafor's from the same run ("DNF in N s" when a
+    side hit its cap, R's error when metafor could not allocate its k x k matrices)."""
     lines = [*_about(figures), f"Data: {figures['data']}.", ""]
+    sizes = sorted({row["k"] for row in figures["rows"]})
+    methods = list(dict.fromkeys(row["python"] for row in figures["rows"]))
+    by = {(row["python"], row["k"]): row for row in figures["rows"]}
+    calls = {row["python"]: row["metafor"] for row in figures["rows"]}
     lines += [
-        "| k | Python | ms | metafor | ms |",
-        "|---|---|---|---|---|",
+        "| method (metafor call) | " + " | ".join(f"k = {k:,}" for k in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
     ]
-    for row in figures["rows"]:
-        python = (
-            _number(row["python_ms"], 2)
-            if row["python_ms"] is not None
-            else f"did not finish in {row['python_cap_s']:g} s"
-        )
-        metafor = (
-            _number(row["metafor_ms"], 2)
-            if row["metafor_ms"] is not None
-            else (row["metafor_note"] or "")
-        )
-        lines.append(
-            f"| {row['k']:,} | {row['python']} | {python} | {row['metafor'] or ''} | {metafor} |"
-        )
+    for method in methods:
+        cells = []
+        for k in sizes:
+            row = by.get((method, k))
+            cells.append("" if row is None else f"{_ms(row)} / {_metafor_ms(row)}")
+        lines.append(f"| {method} (`{calls[method]}`) | " + " | ".join(cells) + " |")
+    lines += ["", "Each cell: engine / metafor, milliseconds (medians)."]
     met = [t for t in figures["targets"] if not t["met"]]
     lines += ["", "Targets met." if not met else "Missed: " + "; ".join(t["target"] for t in met)]
     return "\n".join(lines)
+
+
+def _ms(row: dict[str, Any]) -> str:
+    if row["python_ms"] is None:
+        return f"DNF in {row['python_cap_s']:g} s"
+    return _short(row["python_ms"])
+
+
+def _metafor_ms(row: dict[str, Any]) -> str:
+    if row["metafor_ms"] is not None:
+        return _short(row["metafor_ms"])
+    note = row["metafor_note"] or "–"
+    if "did not finish" in note:
+        return note.replace("did not finish in", "DNF in")
+    if "cannot allocate" in note or "vector of size" in note:
+        return "out of memory"
+    return note
+
+
+def _short(ms: float) -> str:
+    """Milliseconds with three significant digits (0.352, 35.2, 3,520)."""
+    if ms >= 1000:
+        return f"{ms:,.0f}"
+    return f"{ms:.3g}"
 
 
 def render_ab(base: dict[str, Any], new: dict[str, Any]) -> str:
