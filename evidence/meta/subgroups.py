@@ -52,9 +52,11 @@ def subgroup_analysis(
     levels = list(dict.fromkeys(g))  # order of first appearance, for display
     notes: list[str] = []
 
+    g_arr = np.asarray(g)  # compared as one array per level, not study by study
+    member = {level: g_arr == level for level in levels}
     pools = []
     for level in levels:
-        idx = [i for i, v in enumerate(g) if v == level]
+        idx = np.flatnonzero(member[level]).tolist()
         res = pool_proportions(
             x[idx],
             n[idx],
@@ -97,9 +99,7 @@ def subgroup_analysis(
     elif k <= n_levels:
         notes.append("Too few studies per subgroup to estimate a common tau² and test.")
     else:
-        design = np.column_stack(
-            [np.ones(k)] + [np.array([v == lev for v in g], dtype=float) for lev in levels[1:]]
-        )
+        design = np.column_stack([np.ones(k)] + [member[lev].astype(float) for lev in levels[1:]])
         test = TEST_FOR_CI[ci]
         fit, reason = fit_rma_or_dl(
             yi, vi, design, method=iv_method, test=test, instead="DL used for the test"
