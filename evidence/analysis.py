@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from evidence import db, vocab
 from evidence.filters import Slice
@@ -127,8 +129,13 @@ def every_poolable_row(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def in_slice(poolable: pd.DataFrame, cohorts: pd.DataFrame) -> pd.DataFrame:
     """The rows of `every_poolable_row` whose cohort is in the slice, in their order. The filters
-    were applied by the slice's query; this only matches its cohort ids."""
-    return poolable[poolable["cohort_id"].isin(cohorts["cohort_id"])].reset_index(drop=True)
+    were applied by the slice's query; this only matches its cohort ids, by Arrow's hash lookup
+    (pandas' isin on Arrow-backed strings takes 100 times as long at 10,000 cohorts)."""
+    keep = pc.is_in(
+        pa.array(poolable["cohort_id"], type=pa.string()),
+        value_set=pa.array(cohorts["cohort_id"], type=pa.string()),
+    )
+    return poolable[keep.to_numpy(zero_copy_only=False)].reset_index(drop=True)
 
 
 def counts_by_outcome(counts: pd.DataFrame) -> dict[str, pd.DataFrame]:
