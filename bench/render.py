@@ -258,7 +258,32 @@ def render_upload(figures: dict[str, Any]) -> str:
     return "\n".join([*lines, "", " ".join(notes)])
 
 
-RENDERERS = {"app": render_app, "meta": render_meta, "upload": render_upload}
+def render_scale_app(figures: dict[str, Any]) -> str:
+    """The Treatment page's filter change and the server's memory, shipped data beside
+    synthetic data sets, from one run of bench_scale_app.py."""
+    lines = [*_about(figures), f"Pooling method: {figures.get('method', 'glmm')}.", ""]
+    lines += [
+        "| data | open /treatment (s) | filter change, median (ms) | max (ms) | / shipped "
+        "| RSS after open (MB) | after the changes (MB) | per further session (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in figures["rows"].items():
+        lines.append(
+            f"| {name} | {row['open_s']:.2f} | {row['median_change_ms']:.0f} | "
+            f"{1000 * max(row['changes_s']):.0f} | {figures['ratio_to_shipped'][name]:.2f} | "
+            f"{row['rss_after_open_mb']:.0f} | {row['rss_after_changes_mb']:.0f} | "
+            f"{_number(row['rss_per_further_session_mb'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+RENDERERS = {
+    "app": render_app,
+    "meta": render_meta,
+    "upload": render_upload,
+    "scale_app": render_scale_app,
+    "scale_app-reml_hksj": render_scale_app,
+}
 
 
 def _load(name: str) -> dict[str, Any] | None:
