@@ -1,5 +1,9 @@
 # Tasks for the anakinra-for-ICANS evidence dashboard. `make help` lists them.
 PYTHON ?= python3
+# glibc keeps 64 MB of free heap instead of returning it at every free: at 100,000 studies each of
+# the engine's arrays is 800 KB, and without this every one is faulted back in page by page
+# (docs/performance.md, "Memory allocator"). The Dockerfile sets the same.
+export MALLOC_TOP_PAD_ ?= 67108864
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501

@@ -236,7 +236,11 @@ def main() -> None:
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),
-        "machine": {"cpus": os.cpu_count(), "load_at_start": load_at_start},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_at_start": load_at_start,
+            "malloc_top_pad": os.environ.get("MALLOC_TOP_PAD_"),
+        },
         "data": f"seed {SEED}; n uniform 5-60; logit p ~ N(-2.2, 0.8^2) (second arm for MH: "
         "logit p ~ N(-1.8, 0.8^2))",
         "metafor_cap_s": args.cap,

@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),
-        "machine": {"cpus": os.cpu_count(), "load_at_start": load_at_start},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_at_start": load_at_start,
+            "malloc_top_pad": os.environ.get("MALLOC_TOP_PAD_"),
+        },
         "rows": rows,
         "ratio_to_shipped": ratios,
         "method": args.method or "glmm (the default)",

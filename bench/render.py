@@ -37,6 +37,9 @@ def _about(figures: dict[str, Any]) -> list[str]:
     load = machine.get("load_at_start")
     if load:
         parts.append(f"load average {load[0]:.1f} at the start")
+    if "malloc_top_pad" in machine:
+        pad = machine["malloc_top_pad"]
+        parts.append(f"MALLOC_TOP_PAD_={pad}" if pad else "glibc's default MALLOC_TOP_PAD_")
     return [
         f"Run {figures['date']} on commit `{figures['commit']}`: `{figures['command']}`.",
         f"Machine: {'; '.join(parts)}.",
