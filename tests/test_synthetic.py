@@ -162,9 +162,15 @@ def test_above_the_threshold_a_large_evidence_base_gets_summaries_not_a_forest_p
     shown = [d.value for d in at.dataframe]
     assert any(len(frame) == 50 for frame in shown)
     assert any(len(frame) == 10 for frame in shown)  # the outliers
-    pages[0].set_value(2).run()
+    pages[0].set_value(3).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Studies 51-" in c.value for c in at.caption)
+    assert any("Studies 101-" in c.value for c in at.caption)
+    # a slice with fewer studies than the page reached: its last page, not an error
+    at.run()
+    at.multiselect(key="filter_product").set_value(["axi-cel", "tisa-cel"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    clamped = [n for n in at.number_input if n.key == pages[0].key]
+    assert clamped and clamped[0].value == 2, [(n.key, n.value) for n in at.number_input]
 
 
 def test_below_the_threshold_every_study_keeps_its_forest_plot_row(

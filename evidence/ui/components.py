@@ -393,14 +393,17 @@ def study_pages(studies: pd.DataFrame, key: str) -> None:
     """Every study of the pool, `STUDIES_PER_PAGE` at a time: only the page shown is sent to
     the browser, with its exact CIs. A row picked here is the highlighted study everywhere."""
     pages = max(1, -(-len(studies) // STUDIES_PER_PAGE))
+    page_key = f"{key}_page"
+    if st.session_state.get(page_key, 1) > pages:  # a smaller slice: its last page
+        st.session_state[page_key] = pages
     left, right = st.columns([1, 3])
     page = int(
         left.number_input(
             f"Studies: page (of {pages:,})",
             min_value=1,
             max_value=pages,
-            value=1,
-            key=f"{key}_page",
+            value="min",
+            key=page_key,
         )
     )
     start = (page - 1) * STUDIES_PER_PAGE
