@@ -201,6 +201,7 @@ def analyse_subgroups(analysis: OutcomeAnalysis, dimension: str) -> SubgroupResu
         rows["total"].to_numpy(dtype=int),
         subgroup_labels(rows, dimension),
         labels=rows["label"].tolist(),
+        whole=analysis.result,  # pooled with the same arguments and labels just above
         **vocab.POOLING_ARGUMENTS[analysis.method],
     )
 

@@ -24,7 +24,7 @@ from .effect_sizes import as_counts, freeman_tukey, logit_proportion
 from .heterogeneity import fit_rma_or_dl
 from .options import TEST_FOR_CI, study_labels, validate_pooling
 from .proportions import pool_proportions
-from .results import QTest, SubgroupPool, SubgroupResult, clean
+from .results import PoolResult, QTest, SubgroupPool, SubgroupResult, clean
 
 
 def subgroup_analysis(
@@ -35,6 +35,7 @@ def subgroup_analysis(
     transform: str = "logit",
     ci: str = "z",
     labels: Sequence[str] | None = None,
+    whole: PoolResult | None = None,
 ) -> SubgroupResult:
     """Pool each subgroup and test whether the subgroups differ.
 
@@ -42,6 +43,10 @@ def subgroup_analysis(
     does; with method="GLMM" the subgroup pools are GLMMs but this test is fitted with logit
     inverse-variance REML (rma.glmm moderators are not part of this engine), which the notes
     say. Subgroups with a single study are flagged (``single_study``) and shown unpooled.
+
+    ``whole``: the pool of all the studies with the same method, transform, ci and labels, if the
+    caller has it: a subgroup that holds every study (a slice of one product split by product)
+    is that pool, so it is not fitted again.
     """
     validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
@@ -57,14 +62,17 @@ def subgroup_analysis(
     pools = []
     for level in levels:
         idx = np.flatnonzero(member[level]).tolist()
-        res = pool_proportions(
-            x[idx],
-            n[idx],
-            method=method,
-            transform=transform,
-            ci=ci,
-            labels=[labs[i] for i in idx],
-        )
+        if whole is not None and len(idx) == x.size:
+            res = whole
+        else:
+            res = pool_proportions(
+                x[idx],
+                n[idx],
+                method=method,
+                transform=transform,
+                ci=ci,
+                labels=[labs[i] for i in idx],
+            )
         pools.append(SubgroupPool(name=level, result=res, single_study=len(idx) == 1))
         if len(idx) == 1:
             notes.append(f"Subgroup '{level}' has one study: shown unpooled.")
