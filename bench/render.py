@@ -113,7 +113,8 @@ def render_meta(figures: dict[str, Any]) -> str:
         cells = []
         for k in sizes:
             row = by.get((method, k))
-            cells.append("" if row is None else f"{_ms(row)} / {_metafor_ms(row)}")
+            cap = figures.get("metafor_cap_s", 60)
+            cells.append("" if row is None else f"{_ms(row)} / {_metafor_ms(row, cap)}")
         lines.append(f"| {method} (`{calls[method]}`) | " + " | ".join(cells) + " |")
     lines += ["", "Each cell: engine / metafor, milliseconds (medians)."]
     met = [t for t in figures["targets"] if not t["met"]]
@@ -127,12 +128,14 @@ def _ms(row: dict[str, Any]) -> str:
     return _short(row["python_ms"])
 
 
-def _metafor_ms(row: dict[str, Any]) -> str:
+def _metafor_ms(row: dict[str, Any], cap: float) -> str:
     if row["metafor_ms"] is not None:
         return _short(row["metafor_ms"])
     note = row["metafor_note"] or "–"
     if "did not finish" in note:
         return note.replace("did not finish in", "DNF in")
+    if "iterative search for tau2 using uniroot" in note:  # metafor catches the time limit there
+        return f"DNF in {cap:g} s (stopped in uniroot)"
     if "cannot allocate" in note or "vector of size" in note:
         return "out of memory"
     return note
