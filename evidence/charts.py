@@ -396,11 +396,12 @@ def distribution_layout(title: str) -> alt.TopLevelMixin:
     )
     bars = (
         alt.Chart(_named("bins"))
-        .mark_bar(color=OKABE_ITO["blue"], opacity=0.85)
+        .mark_rect(color=OKABE_ITO["blue"], opacity=0.85)
         .encode(
             x="low:Q",
             x2="high:Q",
             y=alt.Y("studies:Q", title="Studies"),
+            y2=alt.datum(0),
             tooltip=[
                 alt.Tooltip("low:Q", title="From", format=".1%"),
                 alt.Tooltip("high:Q", title="To", format=".1%"),

@@ -627,11 +627,11 @@ def _large_view(evidence: SliceEvidence, outcome: str, split: str) -> LargeView:
     return LargeView(
         vega_spec(_layout("summary", title), charts.summary_forest_data(record, groups)),
         vega_spec(
-            _layout("distribution", f"{pooled.label}: the studies' own proportions"),
+            _layout("distribution", "The studies' own proportions"),
             charts.distribution_data(table["proportion"].to_numpy(), record),
         ),
         vega_spec(
-            _layout("funnel", f"{pooled.label}: funnel plot", scale),
+            _layout("funnel", "Funnel plot", scale),
             charts.funnel_data(table["yi"].to_numpy(), table["se"].to_numpy(), centre),
         ),
         analysis.outliers(table),
