@@ -62,6 +62,7 @@ bench: $(VENV)/.dev system-deps data ## Run the benchmarks and render docs/perfo
 	$(PY) bench/bench_upload.py
 	$(PY) bench/bench_scale_app.py
 	$(PY) bench/bench_scale_app.py --method reml_hksj
+	$(PY) bench/bench_scale_browser.py
 	$(PY) bench/render.py
 
 docker: ## Build the container image (needs a Docker engine)

@@ -283,12 +283,29 @@ def render_scale_app(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_scale_browser(figures: dict[str, Any]) -> str:
+    """The Treatment page's filter change in Chromium, shipped data beside synthetic cohorts."""
+    lines = [*_about(figures), ""]
+    lines += [
+        "| data | open /treatment (s) | filter change, median (ms) | max (ms) | / shipped "
+        "| DOM nodes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in figures["rows"].items():
+        lines.append(
+            f"| {name} | {row['open_s']:.1f} | {row['median_ms']:.0f} | {row['max_ms']:.0f} | "
+            f"{figures['ratio_to_shipped'][name]:.2f} | {row['dom_nodes']:,} |"
+        )
+    return "\n".join(lines)
+
+
 RENDERERS = {
     "app": render_app,
     "meta": render_meta,
     "upload": render_upload,
     "scale_app": render_scale_app,
     "scale_app-reml_hksj": render_scale_app,
+    "scale_browser": render_scale_browser,
 }
 
 
