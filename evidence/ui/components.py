@@ -340,9 +340,10 @@ STUDIES_PER_PAGE = 50
 
 def large_forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> None:
     """A large evidence base in one screen: the pooled row pinned above a forest plot by
-    subgroup (the split chosen for the page), the distribution of the studies' proportions and a
-    funnel plot side by side, the studies furthest from the pooled estimate, and every study in
-    a table read a page at a time (a row picked there is highlighted everywhere)."""
+    subgroup (the split chosen for the page), then in tabs the distribution of the studies'
+    proportions beside a funnel plot, the studies furthest from the pooled estimate, and every
+    study in a table read a page at a time (a row picked there is highlighted everywhere). Tabs,
+    because four outcomes' worth of these one under another is many screens again."""
     assert pooled.result is not None
     split = state.current_view().split
     found = evidence.large_view(pooled.outcome, split)
@@ -352,12 +353,25 @@ def large_forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> 
     st.caption(
         f"{pooled.result.k:,} studies: a forest plot of more than "
         f"{analysis.LARGE_FOREST_STUDIES} rows cannot be read, so it is replaced here by the "
-        f"pooled estimate above a forest plot by {by} (the split is chosen under Subgroups), "
-        "the distribution of the studies' own proportions, a funnel plot, the "
-        f"{analysis.OUTLIERS_SHOWN} studies furthest from the pooled estimate, and every study "
-        f"in a table of {STUDIES_PER_PAGE} rows a page."
+        f"pooled estimate above a forest plot by {by} (the split is chosen under Subgroups); "
+        "the tabs below give the distribution of the studies' own proportions with a funnel "
+        f"plot, the {analysis.OUTLIERS_SHOWN} studies furthest from the pooled estimate, and "
+        f"every study in a table of {STUDIES_PER_PAGE} rows a page."
     )
     chart(found.summary_spec, f"{key}_summary", notes)
+    spread, furthest, every = st.tabs(["Distribution and funnel plot", "Outliers", "All studies"])
+    with spread:
+        _spread(found, key, notes)
+    with furthest:
+        _furthest(found)
+    with every:
+        study_pages(found.studies, f"{key}_studies")
+    caption(slice_words)
+    exclusion_control(key)
+    provenance_of_number(evidence, pooled.outcome)
+
+
+def _spread(found: data.LargeView, key: str, notes: Sequence[str]) -> None:
     left, right = st.columns(2)
     with left:
         chart(found.distribution_spec, f"{key}_distribution", notes)
@@ -369,6 +383,9 @@ def large_forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> 
         "error, binned (darker cells hold more studies); without small-study effects the cells "
         "fan out evenly inside the dashed 95% limits."
     )
+
+
+def _furthest(found: data.LargeView) -> None:
     st.markdown(f"**Furthest from the pooled estimate** ({analysis.OUTLIERS_SHOWN} studies)")
     outlier_columns = ["label", "events", "total", "proportion", "deviation"]
     table(
@@ -383,10 +400,6 @@ def large_forest(evidence: SliceEvidence, pooled: OutcomeAnalysis, key: str) -> 
             ),
         },
     )
-    study_pages(found.studies, f"{key}_studies")
-    caption(slice_words)
-    exclusion_control(key)
-    provenance_of_number(evidence, pooled.outcome)
 
 
 def study_pages(studies: pd.DataFrame, key: str) -> None:
