@@ -1,5 +1,9 @@
 # Tasks for the anakinra-for-ICANS evidence dashboard. `make help` lists them.
 PYTHON ?= python3
+# glibc keeps 64 MB of free heap instead of returning it at every free: at 100,000 studies each of
+# the engine's arrays is 800 KB, and without this every one is faulted back in page by page
+# (docs/performance.md, "Memory allocator"). The Dockerfile sets the same.
+export MALLOC_TOP_PAD_ ?= 67108864
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
@@ -67,6 +71,9 @@ bench: $(VENV)/.dev system-deps data ## Run the benchmarks and render docs/perfo
 	$(PY) bench/bench_meta.py
 	$(PY) bench/bench_app.py
 	$(PY) bench/bench_upload.py
+	$(PY) bench/bench_scale_app.py
+	$(PY) bench/bench_scale_app.py --method reml_hksj
+	$(PY) bench/bench_scale_browser.py
 	$(PY) bench/render.py
 
 load: $(VENV)/.dev system-deps data ## The load test: 1 process, 2 replicas behind nginx (20, 50, 100 sessions), a replica killed; docs/performance.md (about 20 minutes)

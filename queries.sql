@@ -155,6 +155,13 @@ WHERE c.arm = 'anakinra';
 -- The data version: build time, origin and sheet checksums.
 SELECT key, value FROM build_info ORDER BY key;
 
+-- name: synthetic_studies
+-- Studies made by evidence.synthetic (their notes start with contract.SYNTHETIC_MARK) and all
+-- studies, for the banner that says when generated data is in use.
+SELECT count(*) FILTER (WHERE starts_with(coalesce(notes, ''), $mark)) AS synthetic,
+       count(*) AS studies
+FROM studies;
+
 -- name: table_counts
 -- Row counts per table, for the Methods & data page.
 SELECT 'studies' AS table_name, count(*) AS n_rows FROM studies

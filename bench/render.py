@@ -45,6 +45,9 @@ def _about(figures: dict[str, Any]) -> list[str]:
     load = machine.get("load_at_start")
     if load:
         parts.append(f"load average {load[0]:.1f} at the start")
+    if "malloc_top_pad" in machine:
+        pad = machine["malloc_top_pad"]
+        parts.append(f"MALLOC_TOP_PAD_={pad}" if pad else "glibc's default MALLOC_TOP_PAD_")
     return [
         f"Run {figures['date']} on commit `{figures['commit']}`: `{figures['command']}`.",
         f"Machine: {'; '.join(parts)}.",
@@ -103,28 +106,54 @@ def render_app(figures: dict[str, Any]) -> str:
 
 
 def render_meta(figures: dict[str, Any]) -> str:
+    """Method by k: the engine's time beside metafor's from the same run ("DNF in N s" when a
+    side hit its cap, R's error when metafor could not allocate its k x k matrices)."""
     lines = [*_about(figures), f"Data: {figures['data']}.", ""]
+    sizes = sorted({row["k"] for row in figures["rows"]})
+    methods = list(dict.fromkeys(row["python"] for row in figures["rows"]))
+    by = {(row["python"], row["k"]): row for row in figures["rows"]}
+    calls = {row["python"]: row["metafor"] for row in figures["rows"]}
     lines += [
-        "| k | Python | ms | metafor | ms |",
-        "|---|---|---|---|---|",
+        "| method (metafor call) | " + " | ".join(f"k = {k:,}" for k in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
     ]
-    for row in figures["rows"]:
-        python = (
-            _number(row["python_ms"], 2)
-            if row["python_ms"] is not None
-            else f"did not finish in {row['python_cap_s']:g} s"
-        )
-        metafor = (
-            _number(row["metafor_ms"], 2)
-            if row["metafor_ms"] is not None
-            else (row["metafor_note"] or "")
-        )
-        lines.append(
-            f"| {row['k']:,} | {row['python']} | {python} | {row['metafor'] or ''} | {metafor} |"
-        )
+    for method in methods:
+        cells = []
+        for k in sizes:
+            row = by.get((method, k))
+            cap = figures.get("metafor_cap_s", 60)
+            cells.append("" if row is None else f"{_ms(row)} / {_metafor_ms(row, cap)}")
+        lines.append(f"| {method} (`{calls[method]}`) | " + " | ".join(cells) + " |")
+    lines += ["", "Each cell: engine / metafor, milliseconds (medians)."]
     met = [t for t in figures["targets"] if not t["met"]]
     lines += ["", "Targets met." if not met else "Missed: " + "; ".join(t["target"] for t in met)]
     return "\n".join(lines)
+
+
+def _ms(row: dict[str, Any]) -> str:
+    if row["python_ms"] is None:
+        return f"DNF in {row['python_cap_s']:g} s"
+    return _short(row["python_ms"])
+
+
+def _metafor_ms(row: dict[str, Any], cap: float) -> str:
+    if row["metafor_ms"] is not None:
+        return _short(row["metafor_ms"])
+    note = row["metafor_note"] or "–"
+    if "did not finish" in note:
+        return note.replace("did not finish in", "DNF in")
+    if "iterative search for tau2 using uniroot" in note:  # metafor catches the time limit there
+        return f"DNF in {cap:g} s (stopped in uniroot)"
+    if "cannot allocate" in note or "vector of size" in note:
+        return "out of memory"
+    return note
+
+
+def _short(ms: float) -> str:
+    """Milliseconds with three significant digits (0.352, 35.2, 3,520)."""
+    if ms >= 1000:
+        return f"{ms:,.0f}"
+    return f"{ms:.3g}"
 
 
 def render_ab(base: dict[str, Any], new: dict[str, Any]) -> str:
@@ -360,7 +389,49 @@ def render_load(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"app": render_app, "meta": render_meta, "upload": render_upload}
+def render_scale_app(figures: dict[str, Any]) -> str:
+    """The Treatment page's filter change and the server's memory, shipped data beside
+    synthetic data sets, from one run of bench_scale_app.py."""
+    lines = [*_about(figures), f"Pooling method: {figures.get('method', 'glmm')}.", ""]
+    lines += [
+        "| data | open /treatment (s) | filter change, median (ms) | max (ms) | / shipped "
+        "| RSS after open (MB) | after the changes (MB) | per further session (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in figures["rows"].items():
+        lines.append(
+            f"| {name} | {row['open_s']:.2f} | {row['median_change_ms']:.0f} | "
+            f"{1000 * max(row['changes_s']):.0f} | {figures['ratio_to_shipped'][name]:.2f} | "
+            f"{row['rss_after_open_mb']:.0f} | {row['rss_after_changes_mb']:.0f} | "
+            f"{_number(row['rss_per_further_session_mb'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def render_scale_browser(figures: dict[str, Any]) -> str:
+    """The Treatment page's filter change in Chromium, shipped data beside synthetic cohorts."""
+    lines = [*_about(figures), ""]
+    lines += [
+        "| data | open /treatment (s) | filter change, median (ms) | max (ms) | / shipped "
+        "| DOM nodes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in figures["rows"].items():
+        lines.append(
+            f"| {name} | {row['open_s']:.1f} | {row['median_ms']:.0f} | {row['max_ms']:.0f} | "
+            f"{figures['ratio_to_shipped'][name]:.2f} | {row['dom_nodes']:,} |"
+        )
+    return "\n".join(lines)
+
+
+RENDERERS = {
+    "app": render_app,
+    "meta": render_meta,
+    "upload": render_upload,
+    "scale_app": render_scale_app,
+    "scale_app-reml_hksj": render_scale_app,
+    "scale_browser": render_scale_browser,
+}
 LOADS = {
     name: render_load
     for name in ("load-1", "load-2", "load-kill", "load-memory", "load-memory-arena2")

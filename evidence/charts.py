@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 OKABE_ITO = {
@@ -563,5 +564,197 @@ def ratio_layout(title: str, measure: str = "RR", style: str = "screen") -> alt.
     )
     chart = _rows_chart(
         [one, rules, marks, _numbers(base, "text", sizes)], title, description, sizes
+    )
+    return _style(chart, style)
+
+
+# ---- a large evidence base: summaries instead of one row per study --------------------------
+# (analysis.LARGE_FOREST_STUDIES says when the dashboard draws these instead of a forest plot)
+HISTOGRAM_BINS = 40
+FUNNEL_BINS = (40, 25)  # estimate x standard error cells of the binned funnel plot
+
+
+def summary_forest_data(
+    pooled: Mapping[str, object], records: Sequence[Mapping[str, object]]
+) -> dict[str, list[dict]]:
+    """A forest plot of subgroups with the pooled row pinned first: `pooled` has estimate,
+    ci_low, ci_high, pi_low, pi_high and k; `records` are analysis.subgroup_records."""
+    first = {column: _clean(value) for column, value in pooled.items()}
+    rows = [
+        first
+        | {
+            "row": f"All studies, pooled  (k = {first['k']:,})",
+            "row_type": "pooled",
+            "order": 0,
+            "estimate_text": _percent_text(first["estimate"], first["ci_low"], first["ci_high"]),
+        }
+    ]
+    for order, source in enumerate(records, start=1):
+        row = {column: _clean(value) for column, value in source.items()}
+        rows.append(
+            row
+            | {
+                "row": f"{row['subgroup']}  (k = {row['k']:,})",
+                "row_type": "subgroup",
+                "order": order,
+                "estimate_text": _percent_text(row["estimate"], row["ci_low"], row["ci_high"]),
+            }
+        )
+    return {"summary": rows}
+
+
+def summary_forest_layout(title: str, style: str = "screen") -> alt.TopLevelMixin:
+    """Pooled row (diamond, CI and dashed prediction interval) above one row per subgroup."""
+    tooltip = [
+        alt.Tooltip("row:N", title="Studies"),
+        alt.Tooltip("estimate_text:N", title="Pooled [95% CI]"),
+    ]
+    base = alt.Chart(_named("summary")).encode(y=alt.Y("row:N", sort=ORDER, title=None))
+    pooled = base.transform_filter(alt.datum.row_type == "pooled")
+    pi = pooled.mark_rule(strokeDash=[4, 3], strokeWidth=1.5, color=OKABE_ITO["black"]).encode(
+        x=_percent_axis("Pooled proportion"), x2="pi_high:Q"
+    )
+    pi = pi.transform_calculate(x="datum.pi_low")
+    ci = base.mark_rule(strokeWidth=5).encode(
+        x="ci_low:Q",
+        x2="ci_high:Q",
+        color=alt.condition(
+            alt.datum.row_type == "pooled",
+            alt.value(OKABE_ITO["vermillion"]),
+            alt.value(OKABE_ITO["blue"]),
+        ),
+        tooltip=tooltip,
+    )
+    point = base.mark_point(shape="diamond", filled=True, size=220).encode(
+        x="estimate:Q",
+        color=alt.condition(
+            alt.datum.row_type == "pooled",
+            alt.value(OKABE_ITO["black"]),
+            alt.value(OKABE_ITO["blue"]),
+        ),
+        tooltip=tooltip,
+    )
+    chart = alt.layer(pi, ci, point).properties(
+        title=title,
+        description=f"{title}: the pooled proportion of all studies (a diamond, its 95% CI and a "
+        "dashed prediction interval), then each subgroup's pooled proportion with its 95% CI.",
+        height=alt.Step(STYLES[style].row),
+        width="container",
+    )
+    return _style(chart, style)
+
+
+def distribution_data(
+    proportions: Sequence[float] | object, pooled: Mapping[str, object]
+) -> dict[str, list[dict]]:
+    """Study proportions counted in `HISTOGRAM_BINS` equal bins of 0-100% (binned here, so the
+    chart carries 40 rows whatever the number of studies), with the pooled estimate and its
+    prediction interval."""
+    values = np.asarray(proportions, dtype=float)
+    counts, edges = np.histogram(values[np.isfinite(values)], bins=HISTOGRAM_BINS, range=(0, 1))
+    bins = [
+        {"low": float(lo), "high": float(hi), "studies": int(c)}
+        for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)
+    ]
+    marker = {column: _clean(value) for column, value in pooled.items()}
+    return {"bins": bins, "pooled": [marker]}
+
+
+def distribution_layout(title: str, style: str = "screen") -> alt.TopLevelMixin:
+    """Histogram of the studies' own proportions; the pooled estimate (line) and its 95%
+    prediction interval (band), where a new study's true proportion is expected to lie."""
+    band = (
+        alt.Chart(_named("pooled"))
+        .mark_rect(opacity=0.15, color=OKABE_ITO["vermillion"])
+        .encode(x=_percent_axis("Study proportion"), x2="pi_high:Q")
+        .transform_calculate(x="datum.pi_low")
+    )
+    bars = (
+        alt.Chart(_named("bins"))
+        .mark_rect(color=OKABE_ITO["blue"], opacity=0.85)
+        .encode(
+            x="low:Q",
+            x2="high:Q",
+            y=alt.Y("studies:Q", title="Studies"),
+            y2=alt.datum(0),
+            tooltip=[
+                alt.Tooltip("low:Q", title="From", format=".1%"),
+                alt.Tooltip("high:Q", title="To", format=".1%"),
+                alt.Tooltip("studies:Q", title="Studies"),
+            ],
+        )
+    )
+    line = (
+        alt.Chart(_named("pooled"))
+        .mark_rule(color=OKABE_ITO["black"], strokeWidth=2)
+        .encode(x="estimate:Q")
+    )
+    chart = alt.layer(band, bars, line).properties(
+        title=title,
+        description=f"{title}: a histogram of the studies' own proportions, with the pooled "
+        "estimate (a line) and its 95% prediction interval (a band).",
+        height=240,
+        width="container",
+    )
+    return _style(chart, style)
+
+
+def funnel_data(
+    yi: Sequence[float] | object, se: Sequence[float] | object, estimate: float
+) -> dict[str, list[dict]]:
+    """A funnel plot binned into `FUNNEL_BINS` cells (studies per cell), so its size does not
+    grow with the number of studies, and the pseudo 95% limits estimate ± 1.96 SE (Sterne &
+    Egger 2001, J Clin Epidemiol 54:1046)."""
+    y, s = np.asarray(yi, dtype=float), np.asarray(se, dtype=float)
+    keep = np.isfinite(y) & np.isfinite(s)
+    y, s = y[keep], s[keep]
+    if y.size == 0:
+        return {"cells": [], "limits": []}
+    top = float(s.max()) * 1.02
+    half = max(float(np.abs(y - estimate).max()), 1.96 * top) * 1.02
+    counts, xe, ye = np.histogram2d(
+        y, s, bins=FUNNEL_BINS, range=((estimate - half, estimate + half), (0, top))
+    )
+    cells = [
+        {"x": float(xe[i]), "x2": float(xe[i + 1]), "se": float(ye[j]), "se2": float(ye[j + 1]),
+         "studies": int(counts[i, j])}
+        for i, j in zip(*np.nonzero(counts), strict=True)
+    ]  # fmt: skip
+    grid = np.linspace(0, top, 30)
+    limits = [
+        {"se": float(v), "low": estimate - 1.96 * float(v), "high": estimate + 1.96 * float(v),
+         "estimate": estimate}
+        for v in grid
+    ]  # fmt: skip
+    return {"cells": cells, "limits": limits}
+
+
+def funnel_layout(title: str, x_title: str, style: str = "screen") -> alt.TopLevelMixin:
+    """Estimate (model scale) against its standard error, most precise studies at the top."""
+    y = alt.Y("se:Q", title="Standard error", scale=alt.Scale(reverse=True))
+    cells = (
+        alt.Chart(_named("cells"))
+        .mark_rect()
+        .encode(
+            x=alt.X("x:Q", title=x_title),
+            x2="x2:Q",
+            y=y,
+            y2="se2:Q",
+            color=alt.Color(
+                "studies:Q", title="Studies", scale=alt.Scale(scheme="blues", type="log")
+            ),
+            tooltip=[alt.Tooltip("studies:Q", title="Studies")],
+        )
+    )
+    base = alt.Chart(_named("limits")).encode(y=y)
+    low = base.mark_line(strokeDash=[4, 3], color=OKABE_ITO["black"]).encode(x="low:Q")
+    high = base.mark_line(strokeDash=[4, 3], color=OKABE_ITO["black"]).encode(x="high:Q")
+    centre = base.mark_line(color=OKABE_ITO["vermillion"], strokeWidth=2).encode(x="estimate:Q")
+    chart = alt.layer(cells, low, high, centre).properties(
+        title=title,
+        description=f"{title}: the number of studies in each cell of estimate against standard "
+        "error, the pooled estimate (a line) and its pseudo 95% limits (dashed).",
+        height=300,
+        width="container",
     )
     return _style(chart, style)

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from evidence import db
+from evidence.extraction.contract import SYNTHETIC_MARK
 from evidence.filters import FILTERS, Range, Slice, View, link_params, read_link
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,7 @@ SAMPLE = {
     **Slice().sql_params(),
     "cohort_ids": ["Alpha_icans", "Delta_proph"],
     "study_ids": ["Alpha2020", "Delta2022"],
+    "mark": SYNTHETIC_MARK,
 }
 
 

@@ -15,13 +15,14 @@ from evidence.meta import (
     pool_proportions,
     subgroup_analysis,
 )
+from evidence.meta.results import StudyColumns
 
 
 def _finite_or_none(obj: Any, path: str = "result") -> None:
     """Every number in a result, nested records and studies included, is finite or None."""
     if isinstance(obj, float):
         assert math.isfinite(obj), f"{path} = {obj}"
-    elif isinstance(obj, tuple):
+    elif isinstance(obj, (tuple, StudyColumns)):  # per-study columns read as records
         for i, value in enumerate(obj):
             _finite_or_none(value, f"{path}[{i}]")
     elif dataclasses.is_dataclass(obj):
@@ -60,9 +61,9 @@ def test_labels_flow_to_studies_and_frame() -> None:
 
 
 def test_leave_one_out_labels() -> None:
-    rows = leave_one_out([2, 5, 9], [10, 12, 20], labels=["A", "B", "C"])
-    assert [row.omitted for row in rows] == ["A", "B", "C"]
-    assert all(row.result.k == 2 for row in rows)
+    loo = leave_one_out([2, 5, 9], [10, 12, 20], labels=["A", "B", "C"])
+    assert list(loo.omitted) == ["A", "B", "C"] and len(loo) == 3
+    assert loo.q_df == 1 and all(row["q"] is not None for row in loo.records())
 
 
 def test_compare_no_events_in_one_arm() -> None:

@@ -38,6 +38,7 @@ from evidence.meta.effect_sizes import (
 from evidence.meta.heterogeneity import fit_rma, predict, tau2_ci_qprofile
 from evidence.meta.proportions import leave_one_out, pool_proportions
 from evidence.meta.regression import meta_regression
+from evidence.meta.results import StudyColumns
 from evidence.meta.subgroups import subgroup_analysis
 
 REF_DIR = Path(__file__).parent / "reference"
@@ -252,7 +253,7 @@ def test_compare_matches_metafor(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", GOLDEN["leave1out"], ids=case_id)
 def test_leave_one_out_matches_metafor(case: dict[str, Any]) -> None:
-    rows = leave_one_out(
+    loo = leave_one_out(
         case["events"],
         case["totals"],
         method=case["method"],
@@ -260,25 +261,24 @@ def test_leave_one_out_matches_metafor(case: dict[str, Any]) -> None:
         ci=case["ci"],
     )
     exp = case["expected"]
-    assert len(rows) == len(case["events"])
-    for i, row in enumerate(rows):
-        r = row.result
+    assert len(loo) == len(case["events"])
+    for i, row in enumerate(loo.records()):
         for key, actual in {
-            "estimate": r.model.estimate,
-            "se": r.se,
-            "ci_lb": r.model.ci.low,
-            "ci_ub": r.model.ci.high,
-            "Q": r.heterogeneity.statistic,
-            "tau2": r.tau2,
-            "I2": r.i2,
-            "H2": r.h2,
-            "bt_estimate": r.proportion.estimate,
-            "bt_ci_lb": r.proportion.ci.low,
-            "bt_ci_ub": r.proportion.ci.high,
+            "estimate": row["estimate"],
+            "se": row["se"],
+            "ci_lb": row["ci_low"],
+            "ci_ub": row["ci_high"],
+            "Q": row["q"],
+            "tau2": row["tau2"],
+            "I2": row["i2"],
+            "H2": row["h2"],
+            "bt_estimate": row["proportion"],
+            "bt_ci_lb": row["proportion_ci_low"],
+            "bt_ci_ub": row["proportion_ci_high"],
         }.items():
             assert_close(actual, exp[key][i], TOL_IV, f"{key}[{i}]")
-        assert_close(r.heterogeneity.p_value, exp["Qp"][i], TOL_P, f"Qp[{i}]")
-        assert row.omitted == f"Study {i + 1}"
+        assert_close(row["q_p"], exp["Qp"][i], TOL_P, f"Qp[{i}]")
+        assert row["omitted"] == f"Study {i + 1}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +506,7 @@ def _no_nan(obj: Any, path: str = "result") -> None:
     """No NaN or inf anywhere in a result, nested records and studies included."""
     if isinstance(obj, float):
         assert math.isfinite(obj), f"{path} is {obj}"
-    elif isinstance(obj, tuple):
+    elif isinstance(obj, (tuple, StudyColumns)):  # per-study columns read as records
         for i, value in enumerate(obj):
             _no_nan(value, f"{path}[{i}]")
     elif dataclasses.is_dataclass(obj):

@@ -25,7 +25,7 @@ from openpyxl.utils import get_column_letter
 from evidence import db
 from evidence.extraction import build, contract, template, upload, worker
 from evidence.extraction.build import from_upload
-from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME
+from evidence.extraction.contract import SHEETS, SHEETS_BY_NAME, SYNTHETIC_MARK
 from evidence.extraction.export import export_csv_zip, export_workbook
 from evidence.extraction.upload import (
     MAX_COMPRESSION_RATIO,
@@ -680,7 +680,12 @@ def test_the_largest_valid_upload_loads_and_every_query_runs_within_its_memory_l
     assert con.execute("SELECT count(*) FROM quality").fetchone()[0] > 4_000
     cohorts = [r[0] for r in con.execute("SELECT cohort_id FROM cohorts").fetchall()]
     studies = [r[0] for r in con.execute("SELECT study_id FROM studies").fetchall()]
-    params = {**Slice().sql_params(), "cohort_ids": cohorts, "study_ids": studies}
+    params = {
+        **Slice().sql_params(),
+        "cohort_ids": cohorts,
+        "study_ids": studies,
+        "mark": SYNTHETIC_MARK,
+    }
     for name in db.queries():
         db.run(con, name, **params)  # no OutOfMemoryException
 

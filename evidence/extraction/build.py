@@ -56,9 +56,12 @@ from evidence.extraction.upload import (
     is_workbook,
 )
 from evidence.extraction.validate import (
+    BUILD_LIMITS,
     MAX_SHEET_BYTES,
+    UPLOAD_LIMITS,
     Problem,
     Row,
+    SheetLimits,
     ValidationError,
     format_number,
     in_order,
@@ -196,7 +199,8 @@ def database_rows(
     figures_by_id = {r["figure_id"]: r for r in tables["review_figures"]}
     out: dict[str, list[dict[str, Any]]] = {}
     for sheet in SHEETS:
-        rows = [{c: row.get(c) for c in sheet.column_names} for row in tables[sheet.name]]
+        names = sheet.column_names
+        rows = [{c: row.get(c) for c in names} for row in tables[sheet.name]]
         if sheet.name == "outcomes":
             for row in rows:
                 row["study_id"] = cohort_study[row["cohort_id"]]
@@ -230,17 +234,23 @@ def build_info(raw: Mapping[str, bytes], origin: Origin) -> dict[str, str]:
     return info
 
 
-def validated_tables(raw: Mapping[str, bytes]) -> dict[str, list[Row]]:
-    """The typed rows, or ValidationError listing every problem."""
-    tables, problems = validate_sheets(raw)
+def validated_tables(
+    raw: Mapping[str, bytes], limits: SheetLimits = BUILD_LIMITS
+) -> dict[str, list[Row]]:
+    """The typed rows, or ValidationError listing every problem. A file built on disk is a
+    host's own build (`BUILD_LIMITS`); a panel's upload was already held to `UPLOAD_LIMITS`."""
+    tables, problems = validate_sheets(raw, limits=limits)
     if problems:
         raise ValidationError(problems)
     return tables
 
 
-def build_in_memory(raw: Mapping[str, bytes], origin: Origin) -> duckdb.DuckDBPyConnection:
-    """An in-memory database of `raw` sheets: used for a panel's upload, never touching disk."""
-    tables = validated_tables(raw)
+def build_in_memory(
+    raw: Mapping[str, bytes], origin: Origin, limits: SheetLimits = UPLOAD_LIMITS
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory database of `raw` sheets: used for a panel's upload, never touching disk
+    (and for a host's own sheets, with `BUILD_LIMITS`, when their file cannot be written)."""
+    tables = validated_tables(raw, limits)
     con = duckdb.connect(":memory:")
     write_database(con, tables, build_info(raw, origin))
     return con
@@ -391,7 +401,7 @@ def open_served(database: Path, sheets: Path | None = None, rebuild: bool = True
         except OSError:
             pass  # not writable after all (a read-only mount): build in memory below
     return Served(
-        build_in_memory(raw, origin),
+        build_in_memory(raw, origin, BUILD_LIMITS),
         None,
         f"{shown} {problem} and could not be rebuilt in its folder: serving {_shown(sheets)} "
         "built in memory until the file is rebuilt (`python -m evidence.extraction.build`).",

@@ -15,6 +15,10 @@ from evidence import vocab
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]*$"
 
+#: How a generated row (evidence.synthetic) begins its free text: the study notes, and the text of
+#: every other row. The app counts studies whose notes start with it and says so in its banner.
+SYNTHETIC_MARK = "SYNTHETIC"
+
 # The ranges a number may take, declared once here (on each Column) and documented in
 # data/README.md. They are wide enough for any report and narrow enough that a typo (an extra
 # zero, a pasted PMID) or a hostile value (1e308, 2^31) is refused by the validator with its cell,

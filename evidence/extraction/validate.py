@@ -41,6 +41,25 @@ MAX_CELL_CHARS = 4_000
 # A sheet's bytes as CSV: 5,000 rows of 1.6 KB (a shipped cohort row is under 0.9 KB). Checked
 # before the sheet is decoded; an upload's reader stops unpacking or converting a sheet here.
 MAX_SHEET_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SheetLimits:
+    """How many rows and bytes one sheet may hold.
+
+    An upload to the hosted app is read on a server that other panels share, so it gets
+    `UPLOAD_LIMITS`; a host building its own database from a folder of CSVs on the command line
+    (`python -m evidence.extraction.build --from DIR`) gets `BUILD_LIMITS`, which only guard
+    against a wrong file (a 100,000-cohort extraction has about 330,000 outcome rows, 90 MB).
+    """
+
+    rows: int
+    sheet_bytes: int
+
+
+UPLOAD_LIMITS = SheetLimits(MAX_ROWS_PER_SHEET, MAX_SHEET_BYTES)
+BUILD_LIMITS = SheetLimits(5_000_000, 2 * 1024 * 1024 * 1024)
+
 # Problems kept per sheet; the rest are counted in one line. A person fixes the first ones first,
 # and a sheet of 16,384 unknown columns must not become 16,384 lines (or that much memory).
 MAX_PROBLEMS_PER_FILE = 100
@@ -160,7 +179,7 @@ def format_number(value: float | int) -> str:
 def number_appears(quote: str, value: float | int) -> bool:
     """True if `value` is printed in `quote` as digits (not inside a longer number) or as words."""
     text = format_number(value)
-    if re.search(rf"(?<![\d.]){re.escape(text)}(?!\d|\.\d)", quote):
+    if text in quote and re.search(rf"(?<![\d.]){re.escape(text)}(?!\d|\.\d)", quote):
         return True
     if isinstance(value, int) or float(value).is_integer():
         lowered = quote.lower()
@@ -188,20 +207,22 @@ def _encoding_problem(raw: bytes) -> str | None:
     return None
 
 
-def decode_sheet(name: str, raw: bytes) -> tuple[str | None, list[Problem]]:
+def decode_sheet(
+    name: str, raw: bytes, max_bytes: int = MAX_SHEET_BYTES
+) -> tuple[str | None, list[Problem]]:
     """Decode bytes as UTF-8 (one BOM is accepted), reporting the line of the first bad byte.
 
     The size is checked first, and an encoding that is not UTF-8 (UTF-16, a double BOM) is named
     as such rather than as a bad byte or, worse, a missing first column.
     """
     file = f"{name}.csv"
-    if len(raw) > MAX_SHEET_BYTES:
+    if len(raw) > max_bytes:
         return None, [
             Problem(
                 file,
                 None,
                 "",
-                f"the sheet is larger than {MAX_SHEET_BYTES // (1024 * 1024)} MB, the most one "
+                f"the sheet is larger than {max_bytes // (1024 * 1024):,} MB, the most one "
                 "sheet may hold, so it was not read (an extraction sheet is a few hundred KB): "
                 "upload only the extraction's rows",
                 blocking=True,
@@ -233,12 +254,16 @@ def _out_of_range(column: Column, value: float, text: str) -> str | None:
     return f"'{shown(text)}' is outside {column.range_text}, the range {column.name} allows"
 
 
+_ID = re.compile(ID_PATTERN)
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def _parse_cell(column: Column, text: str) -> tuple[Any, str | None]:
     """Convert one non-empty cell to its Python value, or return an error message."""
     if column.kind in ("text", "ref"):
         return text, None
     if column.kind == "id":
-        if not re.match(ID_PATTERN, text):
+        if not _ID.match(text):
             return (
                 None,
                 f"'{shown(text)}' is not a valid id (letters, digits, _ and -, starting with a "
@@ -246,7 +271,7 @@ def _parse_cell(column: Column, text: str) -> tuple[Any, str | None]:
             )
         return text, None
     if column.kind == "int":
-        if not re.fullmatch(r"[0-9]+", text):
+        if not _DIGITS.fullmatch(text):
             return None, f"'{shown(text)}' is not a whole number ≥ 0"
         # Compared as digits first: int() of a 4,000-digit cell is work for nothing.
         stripped = text.lstrip("0") or "0"
@@ -305,7 +330,11 @@ def _records(reader: Any) -> Iterator[list[str] | csv.Error]:
 
 
 def parse_sheet(
-    sheet: Sheet, text: str, log: ProblemLog, unescape: bool = False
+    sheet: Sheet,
+    text: str,
+    log: ProblemLog,
+    unescape: bool = False,
+    max_rows: int = MAX_ROWS_PER_SHEET,
 ) -> list[Row] | None:
     """Check the header and every cell's type, one row at a time, into `log`; rows come back with
     spreadsheet row numbers, or None when the sheet could not be read (its header, a malformed
@@ -344,6 +373,9 @@ def parse_sheet(
     columns = [sheet.column(name) for name in header]
     # A column the header may leave out (an extraction made before it existed) is empty.
     omitted = {c.name: None for c in sheet.columns if c.may_omit and c.name not in header}
+    # text and reference cells are kept as read (references are checked across sheets later):
+    # no call per cell for them, which is most of a large sheet's cells
+    plain = [column.kind in ("text", "ref") for column in columns]
     rows: list[Row] = []
     line = 1
     for record in records:
@@ -351,15 +383,15 @@ def parse_sheet(
         if isinstance(record, csv.Error):
             log.add(Problem(file, line, "", f"malformed CSV: {record}", True))
             return None
-        if not any(cell.strip() for cell in record):
+        if not "".join(record).strip():
             continue  # a blank row: skipped, and it costs no more than its bytes
-        if line > MAX_ROWS_PER_SHEET + 1:
+        if line > max_rows + 1:
             log.add(
                 Problem(
                     file,
                     line,
                     "",
-                    f"more than {MAX_ROWS_PER_SHEET:,} rows: reading stopped at this row (a "
+                    f"more than {max_rows:,} rows: reading stopped at this row (a "
                     "sheet holds at most that many); delete the rows below the data",
                     blocking=True,
                 )
@@ -371,7 +403,7 @@ def parse_sheet(
             )
             continue
         row: Row = {"_row": line, **omitted}
-        for column, cell in zip(columns, record, strict=True):
+        for column, is_plain, cell in zip(columns, plain, record, strict=True):
             name = column.name
             cell = (unescape_cell(cell) if unescape else cell).strip()
             if len(cell) > MAX_CELL_CHARS:
@@ -382,6 +414,9 @@ def parse_sheet(
                 row[name] = None
                 if column.required:
                     log.add(Problem(file, line, name, "required value is empty"))
+                continue
+            if is_plain:
+                row[name] = cell
                 continue
             value, error = _parse_cell(column, cell)
             if error:
@@ -546,7 +581,10 @@ def _check_outcomes(rows: list[Row]) -> list[Problem]:
 
 
 def validate_sheets(
-    raw: Mapping[str, bytes], unescape: bool = False, unread: Iterable[str] = ()
+    raw: Mapping[str, bytes],
+    unescape: bool = False,
+    unread: Iterable[str] = (),
+    limits: SheetLimits = UPLOAD_LIMITS,
 ) -> tuple[dict[str, list[Row]], list[Problem]]:
     """Parse and check every sheet; return typed rows of the sheets that could be read and every
     problem found (root causes first, at most `MAX_PROBLEMS_PER_FILE` per sheet).
@@ -554,6 +592,7 @@ def validate_sheets(
     `unescape`: the sheets come from an upload, whose cells may carry `cells.safe_cell`'s quote.
     `unread`: sheets the upload's reader already stopped at a limit (and said why): not missing,
     but neither checked nor checked against.
+    `limits`: rows and bytes per sheet; an upload's unless the caller is a host's own build.
     """
     unread = set(unread)
     tables: dict[str, list[Row]] = {}
@@ -567,11 +606,11 @@ def validate_sheets(
         if sheet.name not in raw:
             log.add(Problem(f"{sheet.name}.csv", None, "", "sheet is missing", blocking=True))
             continue
-        text, decode_problems = decode_sheet(sheet.name, raw[sheet.name])
+        text, decode_problems = decode_sheet(sheet.name, raw[sheet.name], limits.sheet_bytes)
         log.extend(decode_problems)
         if text is None:
             continue
-        rows = parse_sheet(sheet, text, log, unescape)
+        rows = parse_sheet(sheet, text, log, unescape, limits.rows)
         del text
         if rows is not None:
             tables[sheet.name] = rows

@@ -36,8 +36,8 @@ Interfaces
 ``pool_proportions(events, totals, method="GLMM"|"REML"|"DL"|"ML"|"PM",
 transform="logit"|"freeman-tukey", ci="z"|"hksj"|"hksj-adhoc", labels=None) -> PoolResult``
     Pooled single proportion. ``PoolResult.to_frame()`` gives studies + pooled row.
-``leave_one_out(events, totals, method, transform, ci, labels) -> tuple[LeaveOneOutRow, ...]``
-    As metafor ``leave1out``.
+``leave_one_out(events, totals, method, transform, ci, labels) -> LeaveOneOut``
+    As metafor ``leave1out`` (one row per study left out, as columns), in O(k).
 ``compare_groups(events_a, totals_a, events_b, totals_b, measure="OR"|"RR",
 method="MH"|"REML"|"DL", labels=None, ci="z") -> ComparisonResult``
     Two-group OR/RR, ``rma.mh`` or ``rma(measure=...)``.
@@ -68,7 +68,7 @@ from .results import (
     Curve,
     FittedLine,
     Interval,
-    LeaveOneOutRow,
+    LeaveOneOut,
     MetaRegressionResult,
     PoolResult,
     QTest,
@@ -88,7 +88,7 @@ __all__ = [
     "Curve",
     "FittedLine",
     "Interval",
-    "LeaveOneOutRow",
+    "LeaveOneOut",
     "MetaRegressionResult",
     "PoolResult",
     "QTest",

@@ -17,7 +17,7 @@ from . import distributions
 from .effect_sizes import log_ratio, two_by_two
 from .heterogeneity import Z_CRIT, fit_rma_or_dl, predict
 from .options import CI_METHODS, TEST_FOR_CI, check_choice, study_labels
-from .results import ComparisonResult, Interval, QTest, Scaled, StudyComparison, clean
+from .results import ComparisonResult, Interval, QTest, Scaled, StudyComparisons, clean
 
 COMPARE_METHODS = ("MH", "REML", "DL")
 MEASURES = ("OR", "RR")
@@ -34,7 +34,7 @@ def _exp(v: float | None) -> float | None:
 
 
 def _study_rows(
-    labels: list[str],
+    labels: Sequence[str],
     ai: np.ndarray,
     bi: np.ndarray,
     ci: np.ndarray,
@@ -42,28 +42,26 @@ def _study_rows(
     yi: np.ndarray,
     vi: np.ndarray,
     weights: np.ndarray | None,
-) -> tuple[StudyComparison, ...]:
-    rows = []
-    for i, lab in enumerate(labels):
-        y, v = clean(yi[i]), clean(vi[i])
-        se = None if v is None else math.sqrt(v)
-        rows.append(
-            StudyComparison(
-                label=lab,
-                events_a=int(ai[i]),
-                total_a=int(ai[i] + bi[i]),
-                events_b=int(ci[i]),
-                total_b=int(ci[i] + di[i]),
-                ratio=_exp(y),
-                ci=Interval()
-                if y is None or se is None
-                else Interval(_exp(y - Z_CRIT * se), _exp(y + Z_CRIT * se)),
-                yi=y,
-                vi=v,
-                weight=None if weights is None else clean(weights[i]),
-            )
-        )
-    return tuple(rows)
+) -> StudyComparisons:
+    """Each study's counts, ratio and Wald 95% CI (exponentiated; None where yi or vi is not
+    finite or the exponential overflows), as columns."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        se = np.sqrt(vi)
+        ratio, low, high = (np.exp(v) for v in (yi, yi - Z_CRIT * se, yi + Z_CRIT * se))
+    known = np.isfinite(yi) & np.isfinite(vi)
+    return StudyComparisons(
+        labels,
+        events_a=ai,
+        total_a=ai + bi,
+        events_b=ci,
+        total_b=ci + di,
+        ratio=np.where(np.isfinite(yi), ratio, np.nan),
+        ci_low=np.where(known, low, np.nan),
+        ci_high=np.where(known, high, np.nan),
+        yi=yi,
+        vi=vi,
+        weight=np.full(len(labels), np.nan) if weights is None else weights,
+    )
 
 
 def mantel_haenszel(
@@ -192,7 +190,7 @@ def compare_groups(
 
 def _mh_result(
     measure: str,
-    labs: list[str],
+    labs: Sequence[str],
     ai: np.ndarray,
     bi: np.ndarray,
     ci_: np.ndarray,
@@ -260,7 +258,7 @@ def _iv_result(
     measure: str,
     method: str,
     ci: str,
-    labs: list[str],
+    labs: Sequence[str],
     ai: np.ndarray,
     bi: np.ndarray,
     ci_: np.ndarray,

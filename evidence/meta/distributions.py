@@ -38,6 +38,11 @@ def chi2_sf(x: float, df: float) -> float:
     return float(special.chdtrc(df, x))
 
 
+def chi2_sf_many(x: ArrayLike, df: float) -> np.ndarray:
+    """pchisq(x, df, lower.tail = FALSE) for an array of x."""
+    return special.chdtrc(df, np.asarray(x, dtype=float))
+
+
 def chi2_isf(p: float, df: float) -> float:
     """qchisq(p, df, lower.tail = FALSE)."""
     return float(special.chdtri(df, p))
@@ -56,3 +61,8 @@ def f_sf(x: float, dfn: float, dfd: float) -> float:
 def beta_ppf(q: float, a: float, b: float) -> float:
     """qbeta(q, a, b): the Clopper-Pearson limits."""
     return float(special.betaincinv(a, b, q))
+
+
+def beta_ppf_many(q: float, a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """qbeta(q, a, b) for arrays of shapes: the same values as ``beta_ppf``, one call."""
+    return special.betaincinv(np.asarray(a, dtype=float), np.asarray(b, dtype=float), q)

@@ -146,6 +146,20 @@ def clopper_pearson(x: float, n: float, level: float = LEVEL) -> tuple[float, fl
     return low, high
 
 
+def clopper_pearson_many(
+    x: FloatArray, n: FloatArray, level: float = LEVEL
+) -> tuple[FloatArray, FloatArray]:
+    """`clopper_pearson` of every study at once (the same numbers, no per-study Python)."""
+    alpha = 1 - level
+    x = np.asarray(x, dtype=float)
+    n = np.asarray(n, dtype=float)
+    zero, full = x == 0, x == n
+    # Shapes kept valid where the limit is fixed (0 or 1), so betaincinv never sees a 0 shape.
+    low = distributions.beta_ppf_many(alpha / 2, np.where(zero, 1.0, x), n - x + 1)
+    high = distributions.beta_ppf_many(1 - alpha / 2, x + 1, np.where(full, 1.0, n - x))
+    return np.where(zero, 0.0, low), np.where(full, 1.0, high)
+
+
 def two_by_two(
     events_a: ArrayLike, totals_a: ArrayLike, events_b: ArrayLike, totals_b: ArrayLike
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:

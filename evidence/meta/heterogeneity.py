@@ -21,11 +21,13 @@ yi, vi, wi
     statistics) or 1/(vi + tau²) (fixed effects).
 ymc
     ``yi - mean(yi)`` (metafor's ``ymci``): the tau² estimators and QE work on centred values.
-big_p
-    metafor's ``P = W - W X (X'WX)^-1 X'W`` (``_p_matrix``), the weighted residual-maker:
-    ``y'Py`` is a generalised Q, ``tr(P)`` enters DL, REML and ``vt``.
-rss, adj, pp
-    A residual sum of squares ``y'Py``; one Fisher-scoring step for tau²; ``P @ P``.
+P
+    metafor's ``P = W - W X (X'WX)^-1 X'W``, the weighted residual-maker: ``y'Py`` is a
+    generalised Q, ``tr(P)`` enters DL, REML and ``vt``. metafor (and this engine before it)
+    builds P as a k x k matrix; here every quantity read from it is a sum over studies
+    (``Wls``), so a fit is O(k p^2) in time and O(k p) in memory.
+rss, adj
+    A residual sum of squares ``y'Py``; one Fisher-scoring step for tau².
 vb
     Variance-covariance matrix of the coefficients ``beta`` (scaled by ``s2w`` under HKSJ).
 s2w
@@ -100,6 +102,9 @@ class RmaFit:
     qm_df: tuple[int, int | None]
     qm_p: float | None
     weights: FloatArray  # percent
+    hat: FloatArray  # hatvalues(): w_i x_i' (X'WX)^-1 x_i, W = 1/(vi + tau²)
+    resid: FloatArray  # residuals(): yi - X beta
+    rstandard: FloatArray  # rstandard()$z: resid / sqrt(diag((I - H) M (I - H)'))
     k: int
     p: int
     method: str
@@ -169,16 +174,177 @@ def r_zeroin2(
     return b, -1
 
 
+def zeroin_many(
+    f: Callable[[NDArray[np.int64], FloatArray], FloatArray],
+    ax: FloatArray,
+    bx: FloatArray,
+    fa: FloatArray,
+    fb: FloatArray,
+    tol: float,
+    maxit: int,
+) -> tuple[FloatArray, NDArray[np.int64]]:
+    """`r_zeroin2` for many root searches at once, step for step the same arithmetic, elementwise.
+
+    ``f(rows, x)`` evaluates search ``rows[m]``'s function at ``x[m]``, for the searches still
+    running; returns (roots, iterations, -1 where a search failed). Leave-one-out runs one
+    Paule-Mandel search per left-out fit with it.
+    """
+    eps = np.finfo(float).eps
+    a, b, fa, fb = (np.array(v, dtype=float) for v in (ax, bx, fa, fb))
+    c, fc = a.copy(), fa.copy()
+    prev_step = np.zeros_like(a)
+    root = np.where(fa == 0.0, a, b)
+    its = np.where((fa == 0.0) | (fb == 0.0), 0, -1)
+    running = np.flatnonzero(its < 0)
+    left = maxit + 1
+    while left and running.size:
+        left -= 1
+        r = running
+        prev_step[r] = b[r] - a[r]
+        swap = np.abs(fc[r]) < np.abs(fb[r])
+        sw = r[swap]
+        a[sw], b[sw], c[sw] = b[sw], c[sw], b[sw]
+        fa[sw], fb[sw], fc[sw] = fb[sw], fc[sw], fb[sw]
+        tol_act = 2 * eps * np.abs(b[r]) + tol / 2
+        new_step = (c[r] - b[r]) / 2
+        done = (np.abs(new_step) <= tol_act) | (fb[r] == 0.0)
+        root[r[done]] = b[r[done]]
+        its[r[done]] = maxit + 1 - left
+        keep = ~done
+        r, tol_act, new_step = r[keep], tol_act[keep], new_step[keep]
+        if not r.size:
+            running = r
+            break
+        interpolate = (np.abs(prev_step[r]) >= tol_act) & (np.abs(fa[r]) > np.abs(fb[r]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cb = c[r] - b[r]
+            secant = a[r] == c[r]
+            t1s = fb[r] / fa[r]
+            q_ = fa[r] / fc[r]
+            t1 = fb[r] / fc[r]
+            t2 = fb[r] / fa[r]
+            p = np.where(secant, cb * t1s, t2 * (cb * q_ * (q_ - t1) - (b[r] - a[r]) * (t1 - 1.0)))
+            q = np.where(secant, 1.0 - t1s, (q_ - 1.0) * (t1 - 1.0) * (t2 - 1.0))
+            q = np.where(p > 0, -q, q)
+            p = np.where(p > 0, p, -p)
+            accept = (
+                interpolate
+                & (p < (0.75 * cb * q - np.abs(tol_act * q) / 2))
+                & (p < np.abs(prev_step[r] * q / 2))
+            )
+            new_step = np.where(accept, p / q, new_step)
+        small = np.abs(new_step) < tol_act
+        new_step = np.where(small, np.where(new_step > 0, tol_act, -tol_act), new_step)
+        a[r], fa[r] = b[r], fb[r]
+        b[r] = b[r] + new_step
+        fb[r] = f(r, b[r])
+        same = ((fb[r] > 0) & (fc[r] > 0)) | ((fb[r] < 0) & (fc[r] < 0))
+        cs = r[same]
+        c[cs], fc[cs] = a[cs], fa[cs]
+        running = r
+    root[running] = b[running]
+    return root, its
+
+
 # ---------------------------------------------------------------------------------------------
-# Building blocks shared by the estimators
+# Building blocks shared by the estimators: metafor's P as sums, never as a k x k matrix
 # ---------------------------------------------------------------------------------------------
 
 
-def _p_matrix(x: FloatArray, wi: FloatArray) -> FloatArray:
-    """P = W - W X (X'WX)^-1 X'W, the residual-maker metafor uses for every Q-type quantity."""
-    w = np.diag(wi)
-    xtwx_inv = np.linalg.inv(x.T @ w @ x)
-    return w - w @ x @ xtwx_inv @ x.T @ w
+@dataclass(frozen=True)
+class Wls:
+    """Weighted least squares of y on X with weights w, and what metafor reads from its
+    residual-maker P = W - W X (X'WX)^-1 X'W, each as a sum over studies (O(k p^2)).
+
+    With r = y - X beta (beta the WLS coefficients) P y = w r, so y'Py = sum w r^2 and
+    y'PPy = sum (w r)^2. With l_i = x_i' A^-1 x_i (A = X'WX; the hat value is w_i l_i):
+    tr P = sum w - sum w^2 l and tr PP = sum(P o P) = sum w^2 - 2 sum w^3 l + tr(B^2),
+    B = A^-1 X'W^2 X (p x p). For the intercept-only model these are metafor's familiar
+    sum w - sum w^2 / sum w and sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2.
+    """
+
+    x: FloatArray
+    w: FloatArray
+    a: FloatArray  # X'WX
+    a_inv: FloatArray  # (X'WX)^-1
+    beta: FloatArray
+    resid: FloatArray  # y - X beta
+
+    @property
+    def rss(self) -> float:
+        """y'Py: Q, the generalised Q of PM and the Q-profile."""
+        return _dot(self.w, self.resid * self.resid)
+
+    @property
+    def ypp_y(self) -> float:
+        """y'PPy: the Fisher-scoring numerator."""
+        wr = self.w * self.resid
+        return _dot(wr, wr)
+
+    @property
+    def lev(self) -> FloatArray:
+        """x_i' A^-1 x_i for every study (the hat value divided by the weight)."""
+        if self.x.shape[1] == 1:
+            return float(self.a_inv[0, 0]) * self.x[:, 0] ** 2
+        return np.einsum("ij,jk,ik->i", self.x, self.a_inv, self.x)
+
+    @property
+    def tr_p(self) -> float:
+        """tr(P)."""
+        w = self.w
+        if _is_intercept(self.x):
+            s1 = float(w.sum())
+            return s1 - _dot(w, w) / s1
+        return float(w.sum()) - _dot(w * w, self.lev)
+
+    @property
+    def tr_pp(self) -> float:
+        """tr(PP), which is also sum(P o P) (P is symmetric)."""
+        w = self.w
+        w2 = w * w
+        if _is_intercept(self.x):
+            s1, s2 = float(w.sum()), float(w2.sum())
+            return s2 - 2 * _dot(w2, w) / s1 + (s2 / s1) ** 2
+        b = self.a_inv @ _cross(self.x * w2[:, None], self.x)
+        return float(w2.sum()) - 2 * _dot(w2 * w, self.lev) + float(np.sum(b * b.T))
+
+    @property
+    def logdet_a(self) -> float:
+        return float(np.linalg.slogdet(self.a)[1])
+
+
+def _dot(a: FloatArray, b: FloatArray) -> float:
+    """sum(a * b) by NumPy's pairwise summation, not a BLAS call: a threaded BLAS dot on a
+    loaded 2-core machine waits for its second thread (a scheduler time slice, milliseconds,
+    ten times the sum itself), and pairwise summation is the more exact of the two."""
+    return float(np.sum(a * b))
+
+
+def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
+    """a'b for k x p and k x q columns, each entry a pairwise sum (no BLAS, see `_dot`)."""
+    return np.array(
+        [[_dot(a[:, i], b[:, j]) for j in range(b.shape[1])] for i in range(a.shape[1])]
+    )
+
+
+def _is_intercept(x: FloatArray) -> bool:
+    """The design is the intercept alone (a column of ones), for the closed forms."""
+    return x.shape[1] == 1 and bool(np.all(x[:, 0] == 1.0))
+
+
+def wls(x: FloatArray, w: FloatArray, y: FloatArray) -> Wls:
+    """Weighted least squares of y on X (k x p) with weights w, in O(k p^2)."""
+    if _is_intercept(x):
+        s1 = float(w.sum())
+        a = np.array([[s1]])
+        a_inv = np.array([[1 / s1]])
+        beta = np.array([_dot(w, y) / s1])
+        return Wls(x, w, a, a_inv, beta, y - beta[0])
+    xw = x * w[:, None]
+    a = _cross(xw, x)
+    a_inv = np.linalg.inv(a)
+    beta = a_inv @ _cross(xw, y[:, None])[:, 0]
+    return Wls(x, w, a, a_inv, beta, y - np.einsum("ij,j->i", x, beta))
 
 
 def _r_mad(y: FloatArray) -> float:
@@ -187,36 +353,35 @@ def _r_mad(y: FloatArray) -> float:
     return float(1.4826 * np.median(np.abs(y - med)))
 
 
-def tau2_dl(ymc: FloatArray, vi: FloatArray, x: FloatArray) -> tuple[float, FloatArray]:
+def tau2_dl(ymc: FloatArray, vi: FloatArray, x: FloatArray) -> tuple[float, Wls]:
     """DerSimonian & Laird (1986) method of moments, generalised to meta-regression (rma.uni)."""
     k, p = x.shape
-    big_p = _p_matrix(x, 1 / vi)
-    rss = float(ymc @ big_p @ ymc)
-    return (rss - (k - p)) / np.trace(big_p), big_p
+    fe = wls(x, 1 / vi, ymc)
+    return (fe.rss - (k - p)) / fe.tr_p, fe
 
 
 def tau2_he(ymc: FloatArray, vi: FloatArray, x: FloatArray) -> float:
-    """Hedges (1983) unweighted moment estimator; metafor's start value for ML/REML."""
+    """Hedges (1983) unweighted moment estimator; metafor's start value for ML/REML.
+
+    With P0 = I - X(X'X)^-1X': y'P0y is the OLS residual sum of squares and
+    tr(P0 V) = sum v_i (1 - h0_i), h0 the unweighted leverages.
+    """
     k, p = x.shape
-    big_p = np.eye(k) - x @ np.linalg.inv(x.T @ x) @ x.T
-    rss = float(ymc @ big_p @ ymc)
-    return (rss - float(np.trace(big_p @ np.diag(vi)))) / (k - p)
+    ols = wls(x, np.ones(k), ymc)
+    rss = _dot(ols.resid, ols.resid)
+    return (rss - _dot(vi, 1 - ols.lev)) / (k - p)
 
 
 def _loglik(y: FloatArray, vi: FloatArray, x: FloatArray, tau2: float, reml: bool) -> float:
     """(Restricted) log-likelihood as in rma.uni's ll0check (without the |X'X| term)."""
     k, p = x.shape
-    wi = 1 / (vi + tau2)
-    w = np.diag(wi)
-    xtwx = x.T @ w @ x
-    beta = np.linalg.solve(xtwx, x.T @ w @ y)
-    rss = float(np.sum(wi * (y - x @ beta) ** 2))
+    fit = wls(x, 1 / (vi + tau2), y)
+    rss = fit.rss
     if reml:
-        logdet = float(np.linalg.slogdet(xtwx)[1])
         return (
             -0.5 * (k - p) * math.log(2 * math.pi)
             - 0.5 * float(np.sum(np.log(vi + tau2)))
-            - 0.5 * logdet
+            - 0.5 * fit.logdet_a
             - 0.5 * rss
         )
     return -0.5 * k * math.log(2 * math.pi) - 0.5 * float(np.sum(np.log(vi + tau2))) - 0.5 * rss
@@ -234,12 +399,11 @@ def tau2_fisher(ymc: FloatArray, vi: FloatArray, x: FloatArray, reml: bool) -> t
         it += 1
         old2 = tau2
         wi = 1 / (vi + tau2)
-        big_p = _p_matrix(x, wi)
-        pp = big_p @ big_p
+        fit = wls(x, wi, ymc)
         if reml:
-            adj = (float(ymc @ pp @ ymc) - float(np.trace(big_p))) / float(np.trace(pp))
+            adj = (fit.ypp_y - fit.tr_p) / fit.tr_pp
         else:
-            adj = (float(ymc @ pp @ ymc) - float(np.sum(wi))) / float(np.sum(wi**2))
+            adj = (fit.ypp_y - float(np.sum(wi))) / _dot(wi, wi)
         if not math.isfinite(adj):
             adj = 0.0
         while tau2 + adj < TAU2_MIN:
@@ -266,8 +430,7 @@ def tau2_pm(ymc: FloatArray, vi: FloatArray, x: FloatArray, tau2_max: float) -> 
     target = float(k - p)
 
     def q_minus_target(t: float) -> float:
-        big_p = _p_matrix(x, 1 / (vi + t))
-        return float(ymc @ big_p @ ymc) - target
+        return wls(x, 1 / (vi + t), ymc).rss - target
 
     f_low = q_minus_target(TAU2_MIN)
     if f_low < 0:
@@ -320,12 +483,10 @@ def fit_rma(
     if k == 1 or method == "EE":
         tau2 = 0.0
     elif method == "DL":
-        tau2, big_p = tau2_dl(ymc, vi, x)
+        tau2, fe = tau2_dl(ymc, vi, x)
         tau2 = max(TAU2_MIN, tau2)
-        tr_p = float(np.trace(big_p))
-        se_tau2 = math.sqrt(
-            1 / tr_p**2 * (2 * (k - p) + 4 * tau2 * tr_p + 2 * tau2**2 * float(np.sum(big_p**2)))
-        )
+        tr_p = fe.tr_p
+        se_tau2 = math.sqrt(1 / tr_p**2 * (2 * (k - p) + 4 * tau2 * tr_p + 2 * tau2**2 * fe.tr_pp))
     elif method in ("REML", "ML"):
         reml = method == "REML"
         tau2, iterations = tau2_fisher(ymc, vi, x, reml)
@@ -333,8 +494,7 @@ def fit_rma(
         tau2 = max(TAU2_MIN, tau2)
         wi = 1 / (vi + tau2)
         if reml:
-            big_p = _p_matrix(x, wi)
-            se_tau2 = math.sqrt(2 / float(np.sum(big_p * big_p)))
+            se_tau2 = math.sqrt(2 / wls(x, wi, ymc).tr_pp)
         else:
             se_tau2 = math.sqrt(2 / float(np.sum(wi**2)))
     else:  # PM
@@ -346,12 +506,16 @@ def fit_rma(
 
     # ---- fixed effects ----
     wi = 1 / (vi + tau2)
-    w = np.diag(wi)
-    vb = np.linalg.inv(x.T @ w @ x)
-    beta = vb @ x.T @ w @ yi
+    re = wls(x, wi, yi)
+    vb, beta = re.a_inv, re.beta
+    hat = wi * re.lev
+    hat = np.where(hat > 1 - 10 * np.finfo(float).eps, 1.0, hat)  # hatvalues.rma.uni
+    resid = np.where(np.abs(re.resid) < 100 * np.finfo(float).eps, 0.0, re.resid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rstandard = resid / np.sqrt((1 - hat) / wi)  # rstandard.rma.uni: diag((I-H) M (I-H)')
     s2w = 1.0
     if test in ("knha", "adhoc"):
-        rss_knha = float(np.sum(wi * (yi - x @ beta) ** 2))
+        rss_knha = re.rss
         if k - p <= 0:
             s2w = math.nan
         else:
@@ -397,10 +561,10 @@ def fit_rma(
 
     # ---- heterogeneity (always with 1/vi weights) ----
     if k > p:
-        big_p = _p_matrix(x, 1 / vi)
-        qe = max(0.0, float(ymc @ big_p @ ymc))
+        fe = wls(x, 1 / vi, ymc)
+        qe = max(0.0, fe.rss)
         qe_p = float(distributions.chi2_sf(qe, k - p))
-        vt = (k - p) / float(np.trace(big_p))
+        vt = (k - p) / fe.tr_p
         if method == "EE":
             i2 = max(0.0, 100 * (qe - (k - p)) / qe) if qe > 0 else 0.0
             h2 = qe / (k - p)
@@ -413,6 +577,9 @@ def fit_rma(
 
     weights = 100 * wi / np.sum(wi)
     return RmaFit(
+        hat=hat,
+        resid=resid,
+        rstandard=rstandard,
         beta=beta,
         vb=vb,
         se=se,
@@ -526,8 +693,7 @@ def tau2_ci_qprofile(
     crit_l = float(distributions.chi2_ppf(0.025, k - p))
 
     def qe(t: float) -> float:
-        big_p = _p_matrix(x, 1 / (vi + t))
-        return float(yi @ big_p @ yi)
+        return wls(x, 1 / (vi + t), yi).rss
 
     q_max, q_min = qe(t_max), qe(t_min)
     lb = ub = math.nan
@@ -576,6 +742,69 @@ def tau2_ci_qprofile(
         h2_lb=h2(lb),
         h2_ub=h2(ub),
         null_set=null_set,
+        lb_below_min=lb_below,
+        ub_above_max=ub_above,
+    )
+
+
+def tau2_ci_profile(
+    yi: FloatArray, vi: FloatArray, x: FloatArray | None, fit: RmaFit
+) -> Tau2Interval | None:
+    """Profile-likelihood 95% CI for tau² of an ML or REML fit, exactly as
+    ``confint.rma.uni(type = "PL")``: the tau² where -2 (ll(tau²) - ll(fit)) = qchisq(.95, 1),
+    each bound by R's uniroot (tol .Machine$double.eps^0.25, maxiter 1000) on
+    [tau2.min, tau2] and [tau2, tau2.max], tau2.min = min(0, tau2), tau2.max = max(100, 10 tau2).
+
+    It is the interval of the likelihood the estimate maximises, so it contains the estimate;
+    the Q-profile interval (`tau2_ci_qprofile`, metafor's default) inverts the generalised Q,
+    whose root is the Paule-Mandel estimate, and at large k can exclude the REML one.
+    """
+    if fit.method not in ("REML", "ML") or fit.vt is None:
+        return None
+    yi = np.asarray(yi, dtype=float)
+    vi = np.asarray(vi, dtype=float)
+    if x is None:
+        x = np.ones((yi.size, 1))
+    reml = fit.method == "REML"
+    t_min = min(0.0, fit.tau2)
+    t_max = max(100.0, fit.tau2 * 10, t_min * 10)
+    objective = float(distributions.chi2_isf(0.05, 1))
+    ll_fit = _loglik(yi, vi, x, fit.tau2, reml)
+
+    def lrt(t: float) -> float:
+        return -2 * (_loglik(yi, vi, x, t, reml) - ll_fit) - objective
+
+    def root(low: float, high: float) -> float:
+        f_low, f_high = lrt(low), lrt(high)
+        if f_low * f_high > 0:  # uniroot stops: "f() values at end points not of opposite sign"
+            return math.nan
+        value, it = r_zeroin2(lrt, low, high, f_low, f_high, TOL, 1000)
+        return value if it >= 0 else math.nan
+
+    lb_below = ub_above = False
+    if lrt(t_min) < 0:
+        lb, lb_below = t_min, t_min > 0
+    else:
+        lb = root(t_min, fit.tau2)
+    if lrt(t_max) < 0:
+        ub, ub_above = t_max, True
+    else:
+        ub = root(fit.tau2, t_max)
+
+    def i2(t: float) -> float | None:
+        return None if math.isnan(t) else 100 * t / (fit.vt + t)  # type: ignore[operator]
+
+    def h2(t: float) -> float | None:
+        return None if math.isnan(t) else t / fit.vt + 1  # type: ignore[operator]
+
+    return Tau2Interval(
+        tau2_lb=lb,
+        tau2_ub=ub,
+        i2_lb=i2(lb),
+        i2_ub=i2(ub),
+        h2_lb=h2(lb),
+        h2_ub=h2(ub),
+        null_set=False,
         lb_below_min=lb_below,
         ub_above_max=ub_above,
     )

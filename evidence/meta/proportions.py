@@ -23,12 +23,22 @@ from .effect_sizes import (
     freeman_tukey,
     harmonic_mean,
     ilogit,
+    ipft_hm,
     logit_proportion,
 )
-from .heterogeneity import Z_CRIT, RmaFit, fit_rma_or_dl, predict, tau2_ci_qprofile
+from .heterogeneity import (
+    Z_CRIT,
+    RmaFit,
+    Tau2Interval,
+    fit_rma_or_dl,
+    predict,
+    tau2_ci_profile,
+    tau2_ci_qprofile,
+)
+from .leaveout import leave1out
 from .options import POOL_METHODS as POOL_METHODS  # re-exported: bench/bench_meta.py reads it
 from .options import TEST_FOR_CI, study_labels, validate_pooling
-from .results import Interval, LeaveOneOutRow, PoolResult, QTest, Scaled, clean, study_estimates
+from .results import Interval, LeaveOneOut, PoolResult, QTest, Scaled, clean, study_estimates
 
 if TYPE_CHECKING:  # glmm itself is imported at the first GLMM fit (see pool_proportions)
     from .glmm import GlmmFit
@@ -97,7 +107,7 @@ def _data_notes(x: np.ndarray, n: np.ndarray, transform: str) -> list[str]:
 
 
 def _from_single(
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     method: str,
@@ -140,7 +150,7 @@ def _from_single(
 
 def _from_rma(
     fit: RmaFit,
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     yi: np.ndarray,
@@ -157,6 +167,9 @@ def _from_rma(
     if fit.test != "z" and fit.s2w == 0:
         notes = [*notes, NOTE_HKSJ_ZERO]
     qp = tau2_ci_qprofile(yi, vi, None, fit)
+    shown, shown_method, note = _own_tau2_interval(yi, vi, fit, qp)
+    if note:
+        notes = [*notes, note]
     model = Scaled(
         clean(fit.beta[0]),
         Interval(clean(fit.ci_lb[0]), clean(fit.ci_ub[0])),
@@ -188,11 +201,44 @@ def _from_rma(
         n_harmonic=n_hm,
         tau2_ci=Interval() if qp is None else Interval(clean(qp.tau2_lb), clean(qp.tau2_ub)),
         i2_ci=Interval() if qp is None else Interval(clean(qp.i2_lb), clean(qp.i2_ub)),
+        tau2_interval=shown,
+        tau2_interval_method=shown_method,
     )
 
 
+NOTE_TAU2_OUTSIDE = (
+    "The Q-profile 95% CI of τ² ({low}–{high}) does not contain the {method} estimate "
+    "({tau2}): at this number of studies the estimators of τ² disagree beyond their precision "
+    "(the data are not exactly normal-normal), so no interval is shown beside τ²."
+)
+
+
+def _own_tau2_interval(
+    yi: np.ndarray, vi: np.ndarray, fit: RmaFit, qp: Tau2Interval | None
+) -> tuple[Interval, str | None, str | None]:
+    """The CI to print beside tau² (see PoolResult.tau2_interval), its name, and a note when
+    there is none because the estimator's interval does not contain the estimate."""
+    if fit.method in ("REML", "ML"):
+        found, name = tau2_ci_profile(yi, vi, None, fit), "profile likelihood"
+    else:
+        found, name = qp, "Q-profile"
+    if found is None:
+        return Interval(), None, None
+    low, high = clean(found.tau2_lb), clean(found.tau2_ub)
+    if low is not None and high is not None and low <= fit.tau2 <= high:
+        return Interval(low, high), name, None
+    note = NOTE_TAU2_OUTSIDE.format(
+        low=_short(low), high=_short(high), method=fit.method, tau2=_short(fit.tau2)
+    )
+    return Interval(), None, note
+
+
+def _short(value: float | None) -> str:
+    return "?" if value is None else f"{value:.3g}"
+
+
 def _fit_iv(
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     method: str,
@@ -337,25 +383,118 @@ def leave_one_out(
     transform: str = "logit",
     ci: str = "z",
     labels: Sequence[str] | None = None,
-) -> tuple[LeaveOneOutRow, ...]:
-    """Refit with each study left out in turn (metafor ``leave1out``).
+) -> LeaveOneOut:
+    """Pool with each study left out in turn (metafor ``leave1out``), one row per study.
 
-    Each refit is a full ``pool_proportions`` call, so a Freeman-Tukey row back-transforms with
-    the harmonic mean n of the studies it contains.
+    Inverse-variance methods: every left-out fit replays metafor's iterations, all k together
+    from sums over the studies each keeps (`leaveout.leave1out`): O(k) in time and memory, no k
+    refits. Where the method fails for a fit, that row is DerSimonian-Laird (``method_used``),
+    as `pool_proportions` would show. The GLMM (for which metafor has no leave1out) and k <= 2
+    (a left-out "pool" of one study) are k separate fits. A Freeman-Tukey row back-transforms
+    with the harmonic mean n of the studies it keeps.
     """
     validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
-    labs = study_labels(labels, x.size)
-    rows = []
+    k = x.size
+    labs = study_labels(labels, k)
+    if method == "GLMM" or k < 3:
+        return _leave_one_out_by_refits(x, n, method, transform, ci, labs)
+    yi, vi = _model_values(x, n, transform)
+    fits = leave1out(yi, vi, method, TEST_FOR_CI[ci])
+    if transform == "logit":
+        back = [_ilogit_many(v) for v in (fits.estimate, fits.ci_low, fits.ci_high)]
+    else:
+        inv_n = 1 / n
+        n_hm = (k - 1) / (float(np.sum(inv_n)) - inv_n)  # harmonic mean n without each study
+        back = [
+            np.array([_nan(ipft_hm(float(z), float(h))) for z, h in zip(v, n_hm, strict=True)])
+            for v in (fits.estimate, fits.ci_low, fits.ci_high)
+        ]
+    notes = []
+    if fits.fell_back.any():
+        notes.append(
+            f"{method} did not converge in {int(fits.fell_back.sum())} of the {k} left-out fits; "
+            "DerSimonian-Laird is shown in those rows."
+        )
+    return LeaveOneOut(
+        omitted=tuple(labs),
+        method=method,
+        transform=transform,
+        ci_method=ci,
+        estimate=fits.estimate,
+        se=fits.se,
+        statistic=fits.statistic,
+        p_value=fits.p_value,
+        ci_low=fits.ci_low,
+        ci_high=fits.ci_high,
+        proportion=back[0],
+        proportion_ci_low=back[1],
+        proportion_ci_high=back[2],
+        q=fits.q,
+        q_p=fits.q_p,
+        tau2=fits.tau2,
+        i2=fits.i2,
+        h2=fits.h2,
+        rstudent=fits.rstudent,
+        method_used=tuple("DL" if f else method for f in fits.fell_back.tolist()),
+        df=fits.df,
+        q_df=fits.q_df,
+        notes=tuple(notes),
+    )
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _ilogit_many(z: np.ndarray) -> np.ndarray:
+    """`effect_sizes.ilogit` elementwise (the same arithmetic; NaN stays NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(np.minimum(z, 0.0))
+        return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.maximum(z, 0.0))), e / (1.0 + e))
+
+
+def _leave_one_out_by_refits(
+    x: np.ndarray, n: np.ndarray, method: str, transform: str, ci: str, labs: Sequence[str]
+) -> LeaveOneOut:
+    """k separate pools (the GLMM; or k <= 2, where a left-out pool holds one study)."""
+    columns: dict[str, list[float]] = {name: [] for name in LeaveOneOut.COLUMNS}
+    used: list[str] = []
+    yi, vi = _model_values(x, n, "logit" if method == "GLMM" else transform)
     for i in range(x.size):
         keep = np.arange(x.size) != i
-        res = pool_proportions(
-            x[keep],
-            n[keep],
-            method=method,
-            transform=transform,
-            ci=ci,
-            labels=[lab for j, lab in enumerate(labs) if j != i],
-        )
-        rows.append(LeaveOneOutRow(omitted=labs[i], result=res))
-    return tuple(rows)
+        r = pool_proportions(x[keep], n[keep], method=method, transform=transform, ci=ci)
+        values = {
+            "estimate": r.model.estimate,
+            "se": r.se,
+            "statistic": r.statistic,
+            "p_value": r.p_value,
+            "ci_low": r.model.ci.low,
+            "ci_high": r.model.ci.high,
+            "proportion": r.proportion.estimate,
+            "proportion_ci_low": r.proportion.ci.low,
+            "proportion_ci_high": r.proportion.ci.high,
+            "q": r.heterogeneity.statistic,
+            "q_p": r.heterogeneity.p_value,
+            "tau2": r.tau2,
+            "i2": r.i2,
+            "h2": r.h2,
+        }
+        if r.k and r.model.estimate is not None and r.se is not None:  # rstudent, z-based
+            spread = float(vi[i]) + r.se**2 + (r.tau2 or 0.0)
+            values["rstudent"] = (float(yi[i]) - r.model.estimate) / math.sqrt(spread)
+        for name in LeaveOneOut.COLUMNS:
+            columns[name].append(_nan(values.get(name)))
+        used.append(r.method)
+    q_df = x.size - 2 if x.size >= 3 else None
+    return LeaveOneOut(
+        omitted=tuple(labs),
+        method=method,
+        transform=transform,
+        ci_method=ci,
+        **{name: np.array(values) for name, values in columns.items()},  # type: ignore[arg-type]
+        method_used=tuple(used),
+        df=x.size - 2 if ci != "z" and method != "GLMM" and x.size >= 3 else None,
+        q_df=q_df,
+        notes=(),
+    )

@@ -24,14 +24,15 @@ no caller fills Nones by hand.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .effect_sizes import back_transform, clopper_pearson
+from .effect_sizes import back_transform, clopper_pearson_many
 from .heterogeneity import predict
+from .options import NumberedLabels
 
 if TYPE_CHECKING:  # pandas only for to_frame(), imported lazily there
     import pandas as pd
@@ -121,32 +122,135 @@ class StudyEstimate:
     weight: float | None  # percent of the total weight in the model used
 
 
+class StudyColumns(Sequence[Any]):
+    """Per-study rows kept as columns (read-only numpy arrays and a tuple of labels): building
+    one record object per study costs more than the fit at tens of thousands of studies. A row
+    is made into its record (`_row`) only when it is read, so `studies[0]` and iteration work as
+    on a tuple of records, and `column(name)` gives a whole column without any per-study Python.
+
+    NaN in a float column stands for "not estimable"; the records show None there, as every
+    result does.
+    """
+
+    _names: tuple[str, ...] = ()
+
+    def __init__(self, labels: Sequence[str], **columns: Any) -> None:
+        self.labels: Sequence[str] = labels if isinstance(labels, NumberedLabels) else tuple(labels)
+        self._columns: dict[str, np.ndarray] = {}
+        for name in self._names:
+            array = np.array(columns[name], copy=True)
+            array.flags.writeable = False
+            if array.shape != (len(self.labels),):
+                raise ValueError(
+                    f"column {name} has shape {array.shape}, not ({len(self.labels)},)"
+                )
+            self._columns[name] = array
+
+    def column(self, name: str) -> np.ndarray:
+        """One column for every study (read-only)."""
+        return self.labels if name == "label" else self._columns[name]  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self._row(i) for i in range(*index.indices(len(self))))
+        i = range(len(self))[index]
+        return self._row(i)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._row(i) for i in range(len(self)))
+
+    def _row(self, i: int) -> Any:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, StudyColumns)
+        return self.labels == other.labels and all(
+            np.array_equal(a, other._columns[name], equal_nan=True)
+            for name, a in self._columns.items()
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.labels, *(a.tobytes() for a in self._columns.values())))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} studies)"
+
+
+def _num(value: Any) -> float | None:  # a column's NaN as the records' None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+class StudyEstimates(StudyColumns):
+    """The studies of a pooled proportion: `StudyEstimate` records, stored as columns.
+
+    The exact (Clopper-Pearson) limits are computed for every study at once the first time
+    any is read: two inverse incomplete-beta evaluations per study are most of a pool's cost at
+    100,000 studies, and a dashboard that shows a summary of a large evidence base reads none.
+    """
+
+    _names = ("events", "total", "proportion", "yi", "vi", "weight")
+    _cp: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def empty(cls) -> StudyEstimates:
+        return cls((), **{name: np.empty(0) for name in cls._names})
+
+    def _limits(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._cp is None:  # computed once; the same numbers whoever computes them first
+            low, high = clopper_pearson_many(self._columns["events"], self._columns["total"])
+            low.flags.writeable = high.flags.writeable = False
+            self._cp = (low, high)
+        return self._cp
+
+    def column(self, name: str) -> np.ndarray:
+        if name in ("ci_low", "ci_high"):
+            return self._limits()[name == "ci_high"]
+        return super().column(name)
+
+    def _row(self, i: int) -> StudyEstimate:
+        c = self._columns
+        low, high = self._limits()
+        return StudyEstimate(
+            label=self.labels[i],
+            events=int(c["events"][i]),
+            total=int(c["total"][i]),
+            proportion=float(c["proportion"][i]),
+            ci=Interval(float(low[i]), float(high[i])),
+            yi=float(c["yi"][i]),
+            vi=float(c["vi"][i]),
+            weight=_num(c["weight"][i]),
+        )
+
+
+#: The columns of `StudyEstimates`, in `to_records` order.
+STUDY_COLUMNS = ("events", "total", "proportion", "ci_low", "ci_high", "yi", "vi", "weight")
+
+
 def study_estimates(
-    labels: list[str],
+    labels: Sequence[str],
     x: np.ndarray,
     n: np.ndarray,
     yi: np.ndarray,
     vi: np.ndarray,
     weights: np.ndarray | None,
-) -> tuple[StudyEstimate, ...]:
-    """One StudyEstimate per study: the observed proportion with its exact CI beside the
+) -> StudyEstimates:
+    """The studies as `StudyEstimate`s: the observed proportion with its exact CI beside the
     model-scale yi, vi the fit used and the study's percent weight (None when not fitted)."""
-    out = []
-    for i, lab in enumerate(labels):
-        lo, hi = clopper_pearson(x[i], n[i])
-        out.append(
-            StudyEstimate(
-                label=lab,
-                events=int(x[i]),
-                total=int(n[i]),
-                proportion=float(x[i] / n[i]),
-                ci=Interval(lo, hi),
-                yi=float(yi[i]),
-                vi=float(vi[i]),
-                weight=None if weights is None else float(weights[i]),
-            )
-        )
-    return tuple(out)
+    return StudyEstimates(
+        labels,
+        events=x,
+        total=n,
+        proportion=x / n,
+        yi=yi,
+        vi=vi,
+        weight=np.full(len(labels), np.nan) if weights is None else weights,
+    )
 
 
 @dataclass(frozen=True)
@@ -175,12 +279,19 @@ class PoolResult:
     converged: bool
     fallback_reason: str | None
     notes: tuple[str, ...]
-    studies: tuple[StudyEstimate, ...]
+    studies: StudyEstimates
     # GLMM only: likelihood-ratio test of tau² = 0 as rma.glmm reports it (QE.LRT)
     lrt: QTest | None = None
     # Q-profile 95% CI (confint.rma.uni); inverse-variance models with k >= 2 only
     tau2_ci: Interval = Interval()
     i2_ci: Interval = Interval()
+    # The 95% CI to show beside tau²: the interval of the criterion the estimator solves
+    # (profile likelihood for REML and ML, confint(type = "PL"); Q-profile for PM and DL), and
+    # only when it contains the estimate, so a page never prints a tau² outside its own CI
+    # (at large k the Q-profile CI, which contains PM, can exclude REML or DL). Empty otherwise,
+    # with ``tau2_interval_method`` None and a note saying why.
+    tau2_interval: Interval = Interval()
+    tau2_interval_method: str | None = None
     n_harmonic: float | None = None  # n used by the Freeman-Tukey back-transform
 
     @classmethod
@@ -210,7 +321,7 @@ class PoolResult:
             converged=True,
             fallback_reason=None,
             notes=notes,
-            studies=(),
+            studies=StudyEstimates.empty(),
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -221,22 +332,28 @@ class PoolResult:
 
     def to_records(self) -> list[dict[str, object]]:
         """The rows of `to_frame` as plain dicts (no pandas round trip for a handful of rows)."""
+        st = self.studies
+        columns = zip(
+            st.labels,
+            *(st.column(name).tolist() for name in STUDY_COLUMNS),
+            strict=True,
+        )
         rows: list[dict[str, object]] = [
             {
                 "row_type": "study",
-                "label": s.label,
-                "events": s.events,
-                "total": s.total,
-                "proportion": s.proportion,
-                "ci_low": s.ci.low,
-                "ci_high": s.ci.high,
+                "label": label,
+                "events": int(events),
+                "total": int(total),
+                "proportion": proportion,
+                "ci_low": low,
+                "ci_high": high,
                 "pi_low": None,
                 "pi_high": None,
-                "yi": s.yi,
-                "vi": s.vi,
-                "weight": s.weight,
+                "yi": yi,
+                "vi": vi,
+                "weight": None if weight != weight else weight,  # NaN: not fitted
             }
-            for s in self.studies
+            for label, events, total, proportion, low, high, yi, vi, weight in columns
         ]
         pooled = self.proportion
         rows.append(
@@ -258,12 +375,74 @@ class PoolResult:
         return rows
 
 
-@dataclass(frozen=True)
-class LeaveOneOutRow:
-    """The pooled result with one study left out (metafor ``leave1out``)."""
+@dataclass(frozen=True, eq=False)
+class LeaveOneOut:
+    """Each study left out in turn (metafor ``leave1out``), as columns: entry i of every array
+    is the pooled result without study i (read-only arrays; NaN where a fit has no value, for
+    instance heterogeneity when only one study is left). ``records()`` gives one dict per row
+    with None in those places, as every other result shows them.
 
-    omitted: str
-    result: PoolResult
+    The model-scale columns are metafor's (estimate, se, zval or tval, pval, ci.lb, ci.ub, Q,
+    Qp, tau2, I2, H2); the proportion columns are their back-transforms (a Freeman-Tukey row
+    at the harmonic mean n of the studies it keeps); ``rstudent`` is the omitted study's
+    studentized deleted residual (metafor ``rstudent``): its distance from the pooled estimate
+    of the others, in standard errors, the measure for outliers.
+    """
+
+    omitted: tuple[str, ...]
+    method: str  # the method asked for
+    transform: str
+    ci_method: str
+    estimate: np.ndarray
+    se: np.ndarray
+    statistic: np.ndarray
+    p_value: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    proportion: np.ndarray
+    proportion_ci_low: np.ndarray
+    proportion_ci_high: np.ndarray
+    q: np.ndarray
+    q_p: np.ndarray
+    tau2: np.ndarray
+    i2: np.ndarray
+    h2: np.ndarray
+    rstudent: np.ndarray
+    method_used: tuple[str, ...]  # per row: the model fitted (DL where the method failed)
+    df: int | None  # t degrees of freedom (Hartung-Knapp), None for z
+    q_df: int | None
+    notes: tuple[str, ...]
+
+    COLUMNS = (
+        "estimate", "se", "statistic", "p_value", "ci_low", "ci_high", "proportion",
+        "proportion_ci_low", "proportion_ci_high", "q", "q_p", "tau2", "i2", "h2", "rstudent",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for name in self.COLUMNS:
+            array = np.array(getattr(self, name), dtype=float)
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+
+    def __len__(self) -> int:
+        return len(self.omitted)
+
+    def records(self) -> list[dict[str, object]]:
+        """One dict per left-out fit: the omitted study, the method used and every column."""
+        columns = [getattr(self, name).tolist() for name in self.COLUMNS]
+        return [
+            {
+                "omitted": omitted,
+                "method": method,
+                **{
+                    name: None if v != v or v in (math.inf, -math.inf) else v
+                    for name, v in zip(self.COLUMNS, values, strict=True)
+                },
+            }
+            for omitted, method, *values in zip(
+                self.omitted, self.method_used, *columns, strict=True
+            )
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +466,34 @@ class StudyComparison:
     weight: float | None
 
 
+class StudyComparisons(StudyColumns):
+    """The studies of a two-group comparison: `StudyComparison` records, stored as columns."""
+
+    _names = (
+        "events_a", "total_a", "events_b", "total_b", "ratio", "ci_low", "ci_high", "yi", "vi",
+        "weight",
+    )  # fmt: skip
+
+    @classmethod
+    def empty(cls) -> StudyComparisons:
+        return cls((), **{name: np.empty(0) for name in cls._names})
+
+    def _row(self, i: int) -> StudyComparison:
+        c = self._columns
+        return StudyComparison(
+            label=self.labels[i],
+            events_a=int(c["events_a"][i]),
+            total_a=int(c["total_a"][i]),
+            events_b=int(c["events_b"][i]),
+            total_b=int(c["total_b"][i]),
+            ratio=_num(c["ratio"][i]),
+            ci=Interval(_num(c["ci_low"][i]), _num(c["ci_high"][i])),
+            yi=_num(c["yi"][i]),
+            vi=_num(c["vi"][i]),
+            weight=_num(c["weight"][i]),
+        )
+
+
 @dataclass(frozen=True)
 class ComparisonResult:
     """A pooled odds ratio or risk ratio (group A vs group B)."""
@@ -306,7 +513,7 @@ class ComparisonResult:
     k: int
     ci_method: str
     notes: tuple[str, ...]
-    studies: tuple[StudyComparison, ...]
+    studies: StudyComparisons
     # Mantel-Haenszel odds ratio only, as rma.mh reports them: the Cochran-Mantel-Haenszel
     # test (correct=TRUE) and the Breslow-Day and Tarone tests of homogeneity
     cmh: QTest | None = None
@@ -334,7 +541,7 @@ class ComparisonResult:
             k=0,
             ci_method=ci_method,
             notes=notes,
-            studies=(),
+            studies=StudyComparisons.empty(),
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -459,7 +666,7 @@ class MetaRegressionResult:
     transform: str
     ci_method: str
     notes: tuple[str, ...]
-    studies: tuple[StudyEstimate, ...]
+    studies: StudyEstimates
     moderator: tuple[float, ...]
     n_harmonic: float | None = None  # n used by the Freeman-Tukey back-transform
     # The rma.uni fit itself (model scale, as metafor returns it, NaN where metafor has NA):
@@ -473,7 +680,7 @@ class MetaRegressionResult:
         transform: str,
         ci_method: str,
         notes: tuple[str, ...],
-        studies: tuple[StudyEstimate, ...],
+        studies: StudyEstimates,
         moderator: tuple[float, ...],
     ) -> MetaRegressionResult:
         """Too few studies, or no spread in the moderator: the studies, no fit, notes say why."""

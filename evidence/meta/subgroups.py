@@ -24,7 +24,7 @@ from .effect_sizes import as_counts, freeman_tukey, logit_proportion
 from .heterogeneity import fit_rma_or_dl
 from .options import TEST_FOR_CI, study_labels, validate_pooling
 from .proportions import pool_proportions
-from .results import QTest, SubgroupPool, SubgroupResult, clean
+from .results import PoolResult, QTest, SubgroupPool, SubgroupResult, clean
 
 
 def subgroup_analysis(
@@ -35,6 +35,7 @@ def subgroup_analysis(
     transform: str = "logit",
     ci: str = "z",
     labels: Sequence[str] | None = None,
+    whole: PoolResult | None = None,
 ) -> SubgroupResult:
     """Pool each subgroup and test whether the subgroups differ.
 
@@ -42,6 +43,10 @@ def subgroup_analysis(
     does; with method="GLMM" the subgroup pools are GLMMs but this test is fitted with logit
     inverse-variance REML (rma.glmm moderators are not part of this engine), which the notes
     say. Subgroups with a single study are flagged (``single_study``) and shown unpooled.
+
+    ``whole``: the pool of all the studies with the same method, transform, ci and labels, if the
+    caller has it: a subgroup that holds every study (a slice of one product split by product)
+    is that pool, so it is not fitted again.
     """
     validate_pooling(method, transform, ci)
     x, n = as_counts(events, totals)
@@ -52,17 +57,22 @@ def subgroup_analysis(
     levels = list(dict.fromkeys(g))  # order of first appearance, for display
     notes: list[str] = []
 
+    g_arr = np.asarray(g)  # compared as one array per level, not study by study
+    member = {level: g_arr == level for level in levels}
     pools = []
     for level in levels:
-        idx = [i for i, v in enumerate(g) if v == level]
-        res = pool_proportions(
-            x[idx],
-            n[idx],
-            method=method,
-            transform=transform,
-            ci=ci,
-            labels=[labs[i] for i in idx],
-        )
+        idx = np.flatnonzero(member[level]).tolist()
+        if whole is not None and len(idx) == x.size:
+            res = whole
+        else:
+            res = pool_proportions(
+                x[idx],
+                n[idx],
+                method=method,
+                transform=transform,
+                ci=ci,
+                labels=[labs[i] for i in idx],
+            )
         pools.append(SubgroupPool(name=level, result=res, single_study=len(idx) == 1))
         if len(idx) == 1:
             notes.append(f"Subgroup '{level}' has one study: shown unpooled.")
@@ -97,9 +107,7 @@ def subgroup_analysis(
     elif k <= n_levels:
         notes.append("Too few studies per subgroup to estimate a common tau² and test.")
     else:
-        design = np.column_stack(
-            [np.ones(k)] + [np.array([v == lev for v in g], dtype=float) for lev in levels[1:]]
-        )
+        design = np.column_stack([np.ones(k)] + [member[lev].astype(float) for lev in levels[1:]])
         test = TEST_FOR_CI[ci]
         fit, reason = fit_rma_or_dl(
             yi, vi, design, method=iv_method, test=test, instead="DL used for the test"
