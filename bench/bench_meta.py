@@ -22,7 +22,6 @@ k = 10,000 under 2 s; the time of each method at 100,000 at most 15 times its ti
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import multiprocessing as mp
 import os
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evidence.meta import compare_groups, leave_one_out, pool_proportions  # noqa: E402
+from harness import provenance  # noqa: E402
 
 SEED = 20261124
 R_SCRIPT = ROOT / "bench" / "metafor_timing.R"
@@ -231,16 +231,7 @@ def main() -> None:
         print(f"  {'PASS' if ok else 'FAIL'}  {label}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     figures = {
-        "command": command,
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_at_start": load_at_start,
-            "malloc_top_pad": os.environ.get("MALLOC_TOP_PAD_"),
-        },
+        **provenance.run_record(command, load_at_start),
         "data": f"seed {SEED}; n uniform 5-60; logit p ~ N(-2.2, 0.8^2) (second arm for MH: "
         "logit p ~ N(-1.8, 0.8^2))",
         "metafor_cap_s": args.cap,

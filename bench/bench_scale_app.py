@@ -24,7 +24,6 @@ Writes artifacts/bench/scale_app.json; `python bench/render.py` puts it into doc
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import json
 import os
@@ -37,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from harness import provenance  # noqa: E402
+
 RESULTS = ROOT / "artifacts" / "bench" / "scale_app.json"  # scale_app-METHOD.json with --method
 WORK = ROOT / "artifacts" / "bench" / "scale"
 # Product filters never chosen before in a run: every change is a new slice.
@@ -178,16 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, ratio in ratios.items():
         print(f"  change time / shipped data: {name}: {ratio:.2f}")
     figures = {
-        "command": command,
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_at_start": load_at_start,
-            "malloc_top_pad": os.environ.get("MALLOC_TOP_PAD_"),
-        },
+        **provenance.run_record(command, load_at_start),
         "rows": rows,
         "ratio_to_shipped": ratios,
         "method": args.method or "glmm (the default)",

@@ -18,12 +18,10 @@ docs/performance.md. Needs Debian's Chromium (`make system-deps`).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_scale_app import database_for, shipped_database  # noqa: E402
 
+from harness import provenance  # noqa: E402
 from harness.server import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 
 RESULTS = ROOT / "artifacts" / "bench" / "scale_browser.json"
@@ -130,16 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, ratio in ratios.items():
         print(f"  change time / shipped data: {name}: {ratio:.2f}")
     figures = {
-        "command": command,
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_at_start": load_at_start,
-            "malloc_top_pad": os.environ.get("MALLOC_TOP_PAD_"),
-        },
+        **provenance.run_record(command, load_at_start),
         "rows": rows,
         "ratio_to_shipped": ratios,
     }
