@@ -728,23 +728,7 @@ def tau2_ci_qprofile(
     else:
         lb = root(crit_u)
 
-    def i2(t: float) -> float | None:
-        return None if math.isnan(t) else 100 * t / (fit.vt + t)  # type: ignore[operator]
-
-    def h2(t: float) -> float | None:
-        return None if math.isnan(t) else t / fit.vt + 1  # type: ignore[operator]
-
-    return Tau2Interval(
-        tau2_lb=lb,
-        tau2_ub=ub,
-        i2_lb=i2(lb),
-        i2_ub=i2(ub),
-        h2_lb=h2(lb),
-        h2_ub=h2(ub),
-        null_set=null_set,
-        lb_below_min=lb_below,
-        ub_above_max=ub_above,
-    )
+    return _tau2_interval(fit, lb, ub, null_set, lb_below, ub_above)
 
 
 def tau2_ci_profile(
@@ -791,6 +775,15 @@ def tau2_ci_profile(
     else:
         ub = root(fit.tau2, t_max)
 
+    return _tau2_interval(fit, lb, ub, False, lb_below, ub_above)
+
+
+def _tau2_interval(
+    fit: RmaFit, lb: float, ub: float, null_set: bool, lb_below: bool, ub_above: bool
+) -> Tau2Interval:
+    """A tau² interval with the I² and H² bounds it implies (metafor's confint.rma.uni: I² =
+    100 tau² / (vt + tau²), H² = tau² / vt + 1), whichever method found the bounds."""
+
     def i2(t: float) -> float | None:
         return None if math.isnan(t) else 100 * t / (fit.vt + t)  # type: ignore[operator]
 
@@ -798,13 +791,6 @@ def tau2_ci_profile(
         return None if math.isnan(t) else t / fit.vt + 1  # type: ignore[operator]
 
     return Tau2Interval(
-        tau2_lb=lb,
-        tau2_ub=ub,
-        i2_lb=i2(lb),
-        i2_ub=i2(ub),
-        h2_lb=h2(lb),
-        h2_ub=h2(ub),
-        null_set=False,
-        lb_below_min=lb_below,
-        ub_above_max=ub_above,
-    )
+        tau2_lb=lb, tau2_ub=ub, i2_lb=i2(lb), i2_ub=i2(ub), h2_lb=h2(lb), h2_ub=h2(ub),
+        null_set=null_set, lb_below_min=lb_below, ub_above_max=ub_above,
+    )  # fmt: skip
